@@ -1,0 +1,58 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+DEMO_DIR := .demo
+FAKESTRIPE_PORT ?= 12111
+DEMO_PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast lint format bench lock browsers clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Chromium for the browser tests comes from Debian (Playwright cannot download its own here).
+browsers:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "install Debian's chromium (apt-get install chromium) for the browser tests"; fi; }
+
+demo: install
+	mkdir -p $(DEMO_DIR)
+	DJANGO_DEBUG=true STRIPE_API_BASE=http://127.0.0.1:$(FAKESTRIPE_PORT) \
+	  FAKESTRIPE_STATE=$(DEMO_DIR)/fakestripe.jsonl FAKESTRIPE_PORT=$(FAKESTRIPE_PORT) \
+	  DEMO_PORT=$(DEMO_PORT) $(PY) scripts/demo.py
+
+# The suite runs as a developer does (DEBUG on unless set); production settings are tested
+# in subprocesses by tests/test_settings.py.
+test: install browsers
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: install
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Re-resolve the pinned versions from pyproject.toml's ranges.
+lock:
+	rm -rf /tmp/lock-venv && $(PYTHON) -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install --quiet --upgrade pip
+	/tmp/lock-venv/bin/pip install --quiet ".[dev]"
+	/tmp/lock-venv/bin/pip freeze --exclude stripe-shop > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) staticfiles db.sqlite3

@@ -1,0 +1,302 @@
+"""The only module that calls stripe-python.
+
+Every call goes through ``_call``: one pinned API version, the key passed per client (never
+module-global state of ours), idempotency keys on creates, retries for rate limits (Stripe
+asks clients to back off on 429; stripe-python itself retries only connection errors, 409s
+and 5xx), call counting, and ``StripeError`` turned into ``StripeAPIError`` with a message
+a person can act on.
+
+dj-stripe's own fetches (related objects during ``sync_from_stripe_data``) use stripe-python's
+module-level configuration, which ``configure_module`` sets from the same settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger(__name__)
+
+# Stripe object type -> the StripeClient v1 service that serves it.
+SERVICES: dict[str, str] = {
+    "account": "accounts",
+    "charge": "charges",
+    "checkout.session": "checkout.sessions",
+    "customer": "customers",
+    "event": "events",
+    "invoice": "invoices",
+    "payment_intent": "payment_intents",
+    "payment_method": "payment_methods",
+    "price": "prices",
+    "product": "products",
+    "refund": "refunds",
+    "subscription": "subscriptions",
+    "webhook_endpoint": "webhook_endpoints",
+}
+RATE_LIMIT_RETRIES = 4
+RATE_LIMIT_BASE_DELAY = 0.25
+
+
+class StripeAPIError(Exception):
+    """A Stripe call failed. ``message`` is meant for the person who triggered the call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool = False,
+        kind: str = "api_error",
+    ):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+        self.request_id = request_id
+        self.retryable = retryable
+        self.kind = kind
+
+
+class StripeNotFound(StripeAPIError):
+    """The object does not exist (or no longer exists) in Stripe."""
+
+
+class StripeCardError(StripeAPIError):
+    """The card was declined; the message is safe to show the customer."""
+
+
+class StripeNotConfigured(StripeAPIError, ImproperlyConfigured):
+    pass
+
+
+_calls: Counter[str] = Counter()
+_calls_lock = threading.Lock()
+
+
+def call_counts() -> dict[str, int]:
+    """Calls made by this process, by operation (``customer.retrieve``), since start or reset."""
+    with _calls_lock:
+        return dict(_calls)
+
+
+def call_counts_reset() -> None:
+    with _calls_lock:
+        _calls.clear()
+
+
+def _api_key() -> str:
+    key = settings.STRIPE_SECRET_KEY
+    if not key:
+        raise StripeNotConfigured(
+            "STRIPE_SECRET_KEY is not set: the shop cannot reach Stripe. "
+            "Set it in the environment (sk_test_... or sk_live_...).",
+            kind="configuration",
+        )
+    if key.startswith("pk_"):
+        raise StripeNotConfigured(
+            "STRIPE_SECRET_KEY holds a publishable key (pk_...); a secret key is needed.",
+            kind="configuration",
+        )
+    return key
+
+
+@lru_cache(maxsize=4)
+def _client_for(key: str, api_base: str | None, version: str, retries: int, timeout: float):
+    return stripe.StripeClient(
+        key,
+        stripe_version=version,
+        base_addresses={"api": api_base} if api_base else None,
+        max_network_retries=retries,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
+
+
+def client() -> stripe.StripeClient:
+    """The StripeClient for the current settings (rebuilt when settings change, e.g. in tests)."""
+    return _client_for(
+        _api_key(),
+        settings.STRIPE_API_BASE,
+        settings.STRIPE_API_VERSION,
+        settings.STRIPE_MAX_NETWORK_RETRIES,
+        settings.STRIPE_TIMEOUT_SECONDS,
+    )
+
+
+def configure_module() -> None:
+    """Point stripe-python's module-level configuration (used by dj-stripe) at our settings."""
+    stripe.api_base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
+    stripe.api_version = settings.STRIPE_API_VERSION
+    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
+    stripe.default_http_client = stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+
+
+def _service(object_type: str):
+    try:
+        path = SERVICES[object_type]
+    except KeyError:
+        raise ValueError(f"No Stripe service for object type {object_type!r}") from None
+    service = client().v1
+    for part in path.split("."):
+        service = getattr(service, part)
+    return service
+
+
+def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
+    error = exc.error
+    code = getattr(error, "code", None) or exc.code
+    fields = {"code": code, "http_status": exc.http_status, "request_id": exc.request_id}
+    detail = exc.user_message or str(exc)
+    if isinstance(exc, stripe.CardError):
+        return StripeCardError(detail, kind="card_error", **fields)
+    if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
+        return StripeNotFound(f"Not found in Stripe ({operation}): {detail}", kind="not_found", **fields)
+    if isinstance(exc, stripe.AuthenticationError):
+        return StripeAPIError(
+            "Stripe refused the API key (check STRIPE_SECRET_KEY).", kind="authentication", **fields
+        )
+    if isinstance(exc, stripe.RateLimitError):
+        return StripeAPIError(
+            "Stripe is rate limiting requests; try again in a few seconds.",
+            retryable=True,
+            kind="rate_limit",
+            **fields,
+        )
+    if isinstance(exc, stripe.APIConnectionError):
+        return StripeAPIError(
+            f"Could not reach Stripe ({operation}): {detail}", retryable=True, kind="connection", **fields
+        )
+    if isinstance(exc, stripe.IdempotencyError):
+        return StripeAPIError(
+            f"Stripe rejected a repeated request with different parameters: {detail}",
+            kind="idempotency",
+            **fields,
+        )
+    if isinstance(exc, stripe.InvalidRequestError):
+        return StripeAPIError(f"Stripe rejected the request: {detail}", kind="invalid_request", **fields)
+    retryable = exc.http_status is None or exc.http_status >= 500
+    return StripeAPIError(
+        f"Stripe had an error ({operation}): {detail}", retryable=retryable, kind="api_error", **fields
+    )
+
+
+def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one Stripe request; retry rate limits with jittered exponential backoff."""
+    for attempt in range(RATE_LIMIT_RETRIES + 1):
+        with _calls_lock:
+            _calls[operation] += 1
+        try:
+            return fn(*args, **kwargs)
+        except stripe.RateLimitError as exc:
+            if attempt == RATE_LIMIT_RETRIES:
+                raise _translate(exc, operation) from exc
+            delay = RATE_LIMIT_BASE_DELAY * 2**attempt * (0.5 + random.random())  # noqa: S311
+            logger.warning("stripe %s rate limited; retry %s in %.2fs", operation, attempt + 1, delay)
+            time.sleep(delay)
+        except stripe.StripeError as exc:
+            raise _translate(exc, operation) from exc
+    raise AssertionError("unreachable")
+
+
+def _options(idempotency_key: str | None) -> dict[str, str] | None:
+    return {"idempotency_key": idempotency_key} if idempotency_key else None
+
+
+def idempotency_key(*parts: object) -> str:
+    """A stable key from the business identity of a create (e.g. the order and its attempt)."""
+    raw = ":".join(str(p) for p in parts)
+    return f"shop-{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
+
+
+# --- Generic operations, by Stripe object type -------------------------------------------
+
+
+def retrieve(*, object_type: str, stripe_id: str, expand: Iterable[str] = ()) -> stripe.StripeObject:
+    params = {"expand": list(expand)} if expand else None
+    return _call(f"{object_type}.retrieve", _service(object_type).retrieve, stripe_id, params)
+
+
+def create(
+    *, object_type: str, params: Mapping[str, Any], idempotency_key: str | None = None
+) -> stripe.StripeObject:
+    return _call(
+        f"{object_type}.create",
+        _service(object_type).create,
+        dict(params),
+        _options(idempotency_key),
+    )
+
+
+def update(
+    *,
+    object_type: str,
+    stripe_id: str,
+    params: Mapping[str, Any],
+    idempotency_key: str | None = None,
+) -> stripe.StripeObject:
+    return _call(
+        f"{object_type}.update",
+        _service(object_type).update,
+        stripe_id,
+        dict(params),
+        _options(idempotency_key),
+    )
+
+
+def delete(*, object_type: str, stripe_id: str) -> stripe.StripeObject:
+    return _call(f"{object_type}.delete", _service(object_type).delete, stripe_id)
+
+
+def list_all(
+    *, object_type: str, params: Mapping[str, Any] | None = None
+) -> Iterator[stripe.StripeObject]:
+    """Every object matching ``params``, newest first, fetched 100 to a page."""
+    page_params = {"limit": 100, **(params or {})}
+    page = _call(f"{object_type}.list", _service(object_type).list, page_params)
+    while True:
+        yield from page.data
+        if not page.has_more or not page.data:
+            return
+        page_params = {**page_params, "starting_after": page.data[-1].id}
+        page = _call(f"{object_type}.list", _service(object_type).list, page_params)
+
+
+def search(*, object_type: str, query: str, limit: int = 100) -> Iterator[stripe.StripeObject]:
+    params: dict[str, Any] = {"query": query, "limit": limit}
+    while True:
+        page = _call(f"{object_type}.search", _service(object_type).search, params)
+        yield from page.data
+        if not page.has_more or not page.next_page:
+            return
+        params = {**params, "page": page.next_page}
+
+
+def action(
+    *,
+    object_type: str,
+    name: str,
+    stripe_id: str,
+    params: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> stripe.StripeObject:
+    """A named action on one object: ``checkout.session`` ``expire``, ``subscription`` ``cancel``."""
+    method = getattr(_service(object_type), name)
+    return _call(
+        f"{object_type}.{name}", method, stripe_id, dict(params or {}), _options(idempotency_key)
+    )
+
+
+def account() -> stripe.StripeObject:
+    return _call("account.retrieve", client().v1.accounts.retrieve_current)

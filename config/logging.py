@@ -1,0 +1,22 @@
+"""Keep secrets out of the logs, whatever a library decides to print."""
+
+import logging
+import re
+
+# Stripe secret and restricted keys, webhook signing secrets, and client secrets.
+SECRET_PATTERN = re.compile(
+    r"\b(sk|rk)_(live|test)_[0-9A-Za-z]+|\bwhsec_[0-9A-Za-z+/=]+|\b(pi|seti|cs)_[0-9A-Za-z]+_secret_[0-9A-Za-z]+"
+)
+
+
+def redact(text: str) -> str:
+    return SECRET_PATTERN.sub("[redacted]", text)
+
+
+class RedactSecretsFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

@@ -1,0 +1,62 @@
+"""Errors shaped as Stripe sends them, so stripe-python raises the matching class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DOC_BASE = "https://stripe.com/docs/error-codes/"
+
+
+class StripeError(Exception):
+    """An API error; `body()` is the JSON Stripe would answer with."""
+
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type_
+        self.message = message
+        self.code = code
+        self.param = param
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.code:
+            error["code"] = self.code
+            error["doc_url"] = DOC_BASE + self.code.replace("_", "-")
+        if self.param:
+            error["param"] = self.param
+        error.update(self.extra)
+        return {"error": error}
+
+
+def invalid(message: str, *, param: str | None = None, code: str | None = None) -> StripeError:
+    return StripeError(400, "invalid_request_error", message, param=param, code=code)
+
+
+def missing_param(param: str) -> StripeError:
+    return invalid(f"Missing required param: {param}.", param=param, code="parameter_missing")
+
+
+def unknown_param(param: str) -> StripeError:
+    return invalid(f"Received unknown parameter: {param}", param=param, code="parameter_unknown")
+
+
+def no_such(noun: str, object_id: str, *, param: str = "id", status: int = 404) -> StripeError:
+    # Stripe answers 404 for a path id and 400 for an id passed as a parameter.
+    return StripeError(
+        status,
+        "invalid_request_error",
+        f"No such {noun}: '{object_id}'",
+        param=param,
+        code="resource_missing",
+    )

@@ -1,0 +1,101 @@
+"""Decoding of Stripe's form-encoded nested parameters.
+
+stripe-python sends `metadata[k]=v`, `expand[0]=a`, `line_items[0][price]=p`; curl users
+send `expand[]=a`. Values stay strings: each resource coerces what it reads, as Stripe does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .errors import invalid, missing_param
+
+_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _split_key(key: str) -> list[str]:
+    head, bracket, rest = key.partition("[")
+    if not bracket:
+        return [key]
+    return [head, *_SEGMENT.findall("[" + rest)]
+
+
+def _listify(value: Any) -> Any:
+    """Turn dicts whose keys are all indices into lists (Stripe's array encoding)."""
+    if not isinstance(value, dict):
+        return value
+    converted = {k: _listify(v) for k, v in value.items()}
+    if converted and all(k.isdigit() for k in converted):
+        return [converted[k] for k in sorted(converted, key=int)]
+    return converted
+
+
+def decode_form(text: str) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        path = _split_key(key)
+        node = root
+        for i, segment in enumerate(path):
+            last = i == len(path) - 1
+            if segment == "":
+                # `a[]` appends: number it after what is already there.
+                segment = str(len(node))
+            if last:
+                node[segment] = value
+            else:
+                child = node.setdefault(segment, {})
+                if not isinstance(child, dict):
+                    raise invalid(f"Invalid array or hash for parameter: {key}", param=key)
+                node = child
+    return _listify(root)
+
+
+def decode_body(body: bytes, content_type: str) -> dict[str, Any]:
+    if not body:
+        return {}
+    if content_type.startswith("application/json"):
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise invalid("Invalid JSON body.") from exc
+        if not isinstance(data, dict):
+            raise invalid("Invalid JSON body: expected an object.")
+        return data
+    return decode_form(body.decode("utf-8", errors="replace"))
+
+
+def as_int(params: dict, name: str, *, required: bool = False, default: int | None = None):
+    value = params.get(name)
+    if value is None or value == "":
+        if required:
+            raise missing_param(name)
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise invalid(f"Invalid integer: {value}", param=name) from exc
+
+
+def as_bool(params: dict, name: str, default: bool | None = None) -> bool | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise invalid(f"Invalid boolean: {value}", param=name)
+
+
+def as_list(params: dict, name: str) -> list:
+    value = params.get(name)
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return list(value.values())
+    return [value]

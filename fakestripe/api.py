@@ -58,10 +58,14 @@ def register(resource: Resource) -> Resource:
     return resource
 
 
-def route(method: str, template: str) -> Callable:
-    """Declare a handler `(emu, call, **path_params)` for a resource-specific endpoint."""
+def route(method: str, template: str, *, locked: bool = True) -> Callable:
+    """Declare a handler `(emu, call, **path_params)` for a resource-specific endpoint.
+
+    Handlers run holding the store lock unless `locked=False` (those that wait).
+    """
 
     def decorate(handler: Callable) -> Callable:
+        handler.locked = locked
         ROUTES.append((method, template, handler))
         return handler
 
@@ -196,8 +200,9 @@ def _cannot(segment: str, in_list: bool) -> StripeError:
     return invalid(message, param="expand")
 
 
-def _expand(emu: Emulator, obj: dict, tree: dict, owner: Resource | None, prefix: str,
-            raw: dict | None) -> None:  # fmt: skip
+def _expand(
+    emu: Emulator, obj: dict, tree: dict, owner: Resource | None, prefix: str, raw: dict | None
+) -> None:
     """Expand `tree` in place in `obj` (a public copy); `raw` is the stored original."""
     kind = obj.get("object")
     if kind in ("list", "search_result") and not prefix:
@@ -259,9 +264,13 @@ def retrieve(emu: Emulator, call: Call, resource: Resource, object_id: str) -> d
 
 def created_matches(created: int, value: Any) -> bool:
     if isinstance(value, dict):
-        checks = {"gt": created.__gt__, "gte": created.__ge__, "lt": created.__lt__,
-                  "lte": created.__le__}  # fmt: skip
-        for op, bound in value.items():
+        checks = {
+            "gt": created.__gt__,
+            "gte": created.__ge__,
+            "lt": created.__lt__,
+            "lte": created.__le__,
+        }
+        for op in value:
             if op not in checks:
                 raise invalid(f"Received unknown parameter: created[{op}]", param=f"created[{op}]")
             if not checks[op](as_int(value, op)):
@@ -278,8 +287,9 @@ def _lower_bound(value: Any) -> int | None:
     return as_int({"created": value}, "created")
 
 
-def paginate(emu: Emulator, call: Call, object_type: str, predicate, url: str,
-             created: Any = None) -> dict[str, Any]:  # fmt: skip
+def paginate(
+    emu: Emulator, call: Call, object_type: str, predicate, url: str, created: Any = None
+) -> dict[str, Any]:
     """One page, newest first, walking the type's creation-ordered index."""
     params = call.params
     limit = as_int(params, "limit", default=10)
@@ -307,8 +317,9 @@ def paginate(emu: Emulator, call: Call, object_type: str, predicate, url: str,
     with emu.store.lock:
         cursor = after or before
         if cursor and cursor not in index.pos:
-            raise no_such(noun, cursor, param="starting_after" if after else "ending_before",
-                          status=400)  # fmt: skip
+            raise no_such(
+                noun, cursor, param="starting_after" if after else "ending_before", status=400
+            )
         if before:
             for object_id in index.oldest_first(index.pos[before]):
                 if accept(object_id):
@@ -348,8 +359,11 @@ def list_objects(emu: Emulator, call: Call, resource: Resource) -> dict[str, Any
     if resource.has_created_filter:
         allowed.add("created")
     check_params(params, allowed)
-    active = [(resource.filters[name], params[name]) for name in resource.filters
-              if name in params and params[name] != ""]  # fmt: skip
+    active = [
+        (resource.filters[name], params[name])
+        for name in resource.filters
+        if name in params and params[name] != ""
+    ]
     default = resource.default_filter
 
     def predicate(obj: dict[str, Any]) -> bool:
@@ -357,12 +371,14 @@ def list_objects(emu: Emulator, call: Call, resource: Resource) -> dict[str, Any
             return False
         return all(test(obj, value) for test, value in active)
 
-    return paginate(emu, call, resource.object, predicate, f"/v1/{resource.path}",
-                    created=params.get("created"))  # fmt: skip
+    return paginate(
+        emu, call, resource.object, predicate, f"/v1/{resource.path}", created=params.get("created")
+    )
 
 
-def apply_update(emu: Emulator, call: Call, resource: Resource, obj: dict[str, Any],
-                 params: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def apply_update(
+    emu: Emulator, call: Call, resource: Resource, obj: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
     """Apply simple fields and metadata, run the resource's hook, emit `<x>.updated`."""
     with emu.store.lock:
         before = versions.deepcopy(obj)

@@ -107,6 +107,8 @@ class Emulator:
         self._idempotency: dict[tuple[str, str], _Remembered] = {}
         self._idem_lock = threading.Lock()
         self._routes = self._build_routes()
+        self._ticker: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # -- helpers for handlers --------------------------------------------------------------
 
@@ -126,7 +128,20 @@ class Emulator:
             with self._idem_lock:
                 self._idempotency.clear()
 
+    def start_background(self) -> None:
+        """Start the sweeper that expires overdue Checkout Sessions, as Stripe does."""
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="fakestripe-tick", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        from .checkout import expire_overdue
+
+        while not self._closing.wait(1.0):
+            expire_overdue(self)
+
     def close(self) -> None:
+        self._closing.set()
         self.deliveries.stop()
         self.store.close()
 
@@ -202,6 +217,8 @@ class Emulator:
         if found is None:
             return self._unrecognised(call, known)
         try:
+            if not getattr(found.handler, "locked", True):
+                return _as_response(found.handler(self, call, **values))
             with self.store.lock:
                 return _as_response(found.handler(self, call, **values))
         except StripeError as error:
@@ -291,25 +308,28 @@ class Emulator:
         if remembered.signature[:2] != signature[:2]:
             first = " ".join(remembered.signature[:2])
             raise StripeError(
-                400, "idempotency_error",
+                400,
+                "idempotency_error",
                 "Keys for idempotent requests can only be used for the same endpoint they were "
                 f"first used for ('{first}' vs '{signature[0]} {signature[1]}'). Try using a key "
                 f"other than '{key}' if you meant to execute a different request.",
-            )  # fmt: skip
+            )
         if remembered.signature != signature:
             raise StripeError(
-                400, "idempotency_error",
+                400,
+                "idempotency_error",
                 "Keys for idempotent requests can only be used with the same parameters they "
                 f"were first used with. Try using a key other than '{key}' if you meant to "
                 "execute a different request.",
-            )  # fmt: skip
+            )
         if remembered.response is None:
             raise StripeError(
-                409, "idempotency_error",
+                409,
+                "idempotency_error",
                 "There is currently another in-progress request using this Stripe API key and "
                 "idempotency key. Please try again later.",
                 code="idempotency_key_in_use",
-            )  # fmt: skip
+            )
         first = remembered.response
         headers = dict(first.headers, **{"Idempotent-Replayed": "true"})
         return Response(first.status, first.body, headers)
@@ -335,4 +355,4 @@ def _bind(function: Callable, resource: api.Resource) -> Callable:
 
 
 def _bind_id(function: Callable, resource: api.Resource) -> Callable:
-    return lambda emu, call, id: function(emu, call, resource, id)  # noqa: A006
+    return lambda emu, call, id: function(emu, call, resource, id)

@@ -86,8 +86,12 @@ class Deliveries:
     # -- queueing ----------------------------------------------------------------------
 
     def enqueue(self, event_id: str, endpoint_id: str, *, resend: bool = False) -> None:
-        task = {"event": event_id, "endpoint": endpoint_id, "resend": resend,
-                "generation": self.generation}  # fmt: skip
+        task = {
+            "event": event_id,
+            "endpoint": endpoint_id,
+            "resend": resend,
+            "generation": self.generation,
+        }
         window = self.emu.faults.get("shuffle_window")
         with self.cond:
             queue = self._queue(endpoint_id)
@@ -106,9 +110,11 @@ class Deliveries:
             queue = self.queues[endpoint_id] = _EndpointQueue()
         if queue.thread is None:
             queue.thread = threading.Thread(
-                target=self._work, args=(endpoint_id, queue), daemon=True,
+                target=self._work,
+                args=(endpoint_id, queue),
+                daemon=True,
                 name=f"fakestripe-webhooks-{endpoint_id}",
-            )  # fmt: skip
+            )
             queue.thread.start()
         return queue
 

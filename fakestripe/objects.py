@@ -14,9 +14,23 @@ from typing import Any
 ACCOUNT_ID = "acct_1FakeStripeEmu01"
 
 ZERO_DECIMAL = {
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
-    "xaf", "xof", "xpf",
-}  # fmt: skip
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
 
 
 def address() -> dict[str, Any]:
@@ -43,19 +57,31 @@ def add_interval(timestamp: int, interval: str, count: int = 1) -> int:
 
 def account() -> dict[str, Any]:
     requirements = {
-        "alternatives": [], "current_deadline": None, "currently_due": [],
-        "disabled_reason": None, "errors": [], "eventually_due": [], "past_due": [],
+        "alternatives": [],
+        "current_deadline": None,
+        "currently_due": [],
+        "disabled_reason": None,
+        "errors": [],
+        "eventually_due": [],
+        "past_due": [],
         "pending_verification": [],
-    }  # fmt: skip
+    }
     return {
         "id": ACCOUNT_ID,
         "object": "account",
         "business_profile": {
-            "annual_revenue": None, "estimated_worker_count": None, "mcc": None,
-            "minority_owned_business_designation": None, "name": "fakestripe",
-            "product_description": None, "support_address": None, "support_email": None,
-            "support_phone": None, "support_url": None, "url": None,
-        },  # fmt: skip
+            "annual_revenue": None,
+            "estimated_worker_count": None,
+            "mcc": None,
+            "minority_owned_business_designation": None,
+            "name": "fakestripe",
+            "product_description": None,
+            "support_address": None,
+            "support_email": None,
+            "support_phone": None,
+            "support_url": None,
+            "url": None,
+        },
         "business_type": None,
         "capabilities": {"card_payments": "active", "transfers": "active"},
         "charges_enabled": True,
@@ -79,8 +105,9 @@ def account() -> dict[str, Any]:
     }
 
 
-def customer(oid: str, now: int, *, email=None, name=None, description=None, phone=None,
-             metadata=None) -> dict[str, Any]:  # fmt: skip
+def customer(
+    oid: str, now: int, *, email=None, name=None, description=None, phone=None, metadata=None
+) -> dict[str, Any]:
     return {
         "id": oid,
         "object": "customer",
@@ -112,8 +139,19 @@ def customer(oid: str, now: int, *, email=None, name=None, description=None, pho
     }
 
 
-def product(oid: str, now: int, *, name: str, description=None, active=True, metadata=None,
-            images=None, url=None, unit_label=None, statement_descriptor=None) -> dict:  # fmt: skip
+def product(
+    oid: str,
+    now: int,
+    *,
+    name: str,
+    description=None,
+    active=True,
+    metadata=None,
+    images=None,
+    url=None,
+    unit_label=None,
+    statement_descriptor=None,
+) -> dict:
     return {
         "id": oid,
         "object": "product",
@@ -137,9 +175,19 @@ def product(oid: str, now: int, *, name: str, description=None, active=True, met
     }
 
 
-def price(oid: str, now: int, *, product_id: str, currency: str, unit_amount: int,
-          recurring: dict | None, active=True, metadata=None, nickname=None,
-          lookup_key=None) -> dict[str, Any]:  # fmt: skip
+def price(
+    oid: str,
+    now: int,
+    *,
+    product_id: str,
+    currency: str,
+    unit_amount: int,
+    recurring: dict | None,
+    active=True,
+    metadata=None,
+    nickname=None,
+    lookup_key=None,
+) -> dict[str, Any]:
     return {
         "id": oid,
         "object": "price",
@@ -207,8 +255,17 @@ def checkout_line_item(oid: str, p: dict[str, Any], quantity: int, description: 
     }
 
 
-def checkout_session(oid: str, now: int, *, mode: str, currency: str, amount: int,
-                     expires_at: int, url: str, params: dict[str, Any]) -> dict:  # fmt: skip
+def checkout_session(
+    oid: str,
+    now: int,
+    *,
+    mode: str,
+    currency: str,
+    amount: int,
+    expires_at: int,
+    url: str,
+    params: dict[str, Any],
+) -> dict:
     return {
         "id": oid,
         "object": "checkout.session",
@@ -230,9 +287,11 @@ def checkout_session(oid: str, now: int, *, mode: str, currency: str, amount: in
         "currency_conversion": None,
         "custom_fields": [],
         "custom_text": {
-            "after_submit": None, "shipping_address": None, "submit": None,
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
             "terms_of_service_acceptance": None,
-        },  # fmt: skip
+        },
         "customer": params.get("customer"),
         "customer_account": None,
         "customer_creation": params.get("customer_creation")
@@ -322,9 +381,19 @@ def payment_method(oid: str, now: int, card: dict[str, Any], customer_id=None) -
     }
 
 
-def payment_intent(oid: str, now: int, *, amount: int, currency: str, customer_id=None,
-                   description=None, metadata=None, payment_method_id=None,
-                   receipt_email=None, capture_method="automatic") -> dict:  # fmt: skip
+def payment_intent(
+    oid: str,
+    now: int,
+    *,
+    amount: int,
+    currency: str,
+    customer_id=None,
+    description=None,
+    metadata=None,
+    payment_method_id=None,
+    receipt_email=None,
+    capture_method="automatic",
+) -> dict:
     return {
         "id": oid,
         "object": "payment_intent",
@@ -371,8 +440,15 @@ def payment_intent(oid: str, now: int, *, amount: int, currency: str, customer_i
     }
 
 
-def charge(oid: str, now: int, *, pi: dict[str, Any], pm: dict[str, Any], base_url: str,
-           failure: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+def charge(
+    oid: str,
+    now: int,
+    *,
+    pi: dict[str, Any],
+    pm: dict[str, Any],
+    base_url: str,
+    failure: dict[str, Any] | None,
+) -> dict[str, Any]:
     card = pm["_card"]
     succeeded = failure is None
     return {
@@ -461,8 +537,9 @@ def charge(oid: str, now: int, *, pi: dict[str, Any], pm: dict[str, Any], base_u
     }
 
 
-def refund(oid: str, now: int, *, ch: dict[str, Any], amount: int, reason=None,
-           metadata=None) -> dict[str, Any]:  # fmt: skip
+def refund(
+    oid: str, now: int, *, ch: dict[str, Any], amount: int, reason=None, metadata=None
+) -> dict[str, Any]:
     return {
         "id": oid,
         "object": "refund",
@@ -474,10 +551,14 @@ def refund(oid: str, now: int, *, ch: dict[str, Any], amount: int, reason=None,
         "customer": ch["customer"],
         "customer_account": None,
         "destination_details": {
-            "card": {"reference_status": "pending", "reference_type": "acquirer_reference_number",
-                     "type": "refund", "reference": None},
+            "card": {
+                "reference_status": "pending",
+                "reference_type": "acquirer_reference_number",
+                "type": "refund",
+                "reference": None,
+            },
             "type": "card",
-        },  # fmt: skip
+        },
         "metadata": metadata or {},
         "payment_intent": ch["payment_intent"],
         "payment_method": ch["payment_method"],
@@ -489,8 +570,16 @@ def refund(oid: str, now: int, *, ch: dict[str, Any], amount: int, reason=None,
     }
 
 
-def subscription_item(oid: str, now: int, *, sub_id: str, p: dict[str, Any], quantity: int,
-                      period: tuple[int, int], metadata=None) -> dict[str, Any]:  # fmt: skip
+def subscription_item(
+    oid: str,
+    now: int,
+    *,
+    sub_id: str,
+    p: dict[str, Any],
+    quantity: int,
+    period: tuple[int, int],
+    metadata=None,
+) -> dict[str, Any]:
     return {
         "id": oid,
         "object": "subscription_item",
@@ -508,9 +597,18 @@ def subscription_item(oid: str, now: int, *, sub_id: str, p: dict[str, Any], qua
     }
 
 
-def subscription(oid: str, now: int, *, customer_id: str, currency: str, items: list,
-                 metadata=None, description=None, default_payment_method=None,
-                 cancel_at_period_end=False) -> dict[str, Any]:  # fmt: skip
+def subscription(
+    oid: str,
+    now: int,
+    *,
+    customer_id: str,
+    currency: str,
+    items: list,
+    metadata=None,
+    description=None,
+    default_payment_method=None,
+    cancel_at_period_end=False,
+) -> dict[str, Any]:
     return {
         "id": oid,
         "object": "subscription",
@@ -566,8 +664,15 @@ def subscription(oid: str, now: int, *, customer_id: str, currency: str, items: 
     }
 
 
-def invoice_line(oid: str, *, invoice_id: str, sub: dict[str, Any], item: dict[str, Any],
-                 period: tuple[int, int], description: str) -> dict[str, Any]:  # fmt: skip
+def invoice_line(
+    oid: str,
+    *,
+    invoice_id: str,
+    sub: dict[str, Any],
+    item: dict[str, Any],
+    period: tuple[int, int],
+    description: str,
+) -> dict[str, Any]:
     p = item["price"]
     amount = p["unit_amount"] * item["quantity"]
     return {
@@ -608,9 +713,18 @@ def invoice_line(oid: str, *, invoice_id: str, sub: dict[str, Any], item: dict[s
     }
 
 
-def invoice(oid: str, now: int, *, cus: dict[str, Any], sub: dict[str, Any], lines: list,
-            period: tuple[int, int], billing_reason: str, number: str,
-            base_url: str) -> dict[str, Any]:  # fmt: skip
+def invoice(
+    oid: str,
+    now: int,
+    *,
+    cus: dict[str, Any],
+    sub: dict[str, Any],
+    lines: list,
+    period: tuple[int, int],
+    billing_reason: str,
+    number: str,
+    base_url: str,
+) -> dict[str, Any]:
     total = sum(line["amount"] for line in lines)
     return {
         "id": oid,
@@ -628,9 +742,12 @@ def invoice(oid: str, now: int, *, cus: dict[str, Any], sub: dict[str, Any], lin
         "attempted": False,
         "auto_advance": True,
         "automatic_tax": {
-            "disabled_reason": None, "enabled": False, "liability": None, "provider": None,
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
             "status": None,
-        },  # fmt: skip
+        },
         "automatically_finalizes_at": None,
         "billing_reason": billing_reason,
         "collection_method": "charge_automatically",
@@ -729,8 +846,17 @@ def invoice_payment(oid: str, now: int, *, inv: dict[str, Any], pi_id: str) -> d
     }
 
 
-def webhook_endpoint(oid: str, now: int, *, url: str, enabled_events: list, api_version: str,
-                     description=None, metadata=None, secret: str) -> dict:  # fmt: skip
+def webhook_endpoint(
+    oid: str,
+    now: int,
+    *,
+    url: str,
+    enabled_events: list,
+    api_version: str,
+    description=None,
+    metadata=None,
+    secret: str,
+) -> dict:
     return {
         "id": oid,
         "object": "webhook_endpoint",
@@ -747,8 +873,16 @@ def webhook_endpoint(oid: str, now: int, *, url: str, enabled_events: list, api_
     }
 
 
-def event(oid: str, now: int, *, type_: str, api_version: str, data: dict, request: dict,
-          pending_webhooks: int) -> dict[str, Any]:  # fmt: skip
+def event(
+    oid: str,
+    now: int,
+    *,
+    type_: str,
+    api_version: str,
+    data: dict,
+    request: dict,
+    pending_webhooks: int,
+) -> dict[str, Any]:
     return {
         "id": oid,
         "object": "event",

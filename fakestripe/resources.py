@@ -78,10 +78,12 @@ def customer_update(emu, call, cus: dict[str, Any], params: dict[str, Any]) -> N
 
         pm_id = settings["default_payment_method"]
         cus["invoice_settings"]["default_payment_method"] = (
-            resolve_payment_method(emu, pm_id, customer_id=cus["id"],
-                                   param="invoice_settings[default_payment_method]")["id"]
-            if pm_id else None
-        )  # fmt: skip
+            resolve_payment_method(
+                emu, pm_id, customer_id=cus["id"], param="invoice_settings[default_payment_method]"
+            )["id"]
+            if pm_id
+            else None
+        )
     if "address" in params:
         cus["address"] = {**objects.address(), **params["address"]} if params["address"] else None
 
@@ -94,19 +96,25 @@ CUSTOMER = register(
         noun="customer",
         event="customer",
         create=customer_create,
-        create_params=frozenset({"email", "name", "description", "phone", "metadata",
-                                 "address", "invoice_settings", "payment_method"}),
+        create_params=frozenset(
+            {"email", "name", "description", "phone", "metadata", "address", "invoice_settings"}
+        ),
         update_params={"email": text, "name": text, "description": text, "phone": text},
         update_hook=customer_update,
         hook_params=frozenset({"invoice_settings", "address"}),
         deletable="stub",
         filters={"email": field_is("email"), "test_clock": field_is("test_clock")},
-        expandable=frozenset({"default_source", "invoice_settings.default_payment_method",
-                              "test_clock"}),
-        search_fields={"email": getter("email"), "name": getter("name"),
-                       "phone": getter("phone"), "created": getter("created")},
+        expandable=frozenset(
+            {"default_source", "invoice_settings.default_payment_method", "test_clock"}
+        ),
+        search_fields={
+            "email": getter("email"),
+            "name": getter("name"),
+            "phone": getter("phone"),
+            "created": getter("created"),
+        },
     )
-)  # fmt: skip
+)
 
 
 # -- products and prices ------------------------------------------------------------------
@@ -127,8 +135,9 @@ def product_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
         statement_descriptor=text(params.get("statement_descriptor")),
     )
     if emu.store.get(prod["id"]):
-        raise invalid(f"Product already exists: {prod['id']}", param="id",
-                      code="resource_already_exists")  # fmt: skip
+        raise invalid(
+            f"Product already exists: {prod['id']}", param="id", code="resource_already_exists"
+        )
     emu.store.put(prod)
     emu.events.emit("product.created", prod, call=call)
     default = params.get("default_price_data")
@@ -159,22 +168,50 @@ PRODUCT = register(
         noun="product",
         event="product",
         create=product_create,
-        create_params=frozenset({"id", "name", "description", "active", "metadata", "images",
-                                 "url", "unit_label", "statement_descriptor",
-                                 "default_price_data", "tax_code", "shippable"}),
-        update_params={"name": str, "description": text, "active": boolean, "url": text,
-                       "unit_label": text, "statement_descriptor": text},
+        create_params=frozenset(
+            {
+                "id",
+                "name",
+                "description",
+                "active",
+                "metadata",
+                "images",
+                "url",
+                "unit_label",
+                "statement_descriptor",
+                "default_price_data",
+                "tax_code",
+                "shippable",
+            }
+        ),
+        update_params={
+            "name": str,
+            "description": text,
+            "active": boolean,
+            "url": text,
+            "unit_label": text,
+            "statement_descriptor": text,
+        },
         update_hook=product_update,
         hook_params=frozenset({"default_price", "images"}),
         deletable="remove",
-        filters={"active": field_is("active"), "shippable": field_is("shippable"),
-                 "url": field_is("url"), "ids": lambda o, v: o["id"] in as_list({"v": v}, "v")},
+        filters={
+            "active": field_is("active"),
+            "shippable": field_is("shippable"),
+            "url": field_is("url"),
+            "ids": lambda o, v: o["id"] in as_list({"v": v}, "v"),
+        },
         expandable=frozenset({"default_price"}),
-        search_fields={"active": getter("active"), "name": getter("name"),
-                       "description": getter("description"), "url": getter("url"),
-                       "shippable": getter("shippable"), "created": getter("created")},
+        search_fields={
+            "active": getter("active"),
+            "name": getter("name"),
+            "description": getter("description"),
+            "url": getter("url"),
+            "shippable": getter("shippable"),
+            "created": getter("created"),
+        },
     )
-)  # fmt: skip
+)
 
 
 def build_price(emu, params: dict[str, Any], *, param: str = "", active=True) -> dict[str, Any]:
@@ -185,39 +222,52 @@ def build_price(emu, params: dict[str, Any], *, param: str = "", active=True) ->
 
     currency = str(params.get("currency") or "").lower()
     if not currency:
-        raise invalid(f"Missing required param: {name('currency')}.", param=name("currency"),
-                      code="parameter_missing")  # fmt: skip
+        raise invalid(
+            f"Missing required param: {name('currency')}.",
+            param=name("currency"),
+            code="parameter_missing",
+        )
     if len(currency) != 3:
         raise invalid(f"Invalid currency: {currency}", param=name("currency"))
     amount = as_int(params, "unit_amount")
     if amount is None and params.get("unit_amount_decimal") not in (None, ""):
         amount = int(float(params["unit_amount_decimal"]))
     if amount is None:
-        raise invalid(f"Missing required param: {name('unit_amount')}.",
-                      param=name("unit_amount"), code="parameter_missing")  # fmt: skip
+        raise invalid(
+            f"Missing required param: {name('unit_amount')}.",
+            param=name("unit_amount"),
+            code="parameter_missing",
+        )
     if amount < 0:
         raise invalid("This value must be greater than or equal to 0.", param=name("unit_amount"))
     product_id = params.get("product")
     if isinstance(params.get("product_data"), dict):
         data = params["product_data"]
         prod = objects.product(
-            emu.new_id("prod"), emu.now(), name=str(require(data, "name")),
+            emu.new_id("prod"),
+            emu.now(),
+            name=str(require(data, "name")),
             metadata=merge_metadata({}, data.get("metadata", {})),
             description=text(data.get("description")),
-        )  # fmt: skip
+        )
         emu.store.put(prod)
         product_id = prod["id"]
     elif product_id:
         fetch_live(emu, PRODUCT, product_id, param=name("product"))
     else:
-        raise invalid(f"Missing required param: {name('product')}.", param=name("product"),
-                      code="parameter_missing")  # fmt: skip
+        raise invalid(
+            f"Missing required param: {name('product')}.",
+            param=name("product"),
+            code="parameter_missing",
+        )
     recurring = params.get("recurring")
     if isinstance(recurring, dict) and recurring:
         interval = recurring.get("interval")
         if interval not in ("day", "week", "month", "year"):
-            raise invalid("Invalid recurring[interval]: must be one of day, week, month, or year",
-                          param=name("recurring[interval]"))  # fmt: skip
+            raise invalid(
+                "Invalid recurring[interval]: must be one of day, week, month, or year",
+                param=name("recurring[interval]"),
+            )
         recurring = {
             "interval": interval,
             "interval_count": as_int(recurring, "interval_count", default=1),
@@ -228,11 +278,17 @@ def build_price(emu, params: dict[str, Any], *, param: str = "", active=True) ->
     else:
         recurring = None
     return objects.price(
-        emu.new_id("price"), emu.now(), product_id=product_id, currency=currency,
-        unit_amount=amount, recurring=recurring, active=as_bool(params, "active", active),
+        emu.new_id("price"),
+        emu.now(),
+        product_id=product_id,
+        currency=currency,
+        unit_amount=amount,
+        recurring=recurring,
+        active=as_bool(params, "active", active),
         metadata=merge_metadata({}, params.get("metadata", {})),
-        nickname=text(params.get("nickname")), lookup_key=text(params.get("lookup_key")),
-    )  # fmt: skip
+        nickname=text(params.get("nickname")),
+        lookup_key=text(params.get("lookup_key")),
+    )
 
 
 def price_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
@@ -253,9 +309,22 @@ PRICE = register(
         noun="price",
         event="price",
         create=price_create,
-        create_params=frozenset({"currency", "unit_amount", "unit_amount_decimal", "product",
-                                 "product_data", "recurring", "active", "metadata", "nickname",
-                                 "lookup_key", "tax_behavior", "billing_scheme"}),
+        create_params=frozenset(
+            {
+                "currency",
+                "unit_amount",
+                "unit_amount_decimal",
+                "product",
+                "product_data",
+                "recurring",
+                "active",
+                "metadata",
+                "nickname",
+                "lookup_key",
+                "tax_behavior",
+                "billing_scheme",
+            }
+        ),
         update_params={"active": boolean, "nickname": text, "lookup_key": text},
         filters={
             "product": field_is("product"),
@@ -263,15 +332,22 @@ PRICE = register(
             "type": field_is("type"),
             "currency": field_is("currency"),
             "lookup_keys": lambda o, v: o["lookup_key"] in as_list({"v": v}, "v"),
-            "recurring": lambda o, v: bool(o["recurring"])
-            and all(o["recurring"].get(k) == x for k, x in v.items() if k == "interval"),
+            "recurring": lambda o, v: (
+                bool(o["recurring"])
+                and all(o["recurring"].get(k) == x for k, x in v.items() if k == "interval")
+            ),
         },
         expandable=frozenset({"product"}),
-        search_fields={"active": getter("active"), "currency": getter("currency"),
-                       "lookup_key": getter("lookup_key"), "product": getter("product"),
-                       "type": getter("type"), "created": getter("created")},
+        search_fields={
+            "active": getter("active"),
+            "currency": getter("currency"),
+            "lookup_key": getter("lookup_key"),
+            "product": getter("product"),
+            "type": getter("type"),
+            "created": getter("created"),
+        },
     )
-)  # fmt: skip
+)
 
 
 def format_amount(amount: int, currency: str) -> str:
@@ -290,16 +366,20 @@ WEBHOOK_EVENTS_PARAM = "enabled_events"
 def _enabled_events(value: Any) -> list[str]:
     events = [str(e) for e in as_list({"v": value}, "v")]
     if not events:
-        raise invalid("Missing required param: enabled_events.", param=WEBHOOK_EVENTS_PARAM,
-                      code="parameter_missing")  # fmt: skip
+        raise invalid(
+            "Missing required param: enabled_events.",
+            param=WEBHOOK_EVENTS_PARAM,
+            code="parameter_missing",
+        )
     return events
 
 
 def webhook_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
     url = str(require(params, "url"))
     if not url.startswith(("http://", "https://")):
-        raise invalid("Invalid URL: URL must be publicly accessible.", param="url",
-                      code="url_invalid")  # fmt: skip
+        raise invalid(
+            "Invalid URL: URL must be publicly accessible.", param="url", code="url_invalid"
+        )
     endpoint = objects.webhook_endpoint(
         emu.new_id("we"),
         emu.now(),
@@ -337,15 +417,16 @@ WEBHOOK_ENDPOINT = register(
         prefix="we",
         noun="webhook endpoint",
         create=None,
-        create_params=frozenset({"url", "enabled_events", "api_version", "description",
-                                 "metadata", "connect"}),
+        create_params=frozenset(
+            {"url", "enabled_events", "api_version", "description", "metadata", "connect"}
+        ),
         update_params={"url": str, "description": text},
         update_hook=webhook_update,
         hook_params=frozenset({"enabled_events", "disabled"}),
         deletable="remove",
         has_created_filter=False,
     )
-)  # fmt: skip
+)
 route("POST", "/v1/webhook_endpoints")(
     lambda emu, call: webhook_render_secret(emu, call, WEBHOOK_ENDPOINT)
 )

@@ -1,0 +1,70 @@
+"""A small HTTP client for the emulator's control endpoints (used by the pytest plugin)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+from urllib.parse import urlencode
+
+
+class FakeStripeClient:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def _request(
+        self, method: str, path: str, payload: dict | None = None, query: dict | None = None
+    ) -> Any:
+        target = self.url + path + (f"?{urlencode(query)}" if query else "")
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(target, data=data, method=method)  # noqa: S310
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=130) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            body = error.read()
+            try:
+                error.payload = json.loads(body)
+            except ValueError:
+                error.payload = body
+            raise
+
+    def reset(self) -> None:
+        self._request("POST", "/_fake/reset", {})
+
+    def complete_checkout(self, session_id: str, card: str = "4242424242424242", **extra) -> dict:
+        return self._request(
+            "POST", f"/_fake/checkout/sessions/{session_id}/complete", {"card": card, **extra}
+        )
+
+    def set_faults(self, **faults: Any) -> dict:
+        return self._request("POST", "/_fake/faults", faults)
+
+    def clear_faults(self) -> dict:
+        return self._request("DELETE", "/_fake/faults")
+
+    def faults(self) -> dict:
+        return self._request("GET", "/_fake/faults")
+
+    def stats(self) -> dict:
+        return self._request("GET", "/_fake/stats")
+
+    def reset_stats(self) -> dict:
+        return self._request("POST", "/_fake/stats/reset", {})
+
+    def deliveries(self, event: str | None = None, endpoint: str | None = None) -> list[dict]:
+        query = {k: v for k, v in {"event": event, "endpoint": endpoint}.items() if v}
+        return self._request("GET", "/_fake/deliveries", query=query or None)["data"]
+
+    def wait_deliveries(self, timeout: float = 5.0) -> bool:
+        """True once no webhook delivery is queued or in flight."""
+        return self._request("GET", "/_fake/deliveries/wait", query={"timeout": timeout})["idle"]
+
+    def resend(self, event_id: str, endpoint: str | None = None) -> dict:
+        payload = {"endpoint": endpoint} if endpoint else {}
+        return self._request("POST", f"/_fake/events/{event_id}/resend", payload)
+
+    def renew_subscription(self, subscription_id: str) -> dict:
+        return self._request("POST", f"/_fake/subscriptions/{subscription_id}/renew", {})

@@ -15,7 +15,7 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from billing import checks, stripe_api  # noqa: F401 - registers the system checks
+        from billing import checks, handlers, stripe_api  # noqa: F401 - registers checks, handlers
 
         stripe_api.configure_module()
         setting_changed.connect(_reconfigure_stripe, dispatch_uid="billing.reconfigure_stripe")

@@ -8,4 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+if not app.conf.broker_url:
+    # Eager mode never talks to a broker; an in-memory transport keeps kombu quiet about it.
+    app.conf.broker_url = "memory://"
 app.autodiscover_tasks()

@@ -163,7 +163,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 
 # --- Stripe ---
-STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_demo" if DEBUG else "")
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_demo00000000000000000000000" if DEBUG else "")
 # Unset means Stripe itself; tests and the demo point it at fakestripe on loopback.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="") or None
 # Pinned explicitly so an upgrade of stripe-python never changes the shapes we receive.
@@ -173,6 +173,10 @@ STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=3)
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30.0)
 # Public base URL that Stripe reaches the product at (webhook endpoints, checkout return URLs).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Event processing: attempts before an event is marked failed, and the backoff base.
+BILLING_EVENT_MAX_ATTEMPTS = env.int("BILLING_EVENT_MAX_ATTEMPTS", default=8)
+BILLING_EVENT_RETRY_BASE_SECONDS = env.float("BILLING_EVENT_RETRY_BASE_SECONDS", default=10.0)
 
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

@@ -7,4 +7,5 @@ from config.health import healthz
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path(settings.ADMIN_URL, admin.site.urls),
+    path("", include("billing.urls")),
 ]

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,63 @@ from django.db import connection
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
+TEST_STRIPE_KEY = "sk_test_shoptests0000000000000000"
+
+pytest_plugins = ["fakestripe.pytest_plugin"]
+
+
+@pytest.fixture
+def stripe_emulator(fakestripe, settings):
+    """fakestripe with clean state, and the product pointed at it as it would be at Stripe."""
+    settings.STRIPE_API_BASE = fakestripe.url
+    settings.STRIPE_SECRET_KEY = TEST_STRIPE_KEY
+    yield fakestripe
+    fakestripe.clear_faults()
+
+
+@pytest.fixture
+def webhook_endpoint(stripe_emulator, db):
+    """An endpoint registered in the emulator whose URL nothing listens on.
+
+    For tests that post deliveries themselves (``deliver_event``); the emulator's own
+    delivery attempts to it fail harmlessly.
+    """
+    from billing.services import webhook_endpoint_create
+
+    return webhook_endpoint_create(base_url="http://127.0.0.1:9")
+
+
+@pytest.fixture
+def live_webhook_endpoint(stripe_emulator, live_server):
+    """An endpoint the emulator delivers signed webhooks to, on the live test server."""
+    from billing.services import webhook_endpoint_create
+
+    return webhook_endpoint_create(base_url=live_server.url)
+
+
+def signed_body(event: dict, secret: str, timestamp: int | None = None) -> tuple[bytes, str]:
+    from billing.stripe_api import signature_header
+
+    body = json.dumps(event)
+    header = signature_header(payload=body, secret=secret, timestamp=timestamp or int(time.time()))
+    return body.encode(), header
+
+
+@pytest.fixture
+def deliver_event(client, webhook_endpoint):
+    """POST an event through the real intake view, signed with the endpoint's secret."""
+
+    def deliver(event: dict, *, endpoint=None, secret: str | None = None, timestamp=None):
+        endpoint = endpoint or webhook_endpoint
+        body, header = signed_body(event, secret or endpoint.secret, timestamp)
+        return client.post(
+            f"/stripe/webhook/{endpoint.djstripe_uuid}/",
+            data=body,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=header,
+        )
+
+    return deliver
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,142 @@
+"""The webhook inbox and the pipeline's own bookkeeping.
+
+The Stripe objects themselves are mirrored in dj-stripe's models. These models record what
+reached us (every delivery, accepted or not), what each event did when processed, and how
+fresh the mirror of each object is (the ordering guard).
+"""
+
+from django.db import models
+from django.utils import timezone
+
+
+class InboundEvent(models.Model):
+    """One Stripe event, stored once whatever the number of deliveries or endpoints."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        RETRYING = "retrying", "retrying after an error"
+        PROCESSED = "processed", "processed"
+        IGNORED = "ignored", "ignored (no handler)"
+        FAILED = "failed", "failed (retries exhausted)"
+
+    FINAL = (Status.PROCESSED, Status.IGNORED)
+
+    id = models.CharField(primary_key=True, max_length=255, help_text="Stripe event id (evt_...)")
+    type = models.CharField(max_length=255, db_index=True)
+    api_version = models.CharField(max_length=64, blank=True)
+    livemode = models.BooleanField(default=False)
+    created = models.DateTimeField(help_text="When Stripe created the event")
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    request_id = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField(help_text="The event as first delivered (a snapshot, not acted on)")
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    outcome = models.TextField(blank=True, help_text="What processing did, in words")
+    last_error = models.TextField(blank=True, help_text="Traceback of the last failed attempt")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-received_at"]
+        permissions = [("reprocess_inboundevent", "Can reprocess Stripe events")]
+        indexes = [models.Index(fields=["object_id", "-created"], name="inbound_event_object")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+
+class WebhookDelivery(models.Model):
+    """Every POST to a webhook URL: accepted, duplicate or rejected (the delivery log)."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "accepted (new event)"
+        DUPLICATE = "duplicate", "accepted (event already stored)"
+        REJECTED = "rejected", "rejected"
+
+    endpoint = models.ForeignKey(
+        "djstripe.WebhookEndpoint",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    endpoint_uuid = models.UUIDField(help_text="The endpoint uuid in the URL it was sent to")
+    event = models.ForeignKey(
+        InboundEvent,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+    )
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    remote_ip = models.GenericIPAddressField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    status_code = models.PositiveSmallIntegerField()
+    reason = models.TextField(blank=True, help_text="Why it was rejected")
+    body_size = models.PositiveIntegerField(default=0)
+    # The raw body exactly as signed; kept for accepted deliveries until the retention period.
+    body = models.BinaryField(null=True, blank=True, editable=False)
+    signature_timestamp = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.outcome} {self.status_code} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookSecret(models.Model):
+    """A rotated-out signing secret, still accepted until it expires (the rotation overlap).
+
+    The current secret lives on dj-stripe's ``WebhookEndpoint.secret``.
+    """
+
+    endpoint = models.ForeignKey(
+        "djstripe.WebhookEndpoint", on_delete=models.CASCADE, related_name="+"
+    )
+    secret = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"previous secret of {self.endpoint_id}, until {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class ObjectSync(models.Model):
+    """How fresh the mirror of one Stripe object is: the ordering guard's memory.
+
+    ``fetch_started_at`` is when the latest fetch from Stripe began. An event received
+    before that moment is already reflected in ``snapshot`` (Stripe answered with a state at
+    least as new as the event), so it needs no fetch of its own.
+    """
+
+    stripe_id = models.CharField(primary_key=True, max_length=255)
+    object_type = models.CharField(max_length=64)
+    fetch_started_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    fetch_count = models.PositiveIntegerField(default=0)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    snapshot = models.JSONField(
+        null=True, blank=True, help_text="The object as last fetched, with its expansions"
+    )
+
+    class Meta:
+        verbose_name = "object sync state"
+
+    def __str__(self) -> str:
+        return f"{self.object_type} {self.stripe_id}"

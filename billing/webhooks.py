@@ -1,0 +1,49 @@
+"""Webhook intake: verify, store, acknowledge. No Stripe call and no business work here."""
+
+import logging
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from djstripe.models import WebhookEndpoint
+
+from billing import services
+
+logger = logging.getLogger(__name__)
+
+
+def _remote_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    """The raw body, refusing to read past the limit when the length is announced."""
+    announced = request.META.get("CONTENT_LENGTH") or "0"
+    if announced.isdigit() and int(announced) > services.MAX_WEBHOOK_BODY:
+        raise services.DeliveryRejected(413, f"body of {announced} bytes is over the limit")
+    return request.read(services.MAX_WEBHOOK_BODY + 1)
+
+
+@csrf_exempt  # Stripe cannot send a CSRF token; the signature authenticates the request.
+@require_POST
+def webhook(request: HttpRequest, endpoint_uuid):
+    body = b""
+    try:
+        body = _read_body(request)
+        accepted = services.delivery_accept(
+            endpoint_uuid=endpoint_uuid,
+            body=body,
+            signature=request.headers.get("Stripe-Signature", ""),
+            remote_ip=_remote_ip(request),
+        )
+    except services.DeliveryRejected as exc:
+        services.delivery_reject(
+            endpoint_uuid=endpoint_uuid,
+            endpoint=WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).first(),
+            status=exc.status,
+            reason=exc.reason,
+            body_size=len(body),
+            remote_ip=_remote_ip(request),
+        )
+        return JsonResponse({"error": exc.reason}, status=exc.status)
+    return JsonResponse({"received": True, "duplicate": not accepted.created})

@@ -257,8 +257,8 @@ def create(emu: Emulator, call: Call, resource: Resource) -> dict:
 
 
 def retrieve(emu: Emulator, call: Call, resource: Resource, object_id: str) -> dict:
-    check_params(call.params, set())
     obj = fetch(emu, resource, object_id)
+    check_params(call.params, set())
     return render(emu, call, obj, expand_paths(call.params))
 
 

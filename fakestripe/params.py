@@ -7,20 +7,30 @@ send `expand[]=a`. Values stay strings: each resource coerces what it reads, as 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 from urllib.parse import parse_qsl
 
 from .errors import invalid, missing_param
 
-_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
-
-
 def _split_key(key: str) -> list[str]:
+    """`a[b][c]` -> ["a", "b", "c"]; a segment runs to the next "]" (so `m[a[b]` -> "a[b")."""
     head, bracket, rest = key.partition("[")
     if not bracket:
         return [key]
-    return [head, *_SEGMENT.findall("[" + rest)]
+    segments, position = [head], 0
+    while position < len(rest):
+        end = rest.find("]", position)
+        if end < 0:
+            segments.append(rest[position:])
+            break
+        segments.append(rest[position:end])
+        position = end + 1
+        if position < len(rest) and rest[position] == "[":
+            position += 1
+        elif position < len(rest):
+            segments[-1] += "]" + rest[position:]
+            break
+    return segments
 
 
 def _listify(value: Any) -> Any:

@@ -14,7 +14,6 @@ Rules this module keeps (see DESIGN.md):
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,27 +95,19 @@ def subscribed_event_types() -> list[str]:
 
 # --- Locks ---------------------------------------------------------------------------------
 
-_local_locks: dict[str, threading.Lock] = {}
-_local_locks_guard = threading.Lock()
-
 
 @contextmanager
 def object_lock(stripe_id: str):
     """Serialise work on one Stripe object across workers (inside a transaction).
 
     PostgreSQL: a transaction-scoped advisory lock on the id, released at commit/rollback.
-    SQLite (the single-process demo): a lock per id in this process; SQLite serialises
-    writers itself, and a fetch made after this lock is released is newer still.
+    SQLite (the embedded default): transactions begin IMMEDIATE (see settings), holding the
+    database's single write lock from BEGIN to COMMIT, so they are serialised already.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [stripe_id])
-        yield
-        return
-    with _local_locks_guard:
-        lock = _local_locks.setdefault(stripe_id, threading.Lock())
-    with lock:
-        yield
+    yield
 
 
 def db_now() -> datetime:
@@ -170,7 +161,7 @@ def object_refresh(
                 stripe_id=stripe_id,
                 expand=sorted(EXPANSIONS.get(object_type, ())),
             )
-            data = fetched.to_dict()
+            data = stripe_api.as_dict(fetched)
         except stripe_api.StripeNotFound:
             data = {"id": stripe_id, "object": object_type, "deleted": True}
 
@@ -223,7 +214,10 @@ def process(event_id: str) -> str:
             notes.append("object deleted in Stripe; marked deleted in the mirror")
         if handler is not None:
             context = EventContext(
-                event=event, obj=refreshed.obj, mirror=refreshed.mirror, coalesced=refreshed.coalesced
+                event=event,
+                obj=refreshed.obj,
+                mirror=refreshed.mirror,
+                coalesced=refreshed.coalesced,
             )
             result = handler(context)
             if result:

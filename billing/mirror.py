@@ -14,6 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
+from billing import stripe_api
+
 # Stripe object type -> dj-stripe model that mirrors it.
 MODELS: dict[str, type[djstripe_models.StripeModel]] = {
     "charge": djstripe_models.Charge,
@@ -51,8 +53,9 @@ def _expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
     return children
 
 
-def upsert(data: dict[str, Any]) -> djstripe_models.StripeModel | None:
+def upsert(data: Any) -> djstripe_models.StripeModel | None:
     """Write ``data`` (a full object as Stripe returned it) and its expanded relations."""
+    data = stripe_api.as_dict(data)
     model = model_for(data.get("object", ""))
     if model is None:
         return None

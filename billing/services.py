@@ -244,7 +244,7 @@ def webhook_endpoint_create(
         },
         idempotency_key=stripe_api.idempotency_key("webhook_endpoint", local_uuid),
     )
-    return mirror.upsert(created.to_dict())
+    return mirror.upsert(created)
 
 
 def webhook_secret_rotate(
@@ -287,7 +287,7 @@ def customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
         idempotency_key=stripe_api.idempotency_key("customer", user.pk),
     )
     with transaction.atomic():
-        customer = mirror.upsert(created.to_dict())
+        customer = mirror.upsert(created)
         Customer.objects.filter(pk=customer.pk).update(subscriber=user)
     customer.refresh_from_db()
     return customer

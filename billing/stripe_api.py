@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import random
 import threading
@@ -163,7 +164,9 @@ def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
     if isinstance(exc, stripe.CardError):
         return StripeCardError(detail, kind="card_error", **fields)
     if isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 404:
-        return StripeNotFound(f"Not found in Stripe ({operation}): {detail}", kind="not_found", **fields)
+        return StripeNotFound(
+            f"Not found in Stripe ({operation}): {detail}", kind="not_found", **fields
+        )
     if isinstance(exc, stripe.AuthenticationError):
         return StripeAPIError(
             "Stripe refused the API key (check STRIPE_SECRET_KEY).", kind="authentication", **fields
@@ -177,7 +180,10 @@ def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
         )
     if isinstance(exc, stripe.APIConnectionError):
         return StripeAPIError(
-            f"Could not reach Stripe ({operation}): {detail}", retryable=True, kind="connection", **fields
+            f"Could not reach Stripe ({operation}): {detail}",
+            retryable=True,
+            kind="connection",
+            **fields,
         )
     if isinstance(exc, stripe.IdempotencyError):
         return StripeAPIError(
@@ -186,10 +192,15 @@ def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
             **fields,
         )
     if isinstance(exc, stripe.InvalidRequestError):
-        return StripeAPIError(f"Stripe rejected the request: {detail}", kind="invalid_request", **fields)
+        return StripeAPIError(
+            f"Stripe rejected the request: {detail}", kind="invalid_request", **fields
+        )
     retryable = exc.http_status is None or exc.http_status >= 500
     return StripeAPIError(
-        f"Stripe had an error ({operation}): {detail}", retryable=retryable, kind="api_error", **fields
+        f"Stripe had an error ({operation}): {detail}",
+        retryable=retryable,
+        kind="api_error",
+        **fields,
     )
 
 
@@ -204,7 +215,9 @@ def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
             if attempt == RATE_LIMIT_RETRIES:
                 raise _translate(exc, operation) from exc
             delay = RATE_LIMIT_BASE_DELAY * 2**attempt * (0.5 + random.random())  # noqa: S311
-            logger.warning("stripe %s rate limited; retry %s in %.2fs", operation, attempt + 1, delay)
+            logger.warning(
+                "stripe %s rate limited; retry %s in %.2fs", operation, attempt + 1, delay
+            )
             time.sleep(delay)
         except stripe.StripeError as exc:
             raise _translate(exc, operation) from exc
@@ -213,6 +226,17 @@ def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
 
 def _options(idempotency_key: str | None) -> dict[str, str] | None:
     return {"idempotency_key": idempotency_key} if idempotency_key else None
+
+
+def as_dict(value: stripe.StripeObject | Mapping[str, Any]) -> dict[str, Any]:
+    """A plain, JSON-safe dict of a Stripe object, as it came over the wire.
+
+    stripe-python turns ``*_decimal`` fields into ``Decimal``; Stripe sends them as strings,
+    and JSON columns (the mirror, snapshots) need them that way.
+    """
+    if isinstance(value, stripe.StripeObject):
+        return value.to_dict(for_json=True)
+    return json.loads(json.dumps(value, default=str))
 
 
 def idempotency_key(*parts: object) -> str:
@@ -224,7 +248,9 @@ def idempotency_key(*parts: object) -> str:
 # --- Generic operations, by Stripe object type -------------------------------------------
 
 
-def retrieve(*, object_type: str, stripe_id: str, expand: Iterable[str] = ()) -> stripe.StripeObject:
+def retrieve(
+    *, object_type: str, stripe_id: str, expand: Iterable[str] = ()
+) -> stripe.StripeObject:
     params = {"expand": list(expand)} if expand else None
     return _call(f"{object_type}.retrieve", _service(object_type).retrieve, stripe_id, params)
 

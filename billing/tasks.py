@@ -41,5 +41,7 @@ def process_event(self, event_id: str) -> str:
         if final:
             logger.error("event %s failed after %s attempts: %s", event_id, attempt, exc)
             return "failed"
-        logger.warning("event %s attempt %s failed (%s); retry in %.1fs", event_id, attempt, exc, delay)
+        logger.warning(
+            "event %s attempt %s failed (%s); retry in %.1fs", event_id, attempt, exc, delay
+        )
         raise self.retry(exc=exc, countdown=delay) from exc

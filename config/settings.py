@@ -81,9 +81,17 @@ DATABASES = {
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several threads (runserver, eager tasks, live-server tests) write to one file:
-    # wait for the lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several threads and processes (runserver, workers, live-server tests) share one file.
+    # WAL lets readers run beside the writer; IMMEDIATE transactions take the write lock at
+    # BEGIN, so writers queue (up to the timeout) instead of failing on lock upgrades, and
+    # every transaction is serialised, which is also what the ordering guard needs here.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
     # A file, not memory, so worker processes and live servers in tests share it.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -163,7 +171,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 
 # --- Stripe ---
-STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="sk_test_demo00000000000000000000000" if DEBUG else "")
+STRIPE_SECRET_KEY = env.str(
+    "STRIPE_SECRET_KEY", default="sk_test_demo00000000000000000000000" if DEBUG else ""
+)
 # Unset means Stripe itself; tests and the demo point it at fakestripe on loopback.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="") or None
 # Pinned explicitly so an upgrade of stripe-python never changes the shapes we receive.

@@ -8,4 +8,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("", include("billing.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("orders.urls")),
 ]

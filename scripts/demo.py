@@ -20,7 +20,7 @@ def wait_until_up(url: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError as exc:
             # 401 without a key still means the emulator is serving.

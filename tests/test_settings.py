@@ -42,7 +42,9 @@ def test_starts_without_secret_key_in_debug():
 
 
 def test_check_deploy_is_clean_with_production_variables():
-    result = run_django(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], PRODUCTION_ENV)
+    result = run_django(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], PRODUCTION_ENV
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

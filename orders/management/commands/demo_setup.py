@@ -1,4 +1,5 @@
-"""Seed the demo: a superuser with a printed password (kept in .demo/ so reruns can show it)."""
+"""Seed the demo: users with printed passwords (kept in .demo/ so reruns can show them), a
+catalog in the emulator mirrored locally, and a webhook endpoint pointing at this site."""
 
 import secrets
 from pathlib import Path
@@ -6,6 +7,12 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from djstripe.models import WebhookEndpoint
+
+from billing import stripe_api
+from billing.services import webhook_endpoint_create
+from orders.demo import demo_catalog_seed
+from orders.services import catalog_sync
 
 DEMO_DIR = Path(settings.BASE_DIR) / ".demo"
 
@@ -18,7 +25,9 @@ def _demo_user(*, username: str, email: str, superuser: bool) -> tuple[str, str]
     if user is None or not secret_file.exists():
         password = secrets.token_urlsafe(12)
         if user is None:
-            create = user_model.objects.create_superuser if superuser else user_model.objects.create_user
+            create = (
+                user_model.objects.create_superuser if superuser else user_model.objects.create_user
+            )
             user = create(username=username, email=email, password=password)
         else:
             user.set_password(password)
@@ -29,11 +38,38 @@ def _demo_user(*, username: str, email: str, superuser: bool) -> tuple[str, str]
     return username, secret_file.read_text()
 
 
+def _webhook_endpoint(base: str) -> tuple[WebhookEndpoint, bool]:
+    """This site's endpoint, registered in Stripe once (reused while Stripe still has it)."""
+    prefix = f"{base}/stripe/webhook/"
+    remote = {
+        e.id
+        for e in stripe_api.list_all(object_type="webhook_endpoint")
+        if e.url.startswith(prefix)
+    }
+    local = WebhookEndpoint.objects.filter(id__in=remote).first()
+    if local is not None:
+        return local, False
+    return webhook_endpoint_create(base_url=base, description="make demo"), True
+
+
 class Command(BaseCommand):
-    help = "Create the demo users (and later the demo catalog); print the logins."
+    help = "Create the demo users, the demo catalog and the webhook endpoint; print the logins."
 
     def handle(self, *args, **options):
         admin = _demo_user(username="admin", email="admin@example.com", superuser=True)
+        customer = _demo_user(username="customer", email="customer@example.com", superuser=False)
+        created = demo_catalog_seed()
+        counts = catalog_sync()
         base = settings.SITE_URL
+        endpoint, new = _webhook_endpoint(base)
+        self.stdout.write(
+            f"Catalog: {created} new demo products; mirrored {counts['product']} products, "
+            f"{counts['price']} prices."
+        )
+        self.stdout.write(
+            f"Webhook endpoint {endpoint.id} ({'new' if new else 'existing'}): {endpoint.url}"
+        )
         self.stdout.write(self.style.SUCCESS("Demo ready."))
+        self.stdout.write(f"  shop:     {base}/  login {customer[0]} / {customer[1]} (or sign up)")
         self.stdout.write(f"  admin:    {base}/{settings.ADMIN_URL}  login {admin[0]} / {admin[1]}")
+        self.stdout.write("  pay with card 4242 4242 4242 4242 (4000 0000 0000 0002 is declined)")

@@ -1,0 +1,70 @@
+"""Demo data: a small catalog created in Stripe (the emulator in `make demo`), then mirrored.
+
+Re-runnable: products carry ``metadata.demo_key`` and are looked up by it before creating.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing import stripe_api
+
+DEMO_CATALOG: list[dict[str, Any]] = [
+    {
+        "key": "webhooks-guide",
+        "name": "Field Guide to Stripe Webhooks (ebook)",
+        "description": "Events late, twice and out of order, and what to do about it.",
+        "prices": [{"currency": "usd", "unit_amount": 1900}],
+    },
+    {
+        "key": "ramen",
+        "name": "Tokyo Ramen Recipes (ebook)",
+        "description": "Priced in yen, a zero-decimal currency.",
+        "prices": [{"currency": "jpy", "unit_amount": 1500}],
+    },
+    {
+        "key": "stickers",
+        "name": "Sticker pack (download)",
+        "description": "Printable stickers, priced in euros.",
+        "prices": [{"currency": "eur", "unit_amount": 350}],
+    },
+    {
+        "key": "pro",
+        "name": "Pro membership",
+        "description": "Every new guide while you are a member.",
+        "prices": [
+            {"currency": "usd", "unit_amount": 900, "recurring": {"interval": "month"}},
+            {"currency": "usd", "unit_amount": 9000, "recurring": {"interval": "year"}},
+        ],
+    },
+]
+
+
+def demo_catalog_seed() -> int:
+    """Create the demo products and prices in Stripe unless they exist; return how many new."""
+    existing = {
+        p.metadata.get("demo_key"): p
+        for p in stripe_api.list_all(object_type="product")
+        if p.metadata and p.metadata.get("demo_key")
+    }
+    created = 0
+    for entry in DEMO_CATALOG:
+        if entry["key"] in existing:
+            continue
+        product = stripe_api.create(
+            object_type="product",
+            params={
+                "name": entry["name"],
+                "description": entry["description"],
+                "metadata": {"demo_key": entry["key"]},
+            },
+            idempotency_key=stripe_api.idempotency_key("demo-product", entry["key"]),
+        )
+        for n, price in enumerate(entry["prices"]):
+            stripe_api.create(
+                object_type="price",
+                params={"product": product.id, **price},
+                idempotency_key=stripe_api.idempotency_key("demo-price", entry["key"], n),
+            )
+        created += 1
+    return created

@@ -1,0 +1,55 @@
+"""Webhook handlers for orders, registered in the billing pipeline.
+
+Each gets the object as Stripe has it now (re-fetched with the expansions registered here)
+and finds its order through the link metadata; objects without a link are recorded in the
+event's outcome, not treated as errors.
+"""
+
+from __future__ import annotations
+
+from billing.events import EventContext, register
+from orders import services
+
+# One fetch of a completed session brings what fulfilment links: the payment intent with its
+# charge (receipt), and the subscription. Expanding here is what keeps dj-stripe from
+# retrieving each of them one by one while it mirrors the session.
+SESSION_EXPAND = ["payment_intent", "subscription"]
+
+
+def _source(ctx: EventContext) -> dict[str, str]:
+    return {"source": f"webhook {ctx.event.type}", "event_id": ctx.event.id}
+
+
+@register(
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    expand=SESSION_EXPAND,
+)
+def session_paid(ctx: EventContext) -> str | None:
+    return services.order_fulfil(session=ctx.obj, **_source(ctx))
+
+
+@register("checkout.session.async_payment_failed", expand=SESSION_EXPAND)
+def session_payment_failed(ctx: EventContext) -> str | None:
+    return services.order_payment_fail(session=ctx.obj, **_source(ctx))
+
+
+@register("checkout.session.expired", expand=SESSION_EXPAND)
+def session_expired(ctx: EventContext) -> str | None:
+    return services.order_expire(session=ctx.obj, **_source(ctx))
+
+
+@register("charge.refunded")
+def charge_refunded(ctx: EventContext) -> str | None:
+    return services.order_refund_sync(charge=ctx.obj, **_source(ctx))
+
+
+@register("customer.subscription.updated", "customer.subscription.deleted")
+def subscription_changed(ctx: EventContext) -> str | None:
+    changed = (ctx.event.payload.get("data") or {}).get("previous_attributes") or {}
+    return services.order_subscription_sync(subscription=ctx.obj, changed=changed, **_source(ctx))
+
+
+@register("invoice.paid")
+def invoice_paid(ctx: EventContext) -> str | None:
+    return services.order_invoice_paid(invoice=ctx.obj, **_source(ctx))

@@ -1,0 +1,158 @@
+"""The shop's own records: orders, their items and their history.
+
+Stripe holds the money; an ``Order`` is the business's view of one purchase, linked to the
+Stripe objects behind it (foreign keys into dj-stripe's mirror, by Stripe id) and to Stripe
+through ``metadata.order_id`` on those objects. Status changes only through
+``orders.services``, which checks them against ``TRANSITIONS`` and records each in history.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def new_public_id() -> str:
+    # 80 random bits: unguessable, short enough for URLs and Stripe metadata values.
+    return f"ord_{secrets.token_hex(10)}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting_payment", "awaiting payment"
+        PAID = "paid", "paid"
+        FULFILLED = "fulfilled", "fulfilled"
+        PAYMENT_FAILED = "payment_failed", "payment failed"
+        EXPIRED = "expired", "expired"
+        CANCELED = "canceled", "canceled"
+        REFUNDED = "refunded", "refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "partially refunded"
+
+    class Mode(models.TextChoices):
+        PAYMENT = "payment", "one-time payment"
+        SUBSCRIPTION = "subscription", "subscription"
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    # The buy form's one-time token: a double submit finds the order the first submit made.
+    request_token = models.CharField(max_length=64, editable=False)
+    email = models.EmailField(blank=True, help_text="The customer's email when ordering")
+    status = models.CharField(
+        max_length=32, choices=Status.choices, default=Status.AWAITING_PAYMENT, db_index=True
+    )
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    currency = models.CharField(max_length=3)
+    amount_total = models.PositiveBigIntegerField(help_text="In the currency's minor unit")
+    amount_refunded = models.PositiveBigIntegerField(default=0)
+    # Which Checkout Session attempt is current; part of the session's idempotency key, so a
+    # double submit reuses the session and paying again after expiry makes a new one.
+    checkout_attempt = models.PositiveIntegerField(default=1)
+
+    checkout_session = models.ForeignKey(
+        "djstripe.Session", to_field="id", on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )  # fmt: skip
+    payment_intent = models.ForeignKey(
+        "djstripe.PaymentIntent", to_field="id", on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )  # fmt: skip
+    customer = models.ForeignKey(
+        "djstripe.Customer", to_field="id", on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )  # fmt: skip
+    subscription = models.ForeignKey(
+        "djstripe.Subscription", to_field="id", on_delete=models.PROTECT,
+        null=True, blank=True, related_name="+",
+    )  # fmt: skip
+    receipt_url = models.URLField(max_length=500, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "request_token"], name="order_request_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def is_payable(self) -> bool:
+        return self.status in PAYABLE
+
+    @property
+    def amount_net(self) -> int:
+        return self.amount_total - self.amount_refunded
+
+
+S = Order.Status
+# The state machine: every status change services make must be listed here.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.AWAITING_PAYMENT: frozenset({S.PAID, S.PAYMENT_FAILED, S.EXPIRED, S.CANCELED}),
+    # A failed or expired order stays payable: a new Checkout Session brings it back.
+    S.PAYMENT_FAILED: frozenset({S.AWAITING_PAYMENT, S.PAID, S.EXPIRED, S.CANCELED}),
+    S.EXPIRED: frozenset({S.AWAITING_PAYMENT, S.CANCELED}),
+    S.PAID: frozenset({S.FULFILLED, S.REFUNDED, S.PARTIALLY_REFUNDED, S.CANCELED}),
+    S.FULFILLED: frozenset({S.REFUNDED, S.PARTIALLY_REFUNDED, S.CANCELED}),
+    S.PARTIALLY_REFUNDED: frozenset({S.REFUNDED, S.CANCELED}),
+    S.REFUNDED: frozenset(),
+    S.CANCELED: frozenset(),
+}
+PAYABLE = frozenset({S.AWAITING_PAYMENT, S.PAYMENT_FAILED, S.EXPIRED})
+PAID_STATES = frozenset({S.PAID, S.FULFILLED, S.PARTIALLY_REFUNDED, S.REFUNDED})
+
+
+class OrderItem(models.Model):
+    """One line as it was priced when ordered (prices change; the order must not)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    price = models.ForeignKey(
+        "djstripe.Price", to_field="id", on_delete=models.PROTECT, related_name="+",
+    )  # fmt: skip
+    description = models.CharField(max_length=255)
+    quantity = models.PositiveIntegerField()
+    unit_amount = models.PositiveBigIntegerField(help_text="In the currency's minor unit")
+    recurring_interval = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.description}"
+
+    @property
+    def amount(self) -> int:
+        return self.unit_amount * self.quantity
+
+
+class OrderHistory(models.Model):
+    """A status change (or a noteworthy fact, when the status stays) and who caused it."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history")
+    from_status = models.CharField(max_length=32, blank=True)
+    to_status = models.CharField(max_length=32)
+    at = models.DateTimeField(default=timezone.now)
+    # One of: a user (customer or staff), a Stripe event id, or a named code path.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    event_id = models.CharField(max_length=255, blank=True, help_text="Stripe event (evt_...)")
+    source = models.CharField(max_length=64, help_text="Which code path: webhook, return page, ...")
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        verbose_name_plural = "order history"
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.from_status or '-'} → {self.to_status} ({self.source})"

@@ -15,6 +15,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections, as with Stripe
     server_version = "fakestripe"
     sys_version = ""
+    # Headers and body leave in one write; with Nagle's algorithm on, a separate small body
+    # write waits for the client's delayed ACK (~40 ms per request on loopback).
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -74,7 +78,7 @@ class FakeStripeServer:
         self._httpd.emulator = self.emulator  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fakestripe-http", daemon=True
+            target=self._httpd.serve_forever, args=(0.1,), name="fakestripe-http", daemon=True
         )
         self._thread.start()
         self.emulator.start_background()

@@ -1,0 +1,103 @@
+"""Every object type the emulator emits has the top-level keys of Stripe's own example.
+
+Stripe's examples come from `../shared/stripe/fixtures3.json` (next to the repository, not
+in it); the test skips when that folder is absent, as in a fresh clone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stripe" / "fixtures3.json"
+
+# Deliberate differences, by object type: keys we add (+) or leave out (-), and why.
+DIFFERENCES: dict[str, dict[str, set[str]]] = {
+    # Includable fields: absent unless asked for with expand[]; the test expands them to
+    # reach the nested `item` and `invoice_payment` objects, so they appear here. Stripe's
+    # examples show the default response, without them.
+    "checkout.session": {"+": {"line_items"}},
+    "invoice": {"+": {"payments"}},
+}
+
+
+@pytest.fixture(scope="module")
+def stripe_examples() -> dict[str, dict]:
+    if not FIXTURES.exists():
+        pytest.skip(f"Stripe's fixtures are not available at {FIXTURES}")
+    return json.loads(FIXTURES.read_text())["resources"]
+
+
+def _collect(value, found: dict[str, dict]) -> None:
+    """Every nested object with an `object` type, first occurrence per type."""
+    if isinstance(value, dict):
+        kind = value.get("object")
+        if isinstance(kind, str) and kind not in ("list", "search_result"):
+            key = f"deleted_{kind}" if value.get("deleted") else kind
+            found.setdefault(key, value)
+        for item in value.values():
+            _collect(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, found)
+
+
+@pytest.fixture
+def emitted(client, fakestripe) -> dict[str, dict]:
+    """Drive every flow, then gather objects from events and API reads."""
+    found: dict[str, dict] = {}
+    product = client.v1.products.create(params={"name": "Conformance"})
+    one_time = client.v1.prices.create(params={"product": product.id, "currency": "usd",
+                                               "unit_amount": 1000})
+    monthly = client.v1.prices.create(params={"product": product.id, "currency": "usd",
+                                              "unit_amount": 500,
+                                              "recurring": {"interval": "month"}})
+    endpoint = client.v1.webhook_endpoints.create(params={"url": "http://127.0.0.1:9/",
+                                                          "enabled_events": ["*"]})
+    pay = client.v1.checkout.sessions.create(params={
+        "mode": "payment", "success_url": "http://127.0.0.1/ok", "customer_creation": "always",
+        "line_items": [{"price": one_time.id, "quantity": 1}]})
+    fakestripe.complete_checkout(pay.id)
+    sub = client.v1.checkout.sessions.create(params={
+        "mode": "subscription", "success_url": "http://127.0.0.1/ok",
+        "line_items": [{"price": monthly.id, "quantity": 1}]})
+    fakestripe.complete_checkout(sub.id)
+    session = client.v1.checkout.sessions.retrieve(pay.id, params={"expand": ["line_items"]})
+    refund = client.v1.refunds.create(params={"payment_intent": session.payment_intent})
+    sub_session = client.v1.checkout.sessions.retrieve(sub.id)
+    invoice = client.v1.invoices.retrieve(sub_session.invoice, params={"expand": ["payments"]})
+    client.v1.subscriptions.cancel(sub_session.subscription)
+    deleted = client.v1.customers.create()
+    client.v1.customers.delete(deleted.id)
+    for obj in [session, refund, invoice, client.v1.accounts.retrieve_current(),
+                client.v1.webhook_endpoints.retrieve(endpoint.id),
+                client.v1.customers.retrieve(deleted.id),
+                client.v1.webhook_endpoints.delete(endpoint.id),
+                *client.v1.events.list(params={"limit": 100}).data]:
+        _collect(obj.to_dict(), found)
+    return found
+
+
+EXPECTED_TYPES = {
+    "account", "charge", "checkout.session", "customer", "deleted_customer",
+    "deleted_webhook_endpoint", "event", "invoice", "invoice_payment", "item", "line_item",
+    "payment_intent", "payment_method", "plan", "price", "product", "refund", "subscription",
+    "subscription_item", "webhook_endpoint",
+}
+
+
+def test_every_emitted_type_matches_stripes_keys(stripe_examples, emitted):
+    assert EXPECTED_TYPES <= emitted.keys()
+    mismatches = {}
+    for kind, obj in sorted(emitted.items()):
+        example = stripe_examples.get(kind)
+        assert example is not None, f"no Stripe example for {kind}"
+        ours, theirs = set(obj), set(example)
+        allowed = DIFFERENCES.get(kind, {})
+        extra = ours - theirs - allowed.get("+", set())
+        missing = theirs - ours - allowed.get("-", set())
+        if extra or missing:
+            mismatches[kind] = {"extra": sorted(extra), "missing": sorted(missing)}
+    assert mismatches == {}

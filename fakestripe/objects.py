@@ -537,6 +537,43 @@ def charge(
     }
 
 
+def balance_transaction(
+    oid: str, now: int, *, amount: int, currency: str, source: str, kind: str, description=None
+) -> dict[str, Any]:
+    """Stripe's test-mode fee: 2.9% + 30 minor units on charges (not on zero-decimal)."""
+    fee = 0
+    if kind == "charge":
+        fee = round(amount * 0.029) + (0 if currency in ZERO_DECIMAL else 30)
+    return {
+        "id": oid,
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": now + 2 * 86400,
+        "balance_type": "payments",
+        "created": now,
+        "currency": currency,
+        "description": description,
+        "exchange_rate": None,
+        "fee": fee,
+        "fee_details": [
+            {
+                "amount": fee,
+                "application": None,
+                "currency": currency,
+                "description": "Stripe processing fees",
+                "type": "stripe_fee",
+            }
+        ]
+        if fee
+        else [],
+        "net": amount - fee,
+        "reporting_category": kind,
+        "source": source,
+        "status": "pending",
+        "type": kind,
+    }
+
+
 def refund(
     oid: str, now: int, *, ch: dict[str, Any], amount: int, reason=None, metadata=None
 ) -> dict[str, Any]:

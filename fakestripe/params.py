@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from .errors import invalid, missing_param
 
+
 def _split_key(key: str) -> list[str]:
     """`a[b][c]` -> ["a", "b", "c"]; a segment runs to the next "]" (so `m[a[b]` -> "a[b")."""
     head, bracket, rest = key.partition("[")

@@ -268,6 +268,15 @@ def charge_intent(emu, call, pi: dict[str, Any], pm: dict[str, Any]) -> StripeEr
     emu.store.put(ch)
     pi["latest_charge"] = ch["id"]
     if failure is None:
+        record_balance(
+            emu,
+            ch["balance_transaction"],
+            ch["amount"],
+            ch["currency"],
+            ch["id"],
+            "charge",
+            ch["description"],
+        )
         pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None)
         emu.store.save(pi)
         emu.events.emit("charge.succeeded", ch, call=call)
@@ -539,6 +548,15 @@ def refund_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
         metadata=merge_metadata({}, params.get("metadata", {})),
     )
     emu.store.put(re)
+    record_balance(
+        emu,
+        re["balance_transaction"],
+        -amount,
+        re["currency"],
+        re["id"],
+        "refund",
+        "REFUND FOR CHARGE",
+    )
     before = {
         "amount_refunded": ch["amount_refunded"],
         "refunded": ch["refunded"],
@@ -553,6 +571,38 @@ def refund_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
     emu.events.emit("charge.refunded", ch, call=call, previous=previous)
     emu.events.emit("refund.created", re, call=call)
     return re
+
+
+def record_balance(
+    emu, oid: str, amount: int, currency: str, source: str, kind: str, description: str | None
+) -> None:
+    txn = objects.balance_transaction(
+        oid,
+        emu.now(),
+        amount=amount,
+        currency=currency,
+        source=source,
+        kind=kind,
+        description=description,
+    )
+    emu.store.put(txn)
+
+
+BALANCE_TRANSACTION = register(
+    Resource(
+        object="balance_transaction",
+        path="balance_transactions",
+        prefix="txn",
+        noun="balance transaction",
+        updatable=False,
+        filters={
+            "source": lambda o, v: o["source"] == v,
+            "type": lambda o, v: o["type"] == v,
+            "currency": lambda o, v: o["currency"] == v,
+        },
+        expandable=frozenset({"source"}),
+    )
+)
 
 
 REFUND = register(

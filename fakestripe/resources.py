@@ -19,6 +19,7 @@ from .api import (
     text,
 )
 from .errors import invalid
+from .events import public
 from .objects import ZERO_DECIMAL
 from .params import as_bool, as_int, as_list
 
@@ -88,6 +89,23 @@ def customer_update(emu, call, cus: dict[str, Any], params: dict[str, Any]) -> N
         cus["address"] = {**objects.address(), **params["address"]} if params["address"] else None
 
 
+def _customer_subscriptions(emu, cus: dict[str, Any]) -> dict[str, Any]:
+    data = [
+        emu.store.objects[oid]
+        for oid in emu.store.index("subscription").newest_first()
+        if emu.store.objects[oid]["customer"] == cus["id"]
+        and emu.store.objects[oid]["status"] != "canceled"
+    ]
+    return objects.list_object(
+        public(data[:10]), f"/v1/customers/{cus['id']}/subscriptions", len(data) > 10
+    )
+
+
+def _empty_list(suffix: str):
+    """An includable list the emulator has nothing for (sources, tax ids)."""
+    return lambda emu, cus: objects.list_object([], f"/v1/customers/{cus['id']}/{suffix}")
+
+
 CUSTOMER = register(
     Resource(
         object="customer",
@@ -107,6 +125,11 @@ CUSTOMER = register(
         expandable=frozenset(
             {"default_source", "invoice_settings.default_payment_method", "test_clock"}
         ),
+        includable={
+            "subscriptions": _customer_subscriptions,
+            "sources": _empty_list("sources"),
+            "tax_ids": _empty_list("tax_ids"),
+        },
         search_fields={
             "email": getter("email"),
             "name": getter("name"),
@@ -212,6 +235,13 @@ PRODUCT = register(
         },
     )
 )
+
+
+@route("GET", "/v1/products/{prod_id}/features")
+def product_features(emu, call, prod_id: str) -> dict[str, Any]:
+    """Product features (entitlements) are not modelled: always an empty list."""
+    fetch_live(emu, PRODUCT, prod_id)
+    return objects.list_object([], f"/v1/products/{prod_id}/features")
 
 
 def build_price(emu, params: dict[str, Any], *, param: str = "", active=True) -> dict[str, Any]:

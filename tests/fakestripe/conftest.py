@@ -75,6 +75,4 @@ def receiver():
 @pytest.fixture
 def endpoint(client, receiver):
     """A webhook endpoint subscribed to every event, pointing at the receiver."""
-    return client.v1.webhook_endpoints.create(
-        params={"url": receiver.url, "enabled_events": ["*"]}
-    )
+    return client.v1.webhook_endpoints.create(params={"url": receiver.url, "enabled_events": ["*"]})

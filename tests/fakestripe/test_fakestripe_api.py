@@ -5,6 +5,7 @@ search, and the simple resources (customers, products, prices, events, webhook e
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
 import urllib.error
@@ -38,23 +39,26 @@ def test_requests_without_a_key_are_401_with_request_id(fakestripe):
 
 
 def test_publishable_keys_are_refused(fakestripe):
-    client = stripe.StripeClient("pk_test_nope", base_addresses={"api": fakestripe.url},
-                                 max_network_retries=0)
+    client = stripe.StripeClient(
+        "pk_test_nope", base_addresses={"api": fakestripe.url}, max_network_retries=0
+    )
     with pytest.raises(stripe.AuthenticationError, match="publishable API key"):
         client.v1.customers.list()
 
 
 def test_unknown_keys_are_refused(fakestripe):
-    client = stripe.StripeClient("sk_live_real", base_addresses={"api": fakestripe.url},
-                                 max_network_retries=0)
+    client = stripe.StripeClient(
+        "sk_live_real", base_addresses={"api": fakestripe.url}, max_network_retries=0
+    )
     with pytest.raises(stripe.AuthenticationError, match="Invalid API Key"):
         client.v1.customers.list()
 
 
 def test_basic_auth_as_curl_sends_it(fakestripe):
     token = base64.b64encode(f"{KEY}:".encode()).decode()
-    status, headers, body = raw(fakestripe.url + "/v1/customers",
-                                headers={"Authorization": f"Basic {token}"})
+    status, headers, body = raw(
+        fakestripe.url + "/v1/customers", headers={"Authorization": f"Basic {token}"}
+    )
     assert status == 200
     assert body["object"] == "list"
     assert headers["Request-Id"].startswith("req_")
@@ -77,8 +81,9 @@ def test_unknown_parameters_are_400(client):
 
 
 def test_unrecognised_urls_are_404(fakestripe):
-    status, _, body = raw(fakestripe.url + "/v1/nothing",
-                          headers={"Authorization": f"Bearer {KEY}"})
+    status, _, body = raw(
+        fakestripe.url + "/v1/nothing", headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert status == 404
     assert body["error"]["message"].startswith("Unrecognized request URL (GET: /v1/nothing)")
 
@@ -93,12 +98,17 @@ def test_account(client):
 
 
 def test_stripe_version_is_honoured_and_counted(fakestripe, client):
-    pinned = stripe.StripeClient(KEY, base_addresses={"api": fakestripe.url},
-                                 stripe_version="2024-06-20", max_network_retries=0)
+    pinned = stripe.StripeClient(
+        KEY,
+        base_addresses={"api": fakestripe.url},
+        stripe_version="2024-06-20",
+        max_network_retries=0,
+    )
     customer = client.v1.customers.create()
     pinned.v1.customers.retrieve(customer.id)
-    status, headers, _ = raw(fakestripe.url + f"/v1/customers/{customer.id}",
-                             headers={"Authorization": f"Bearer {KEY}"})
+    _, headers, _ = raw(
+        fakestripe.url + f"/v1/customers/{customer.id}", headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert headers["Stripe-Version"] == DEFAULT_API_VERSION
     stats = fakestripe.stats()
     assert stats["by_version"] == {DEFAULT_API_VERSION: 2, "2024-06-20": 1}
@@ -110,26 +120,31 @@ def test_stripe_version_is_honoured_and_counted(fakestripe, client):
 
 
 def test_idempotent_replay_returns_the_first_answer(client, fakestripe):
-    first = client.v1.customers.create(params={"email": "a@example.com"},
-                                       options={"idempotency_key": "key-1"})
-    again = client.v1.customers.create(params={"email": "a@example.com"},
-                                       options={"idempotency_key": "key-1"})
+    first = client.v1.customers.create(
+        params={"email": "a@example.com"}, options={"idempotency_key": "key-1"}
+    )
+    again = client.v1.customers.create(
+        params={"email": "a@example.com"}, options={"idempotency_key": "key-1"}
+    )
     assert again.id == first.id
     assert again.last_response.headers.get("Idempotent-Replayed") == "true"
     assert len(client.v1.customers.list().data) == 1
 
 
 def test_idempotency_key_with_other_parameters_is_an_error(client):
-    client.v1.customers.create(params={"email": "a@example.com"},
-                               options={"idempotency_key": "key-2"})
+    client.v1.customers.create(
+        params={"email": "a@example.com"}, options={"idempotency_key": "key-2"}
+    )
     with pytest.raises(stripe.IdempotencyError, match="same parameters"):
-        client.v1.customers.create(params={"email": "b@example.com"},
-                                   options={"idempotency_key": "key-2"})
+        client.v1.customers.create(
+            params={"email": "b@example.com"}, options={"idempotency_key": "key-2"}
+        )
 
 
 def test_idempotency_keys_are_scoped_per_api_key(client, fakestripe):
-    other = stripe.StripeClient("sk_test_other", base_addresses={"api": fakestripe.url},
-                                max_network_retries=0)
+    other = stripe.StripeClient(
+        "sk_test_other", base_addresses={"api": fakestripe.url}, max_network_retries=0
+    )
     first = client.v1.customers.create(options={"idempotency_key": "shared"})
     second = other.v1.customers.create(options={"idempotency_key": "shared"})
     assert first.id != second.id
@@ -139,8 +154,7 @@ def test_validation_errors_are_not_remembered(client):
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.products.create(params={}, options={"idempotency_key": "k3"})
     # The same key may be used again once the parameters are fixed.
-    created = client.v1.products.create(params={"name": "ok"},
-                                        options={"idempotency_key": "k3"})
+    created = client.v1.products.create(params={"name": "ok"}, options={"idempotency_key": "k3"})
     assert created.name == "ok"
 
 
@@ -187,8 +201,9 @@ def test_filters_and_created_ranges(client, customers):
         "c3@example.com"
     ]
     created = customers[0].created
-    assert len(client.v1.customers.list(params={"created": {"gte": created},
-                                                "limit": 100}).data) == 25
+    assert (
+        len(client.v1.customers.list(params={"created": {"gte": created}, "limit": 100}).data) == 25
+    )
     assert client.v1.customers.list(params={"created": {"gt": created + 3600}}).data == []
     assert len(client.v1.customers.list(params={"created": created, "limit": 100}).data) >= 1
 
@@ -258,8 +273,7 @@ def test_metadata_limit_counts_existing_keys(client):
 def test_expand_on_retrieve_create_update_and_list(client):
     customer = client.v1.customers.create(params={"email": "e@example.com"})
     intent = client.v1.payment_intents.create(
-        params={"amount": 1000, "currency": "usd", "customer": customer.id,
-                "expand": ["customer"]}
+        params={"amount": 1000, "currency": "usd", "customer": customer.id, "expand": ["customer"]}
     )
     assert intent.customer.email == "e@example.com"
     again = client.v1.payment_intents.retrieve(intent.id, params={"expand": ["customer"]})
@@ -275,12 +289,21 @@ def test_expand_on_retrieve_create_update_and_list(client):
 
 
 def test_expand_four_levels_ok_five_refused(client, fakestripe):
-    price = client.v1.prices.create(params={
-        "currency": "usd", "unit_amount": 500, "recurring": {"interval": "month"},
-        "product_data": {"name": "Plan"}})
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "subscription", "success_url": "http://127.0.0.1/ok",
-        "line_items": [{"price": price.id, "quantity": 1}]})
+    price = client.v1.prices.create(
+        params={
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Plan"},
+        }
+    )
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "success_url": "http://127.0.0.1/ok",
+            "line_items": [{"price": price.id, "quantity": 1}],
+        }
+    )
     fakestripe.complete_checkout(session.id)
     deep = client.v1.checkout.sessions.retrieve(
         session.id, params={"expand": ["invoice.parent.subscription_details.subscription"]}
@@ -305,8 +328,9 @@ def test_expand_four_levels_ok_five_refused(client, fakestripe):
 
 def test_search_customers(client):
     for i in range(5):
-        client.v1.customers.create(params={"email": f"s{i}@example.com",
-                                           "metadata": {"order_id": str(i % 2)}})
+        client.v1.customers.create(
+            params={"email": f"s{i}@example.com", "metadata": {"order_id": str(i % 2)}}
+        )
     found = client.v1.customers.search(params={"query": "email:'s3@example.com'"})
     assert found.object == "search_result"
     assert [c.email for c in found.data] == ["s3@example.com"]
@@ -336,10 +360,10 @@ def test_malformed_search_is_400(client, query):
 
 def test_search_other_resources(client):
     product = client.v1.products.create(params={"name": "Shirt", "metadata": {"sku": "S1"}})
-    client.v1.prices.create(params={"product": product.id, "currency": "usd",
-                                    "unit_amount": 100})
-    assert client.v1.products.search(params={"query": "metadata['sku']:'S1'"}).data[0].id == \
-        product.id
+    client.v1.prices.create(params={"product": product.id, "currency": "usd", "unit_amount": 100})
+    assert (
+        client.v1.products.search(params={"query": "metadata['sku']:'S1'"}).data[0].id == product.id
+    )
     assert len(client.v1.prices.search(params={"query": f"product:'{product.id}'"}).data) == 1
     for name in ("payment_intents", "charges", "subscriptions", "invoices"):
         result = getattr(client.v1, name).search(params={"query": "status:'x'"})
@@ -347,8 +371,10 @@ def test_search_other_resources(client):
 
 
 def test_checkout_sessions_have_no_search(fakestripe):
-    status, _, _ = raw(fakestripe.url + "/v1/checkout/sessions/search?query=x",
-                       headers={"Authorization": f"Bearer {KEY}"})
+    status, _, _ = raw(
+        fakestripe.url + "/v1/checkout/sessions/search?query=x",
+        headers={"Authorization": f"Bearer {KEY}"},
+    )
     assert status == 404
 
 
@@ -362,15 +388,23 @@ def test_products_and_prices(client):
         params={"product": product.id, "currency": "jpy", "unit_amount": 1500}
     )
     assert one_time.type == "one_time" and one_time.recurring is None
-    monthly = client.v1.prices.create(params={
-        "product": product.id, "currency": "usd", "unit_amount": 999,
-        "recurring": {"interval": "month"}})
+    monthly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 999,
+            "recurring": {"interval": "month"},
+        }
+    )
     assert monthly.recurring.interval == "month" and monthly.type == "recurring"
-    inline = client.v1.prices.create(params={"currency": "usd", "unit_amount": 5,
-                                             "product_data": {"name": "Inline"}})
+    inline = client.v1.prices.create(
+        params={"currency": "usd", "unit_amount": 5, "product_data": {"name": "Inline"}}
+    )
     assert client.v1.products.retrieve(inline.product).name == "Inline"
     assert [p.id for p in client.v1.prices.list(params={"product": product.id})] == [
-        monthly.id, one_time.id]
+        monthly.id,
+        one_time.id,
+    ]
     assert [p.id for p in client.v1.prices.list(params={"type": "recurring"})] == [monthly.id]
     client.v1.prices.update(one_time.id, params={"active": False})
     assert [p.id for p in client.v1.prices.list(params={"active": False})] == [one_time.id]
@@ -378,8 +412,9 @@ def test_products_and_prices(client):
     expanded = client.v1.products.retrieve(product.id, params={"expand": ["default_price"]})
     assert expanded.default_price.unit_amount == 999
     with pytest.raises(stripe.InvalidRequestError) as info:
-        client.v1.prices.create(params={"product": "prod_nope", "currency": "usd",
-                                        "unit_amount": 5})
+        client.v1.prices.create(
+            params={"product": "prod_nope", "currency": "usd", "unit_amount": 5}
+        )
     assert info.value.param == "product"
 
 
@@ -388,17 +423,19 @@ def test_products_and_prices(client):
 
 def test_events_record_changes_newest_first(client):
     customer = client.v1.customers.create(params={"email": "a@example.com"})
-    client.v1.customers.update(customer.id, params={"email": "b@example.com",
-                                                    "metadata": {"k": "v"}})
+    client.v1.customers.update(
+        customer.id, params={"email": "b@example.com", "metadata": {"k": "v"}}
+    )
     client.v1.customers.delete(customer.id)
     events = client.v1.events.list().data
-    assert [e.type for e in events] == ["customer.deleted", "customer.updated",
-                                        "customer.created"]
+    assert [e.type for e in events] == ["customer.deleted", "customer.updated", "customer.created"]
     assert [e.created for e in events] == sorted((e.created for e in events), reverse=True)
     assert sorted(e.id for e in events) == [e.id for e in reversed(events)]
     updated = events[1]
-    assert updated.data.previous_attributes.to_dict() == {"email": "a@example.com",
-                                                          "metadata": {"k": None}}
+    assert updated.data.previous_attributes.to_dict() == {
+        "email": "a@example.com",
+        "metadata": {"k": None},
+    }
     assert updated.data.object.email == "b@example.com"
     assert updated["request"]["id"].startswith("req_")
     assert updated.api_version == DEFAULT_API_VERSION
@@ -413,19 +450,32 @@ def test_events_record_changes_newest_first(client):
 
 
 def test_webhook_endpoint_lifecycle(client):
-    created = client.v1.webhook_endpoints.create(params={
-        "url": "http://127.0.0.1:9/hook", "enabled_events": ["charge.succeeded"],
-        "api_version": "2024-06-20", "description": "old"})
+    created = client.v1.webhook_endpoints.create(
+        params={
+            "url": "http://127.0.0.1:9/hook",
+            "enabled_events": ["charge.succeeded"],
+            "api_version": "2024-06-20",
+            "description": "old",
+        }
+    )
     assert created.secret.startswith("whsec_")
     assert created.api_version == "2024-06-20" and created.status == "enabled"
     fetched = client.v1.webhook_endpoints.retrieve(created.id)
     assert "secret" not in fetched
-    default = client.v1.webhook_endpoints.create(params={"url": "http://127.0.0.1:9/h",
-                                                         "enabled_events": ["*"]})
+    default = client.v1.webhook_endpoints.create(
+        params={"url": "http://127.0.0.1:9/h", "enabled_events": ["*"]}
+    )
     assert default.api_version == DEFAULT_API_VERSION
-    updated = client.v1.webhook_endpoints.update(created.id, params={
-        "enabled_events": ["charge.failed", "charge.succeeded"], "disabled": True,
-        "url": "http://127.0.0.1:9/new", "metadata": {"a": "b"}, "description": "new"})
+    updated = client.v1.webhook_endpoints.update(
+        created.id,
+        params={
+            "enabled_events": ["charge.failed", "charge.succeeded"],
+            "disabled": True,
+            "url": "http://127.0.0.1:9/new",
+            "metadata": {"a": "b"},
+            "description": "new",
+        },
+    )
     assert updated.status == "disabled" and updated.url.endswith("/new")
     assert list(updated.enabled_events) == ["charge.failed", "charge.succeeded"]
     assert [e.id for e in client.v1.webhook_endpoints.list()] == [default.id, created.id]
@@ -438,5 +488,5 @@ def test_event_created_is_monotonic(client):
     for _ in range(5):
         client.v1.customers.create()
     events = client.v1.events.list().data
-    assert all(a.created >= b.created and a.id > b.id for a, b in zip(events, events[1:]))
+    assert all(a.created >= b.created and a.id > b.id for a, b in itertools.pairwise(events))
     assert time.time() - events[0].created < 5

@@ -12,11 +12,17 @@ import stripe
 @pytest.fixture
 def prices(client):
     product = client.v1.products.create(params={"name": "T-shirt"})
-    one_time = client.v1.prices.create(params={"product": product.id, "currency": "usd",
-                                               "unit_amount": 2000})
-    monthly = client.v1.prices.create(params={"product": product.id, "currency": "usd",
-                                              "unit_amount": 900,
-                                              "recurring": {"interval": "month"}})
+    one_time = client.v1.prices.create(
+        params={"product": product.id, "currency": "usd", "unit_amount": 2000}
+    )
+    monthly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 900,
+            "recurring": {"interval": "month"},
+        }
+    )
     return one_time, monthly
 
 
@@ -32,18 +38,22 @@ def last_event(client) -> str | None:
 
 
 def payment_session(client, price, **extra):
-    return client.v1.checkout.sessions.create(params={
-        "mode": "payment",
-        "line_items": [{"price": price.id, "quantity": 2}],
-        "success_url": "http://127.0.0.1:9/ok?session={CHECKOUT_SESSION_ID}",
-        "cancel_url": "http://127.0.0.1:9/cancel",
-        "client_reference_id": "order-7",
-        "customer_email": "buyer@example.com",
-        "metadata": {"order_id": "7"},
-        "payment_intent_data": {"metadata": {"order_id": "7", "user_id": "3"},
-                                "description": "Order 7"},
-        **extra,
-    })
+    return client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "line_items": [{"price": price.id, "quantity": 2}],
+            "success_url": "http://127.0.0.1:9/ok?session={CHECKOUT_SESSION_ID}",
+            "cancel_url": "http://127.0.0.1:9/cancel",
+            "client_reference_id": "order-7",
+            "customer_email": "buyer@example.com",
+            "metadata": {"order_id": "7"},
+            "payment_intent_data": {
+                "metadata": {"order_id": "7", "user_id": "3"},
+                "description": "Order 7",
+            },
+            **extra,
+        }
+    )
 
 
 def test_session_creation(client, prices, fakestripe):
@@ -82,10 +92,22 @@ def test_session_validation(client, prices, params, param):
 
 
 def test_price_data_line_items(client):
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "payment", "success_url": "http://127.0.0.1/ok",
-        "line_items": [{"quantity": 3, "price_data": {
-            "currency": "jpy", "unit_amount": 500, "product_data": {"name": "Tea"}}}]})
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://127.0.0.1/ok",
+            "line_items": [
+                {
+                    "quantity": 3,
+                    "price_data": {
+                        "currency": "jpy",
+                        "unit_amount": 500,
+                        "product_data": {"name": "Tea"},
+                    },
+                }
+            ],
+        }
+    )
     assert session.amount_total == 1500 and session.currency == "jpy"
 
 
@@ -96,7 +118,8 @@ def test_payment_mode_completion(client, prices, fakestripe):
     assert completed["status"] == "complete" and completed["payment_status"] == "paid"
     assert completed["customer_details"]["email"] == "buyer@example.com"
     session = client.v1.checkout.sessions.retrieve(
-        session.id, params={"expand": ["payment_intent.latest_charge"]})
+        session.id, params={"expand": ["payment_intent.latest_charge"]}
+    )
     intent = session.payment_intent
     assert intent.status == "succeeded" and intent.amount == 4000
     assert intent.metadata.to_dict() == {"order_id": "7", "user_id": "3"}
@@ -107,9 +130,12 @@ def test_payment_mode_completion(client, prices, fakestripe):
     # Stripe creates no customer in payment mode unless asked (customer_creation=always).
     assert session.customer is None
     events = list(reversed(client.v1.events.list(params={"ending_before": mark}).data))
-    assert [e.type for e in events] == ["payment_intent.created", "charge.succeeded",
-                                        "payment_intent.succeeded",
-                                        "checkout.session.completed"]
+    assert [e.type for e in events] == [
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+    ]
     assert all(e["request"]["id"] is None for e in events)
     listed = client.v1.checkout.sessions.list(params={"payment_intent": intent.id})
     assert [s.id for s in listed] == [session.id]
@@ -121,8 +147,9 @@ def test_payment_mode_can_create_the_customer(client, prices, fakestripe):
     fakestripe.complete_checkout(session.id)
     session = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["customer"]})
     assert session.customer.email == "buyer@example.com"
-    assert client.v1.payment_intents.retrieve(session.payment_intent).customer == \
-        session.customer.id
+    assert (
+        client.v1.payment_intents.retrieve(session.payment_intent).customer == session.customer.id
+    )
     assert types_since(client, mark)[0] == "customer.created"
 
 
@@ -135,14 +162,20 @@ def test_decline_leaves_the_session_open(client, prices, fakestripe):
     assert info.value.payload["error"]["decline_code"] == "insufficient_funds"
     again = client.v1.checkout.sessions.retrieve(session.id)
     assert again.status == "open" and again.payment_status == "unpaid"
-    assert client.v1.payment_intents.retrieve(again.payment_intent).status == \
-        "requires_payment_method"
+    assert (
+        client.v1.payment_intents.retrieve(again.payment_intent).status == "requires_payment_method"
+    )
     fakestripe.complete_checkout(session.id)
     paid = client.v1.checkout.sessions.retrieve(session.id)
     assert paid.status == "complete" and paid.payment_intent == again.payment_intent
     assert types_since(client, mark) == [
-        "payment_intent.created", "charge.failed", "payment_intent.payment_failed",
-        "charge.succeeded", "payment_intent.succeeded", "checkout.session.completed"]
+        "payment_intent.created",
+        "charge.failed",
+        "payment_intent.payment_failed",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "checkout.session.completed",
+    ]
 
 
 def test_expire(client, prices, fakestripe):
@@ -158,19 +191,24 @@ def test_expire(client, prices, fakestripe):
 
 
 def test_subscription_mode_completion(client, prices, fakestripe):
-    session = client.v1.checkout.sessions.create(params={
-        "mode": "subscription", "success_url": "http://127.0.0.1/ok",
-        "line_items": [{"price": prices[1].id, "quantity": 1}],
-        "customer_email": "sub@example.com", "metadata": {"order_id": "9"},
-        "subscription_data": {"metadata": {"order_id": "9", "plan": "basic"}}})
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "success_url": "http://127.0.0.1/ok",
+            "line_items": [{"price": prices[1].id, "quantity": 1}],
+            "customer_email": "sub@example.com",
+            "metadata": {"order_id": "9"},
+            "subscription_data": {"metadata": {"order_id": "9", "plan": "basic"}},
+        }
+    )
     mark = last_event(client)
     fakestripe.complete_checkout(session.id)
     session = client.v1.checkout.sessions.retrieve(
-        session.id, params={"expand": ["subscription", "invoice", "customer"]})
+        session.id, params={"expand": ["subscription", "invoice", "customer"]}
+    )
     assert session.status == "complete" and session.payment_status == "paid"
     sub = session.subscription
-    assert sub.status == "active" and sub.metadata.to_dict() == {"order_id": "9",
-                                                                  "plan": "basic"}
+    assert sub.status == "active" and sub.metadata.to_dict() == {"order_id": "9", "plan": "basic"}
     item = sub["items"].data[0]
     assert item.price.id == prices[1].id and item.current_period_end > item.current_period_start
     invoice = session.invoice
@@ -183,10 +221,18 @@ def test_subscription_mode_completion(client, prices, fakestripe):
     intent = client.v1.payment_intents.retrieve(payments.data[0].payment.payment_intent)
     assert intent.status == "succeeded" and intent.metadata.to_dict() == {}
     assert types_since(client, mark) == [
-        "customer.created", "payment_method.attached", "customer.subscription.created",
-        "invoice.created", "invoice.finalized", "payment_intent.created", "charge.succeeded",
-        "payment_intent.succeeded", "invoice.updated", "invoice.paid",
-        "invoice.payment_succeeded", "customer.subscription.updated",
+        "customer.created",
+        "payment_method.attached",
+        "customer.subscription.created",
+        "invoice.created",
+        "invoice.finalized",
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+        "invoice.updated",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "customer.subscription.updated",
         "checkout.session.completed",
     ]
     updated = client.v1.events.list(params={"type": "customer.subscription.updated"}).data[0]
@@ -196,21 +242,37 @@ def test_subscription_mode_completion(client, prices, fakestripe):
 def test_subscription_api(client, prices):
     customer = client.v1.customers.create(params={"email": "s@example.com"})
     with pytest.raises(stripe.InvalidRequestError, match="no attached payment source"):
-        client.v1.subscriptions.create(params={"customer": customer.id,
-                                               "items": [{"price": prices[1].id}]})
-    sub = client.v1.subscriptions.create(params={
-        "customer": customer.id, "items": [{"price": prices[1].id, "quantity": 2}],
-        "default_payment_method": "pm_card_visa", "metadata": {"a": "1"}})
+        client.v1.subscriptions.create(
+            params={"customer": customer.id, "items": [{"price": prices[1].id}]}
+        )
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": prices[1].id, "quantity": 2}],
+            "default_payment_method": "pm_card_visa",
+            "metadata": {"a": "1"},
+        }
+    )
     assert sub.status == "active" and sub.latest_invoice
     invoice = client.v1.invoices.retrieve(sub.latest_invoice)
     assert invoice.amount_paid == 1800 and invoice.status == "paid"
-    other = client.v1.prices.create(params={"product": prices[1].product, "currency": "usd",
-                                            "unit_amount": 1900,
-                                            "recurring": {"interval": "year"}})
+    other = client.v1.prices.create(
+        params={
+            "product": prices[1].product,
+            "currency": "usd",
+            "unit_amount": 1900,
+            "recurring": {"interval": "year"},
+        }
+    )
     item_id = sub["items"].data[0].id
-    changed = client.v1.subscriptions.update(sub.id, params={
-        "items": [{"id": item_id, "price": other.id}], "cancel_at_period_end": True,
-        "metadata": {"b": "2"}})
+    changed = client.v1.subscriptions.update(
+        sub.id,
+        params={
+            "items": [{"id": item_id, "price": other.id}],
+            "cancel_at_period_end": True,
+            "metadata": {"b": "2"},
+        },
+    )
     assert changed["items"].data[0].price.id == other.id
     assert changed.cancel_at_period_end is True and changed.cancel_at
     assert changed.metadata.to_dict() == {"a": "1", "b": "2"}
@@ -227,9 +289,13 @@ def test_subscription_api(client, prices):
 
 def test_incomplete_subscription_paid_later(client, prices):
     customer = client.v1.customers.create()
-    sub = client.v1.subscriptions.create(params={
-        "customer": customer.id, "items": [{"price": prices[1].id}],
-        "payment_behavior": "default_incomplete"})
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": prices[1].id}],
+            "payment_behavior": "default_incomplete",
+        }
+    )
     assert sub.status == "incomplete"
     invoice = client.v1.invoices.retrieve(sub.latest_invoice)
     assert invoice.status == "open"
@@ -241,17 +307,22 @@ def test_incomplete_subscription_paid_later(client, prices):
     with pytest.raises(stripe.InvalidRequestError, match="already paid"):
         client.v1.invoices.pay(invoice.id, params={"payment_method": "pm_card_visa"})
     assert [i.id for i in client.v1.invoices.list(params={"subscription": sub.id})] == [invoice.id]
-    assert [i.id for i in client.v1.invoices.list(params={"customer": customer.id,
-                                                          "status": "paid"})] == [invoice.id]
+    assert [
+        i.id for i in client.v1.invoices.list(params={"customer": customer.id, "status": "paid"})
+    ] == [invoice.id]
     lines = client.v1.invoices.line_items.list(invoice.id)
     assert lines.data[0].pricing.price_details.price == prices[1].id
 
 
 def test_renewal(client, prices, fakestripe):
     customer = client.v1.customers.create()
-    sub = client.v1.subscriptions.create(params={
-        "customer": customer.id, "items": [{"price": prices[1].id}],
-        "default_payment_method": "pm_card_visa"})
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": prices[1].id}],
+            "default_payment_method": "pm_card_visa",
+        }
+    )
     end = sub["items"].data[0].current_period_end
     renewed = fakestripe.renew_subscription(sub.id)
     assert renewed["items"]["data"][0]["current_period_start"] == end

@@ -49,20 +49,36 @@ def emitted(client, fakestripe) -> dict[str, dict]:
     """Drive every flow, then gather objects from events and API reads."""
     found: dict[str, dict] = {}
     product = client.v1.products.create(params={"name": "Conformance"})
-    one_time = client.v1.prices.create(params={"product": product.id, "currency": "usd",
-                                               "unit_amount": 1000})
-    monthly = client.v1.prices.create(params={"product": product.id, "currency": "usd",
-                                              "unit_amount": 500,
-                                              "recurring": {"interval": "month"}})
-    endpoint = client.v1.webhook_endpoints.create(params={"url": "http://127.0.0.1:9/",
-                                                          "enabled_events": ["*"]})
-    pay = client.v1.checkout.sessions.create(params={
-        "mode": "payment", "success_url": "http://127.0.0.1/ok", "customer_creation": "always",
-        "line_items": [{"price": one_time.id, "quantity": 1}]})
+    one_time = client.v1.prices.create(
+        params={"product": product.id, "currency": "usd", "unit_amount": 1000}
+    )
+    monthly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+        }
+    )
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": "http://127.0.0.1:9/", "enabled_events": ["*"]}
+    )
+    pay = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://127.0.0.1/ok",
+            "customer_creation": "always",
+            "line_items": [{"price": one_time.id, "quantity": 1}],
+        }
+    )
     fakestripe.complete_checkout(pay.id)
-    sub = client.v1.checkout.sessions.create(params={
-        "mode": "subscription", "success_url": "http://127.0.0.1/ok",
-        "line_items": [{"price": monthly.id, "quantity": 1}]})
+    sub = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "success_url": "http://127.0.0.1/ok",
+            "line_items": [{"price": monthly.id, "quantity": 1}],
+        }
+    )
     fakestripe.complete_checkout(sub.id)
     session = client.v1.checkout.sessions.retrieve(pay.id, params={"expand": ["line_items"]})
     refund = client.v1.refunds.create(params={"payment_intent": session.payment_intent})
@@ -71,25 +87,46 @@ def emitted(client, fakestripe) -> dict[str, dict]:
     client.v1.subscriptions.cancel(sub_session.subscription)
     deleted = client.v1.customers.create()
     client.v1.customers.delete(deleted.id)
-    for obj in [session, refund, invoice, client.v1.accounts.retrieve_current(),
-                client.v1.webhook_endpoints.retrieve(endpoint.id),
-                client.v1.customers.retrieve(deleted.id),
-                client.v1.webhook_endpoints.delete(endpoint.id),
-                *client.v1.events.list(params={"limit": 100}).data]:
+    for obj in [
+        session,
+        refund,
+        invoice,
+        client.v1.accounts.retrieve_current(),
+        client.v1.webhook_endpoints.retrieve(endpoint.id),
+        client.v1.customers.retrieve(deleted.id),
+        client.v1.webhook_endpoints.delete(endpoint.id),
+        *client.v1.events.list(params={"limit": 100}).data,
+    ]:
         _collect(obj.to_dict(), found)
     return found
 
 
 EXPECTED_TYPES = {
-    "account", "charge", "checkout.session", "customer", "deleted_customer",
-    "deleted_webhook_endpoint", "event", "invoice", "invoice_payment", "item", "line_item",
-    "payment_intent", "payment_method", "plan", "price", "product", "refund", "subscription",
-    "subscription_item", "webhook_endpoint",
+    "account",
+    "charge",
+    "checkout.session",
+    "customer",
+    "deleted_customer",
+    "deleted_webhook_endpoint",
+    "event",
+    "invoice",
+    "invoice_payment",
+    "item",
+    "line_item",
+    "payment_intent",
+    "payment_method",
+    "plan",
+    "price",
+    "product",
+    "refund",
+    "subscription",
+    "subscription_item",
+    "webhook_endpoint",
 }
 
 
 def test_every_emitted_type_matches_stripes_keys(stripe_examples, emitted):
-    assert EXPECTED_TYPES <= emitted.keys()
+    assert emitted.keys() >= EXPECTED_TYPES
     mismatches = {}
     for kind, obj in sorted(emitted.items()):
         example = stripe_examples.get(kind)

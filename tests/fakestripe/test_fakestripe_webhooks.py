@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,8 @@ KEY = "sk_test_fakestripe"
 
 def test_signed_delivery_verifies_with_construct_event(client, fakestripe, receiver):
     endpoint = client.v1.webhook_endpoints.create(
-        params={"url": receiver.url, "enabled_events": ["customer.created"]})
+        params={"url": receiver.url, "enabled_events": ["customer.created"]}
+    )
     customer = client.v1.customers.create(params={"email": "w@example.com"})
     client.v1.customers.update(customer.id, params={"name": "not subscribed"})
     assert fakestripe.wait_deliveries(5)
@@ -26,12 +28,14 @@ def test_signed_delivery_verifies_with_construct_event(client, fakestripe, recei
     headers = {k.lower(): v for k, v in request["headers"].items()}
     assert headers["content-type"] == "application/json; charset=utf-8"
     assert headers["user-agent"] == "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
-    event = stripe.Webhook.construct_event(request["body"].decode(), headers["stripe-signature"],
-                                           endpoint.secret)
+    event = stripe.Webhook.construct_event(
+        request["body"].decode(), headers["stripe-signature"], endpoint.secret
+    )
     assert event.type == "customer.created" and event.data.object.id == customer.id
     with pytest.raises(stripe.SignatureVerificationError):
-        stripe.Webhook.construct_event(request["body"].decode(), headers["stripe-signature"],
-                                       "whsec_wrong")
+        stripe.Webhook.construct_event(
+            request["body"].decode(), headers["stripe-signature"], "whsec_wrong"
+        )
     assert client.v1.events.retrieve(event.id).pending_webhooks == 0
     [delivery] = fakestripe.deliveries(event=event.id)
     assert delivery["endpoint"] == endpoint.id and delivery["attempt"] == 1
@@ -47,16 +51,29 @@ def test_events_arrive_in_creation_order(client, fakestripe, receiver, endpoint)
 
 
 def test_endpoint_api_version_shapes_the_event(client, fakestripe, receiver):
-    client.v1.webhook_endpoints.create(params={
-        "url": receiver.url, "enabled_events": ["invoice.paid", "customer.subscription.created"],
-        "api_version": "2024-06-20"})
-    price = client.v1.prices.create(params={"currency": "usd", "unit_amount": 100,
-                                            "recurring": {"interval": "month"},
-                                            "product_data": {"name": "p"}})
+    client.v1.webhook_endpoints.create(
+        params={
+            "url": receiver.url,
+            "enabled_events": ["invoice.paid", "customer.subscription.created"],
+            "api_version": "2024-06-20",
+        }
+    )
+    price = client.v1.prices.create(
+        params={
+            "currency": "usd",
+            "unit_amount": 100,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "p"},
+        }
+    )
     customer = client.v1.customers.create()
-    sub = client.v1.subscriptions.create(params={"customer": customer.id,
-                                                 "items": [{"price": price.id}],
-                                                 "default_payment_method": "pm_card_visa"})
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": price.id}],
+            "default_payment_method": "pm_card_visa",
+        }
+    )
     assert fakestripe.wait_deliveries(5)
     events = {e["type"]: e for e in receiver.events()}
     assert {e["api_version"] for e in events.values()} == {"2024-06-20"}
@@ -73,7 +90,7 @@ def test_failed_deliveries_are_retried_with_backoff(client, fakestripe, receiver
     assert fakestripe.wait_deliveries(5)
     attempts = fakestripe.deliveries()
     assert [(d["attempt"], d["status"]) for d in attempts] == [(1, 500), (2, 503), (3, 200)]
-    gaps = [b["at"] - a["at"] for a, b in zip(attempts, attempts[1:])]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(attempts)]
     # Retry base is 0.05 s in tests: 0.05 then 0.10.
     assert gaps[0] >= 0.045 and gaps[1] >= 0.095
     event_id = attempts[0]["event"]
@@ -90,15 +107,16 @@ def test_retries_stop_after_max_attempts(client, fakestripe, receiver, endpoint)
 
 
 def test_unreachable_and_timed_out_receivers_are_recorded(receiver):
-    with FakeStripeServer(webhook_retry_base=0.01, webhook_max_attempts=2,
-                          webhook_timeout=0.2) as server:
-        client = stripe.StripeClient(KEY, base_addresses={"api": server.url},
-                                     max_network_retries=0)
+    with FakeStripeServer(
+        webhook_retry_base=0.01, webhook_max_attempts=2, webhook_timeout=0.2
+    ) as server:
+        client = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0)
         control = FakeStripeClient(server.url)
         receiver.delay = 0.5
         client.v1.webhook_endpoints.create(params={"url": receiver.url, "enabled_events": ["*"]})
-        client.v1.webhook_endpoints.create(params={"url": "http://127.0.0.1:9/closed",
-                                                   "enabled_events": ["*"]})
+        client.v1.webhook_endpoints.create(
+            params={"url": "http://127.0.0.1:9/closed", "enabled_events": ["*"]}
+        )
         client.v1.customers.create()
         assert control.wait_deliveries(10)
         errors = sorted({d["error"].split(":")[0] for d in control.deliveries()})
@@ -162,7 +180,10 @@ def test_endpoint_fail_first(client, fakestripe, receiver, endpoint):
     assert fakestripe.wait_deliveries(5)
     attempts = fakestripe.deliveries()
     assert [(d["attempt"], d["forced_failure"]) for d in attempts] == [
-        (1, True), (2, True), (3, False)]
+        (1, True),
+        (2, True),
+        (3, False),
+    ]
     # Forced failures are sent for real: the receiver saw every attempt.
     assert len(receiver.requests) == 3
 
@@ -234,8 +255,11 @@ def test_concurrent_idempotent_requests_conflict_or_replay(fakestripe):
     def send():
         data = b"email=race%40example.com"
         request = urllib.request.Request(
-            fakestripe.url + "/v1/customers", data=data, method="POST",
-            headers={"Authorization": f"Bearer {KEY}", "Idempotency-Key": "race"})
+            fakestripe.url + "/v1/customers",
+            data=data,
+            method="POST",
+            headers={"Authorization": f"Bearer {KEY}", "Idempotency-Key": "race"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 results.append(response.status)

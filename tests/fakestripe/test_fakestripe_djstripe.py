@@ -1,0 +1,86 @@
+"""dj-stripe, an independent Stripe client, can mirror every object type the emulator emits.
+
+`sync_from_stripe_data` also fetches related objects (the customer of a charge, the product
+of a price, the account) through stripe-python's global `api_base`, so those calls must
+succeed against the emulator too.
+"""
+
+from __future__ import annotations
+
+import pytest
+import stripe
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk_test_fakestripe0000000000000000"
+
+
+@pytest.fixture
+def stripe_at_emulator(fakestripe):
+    previous = stripe.api_base
+    stripe.api_base = fakestripe.url
+    yield
+    stripe.api_base = previous
+
+
+def test_djstripe_syncs_every_emitted_type(client, fakestripe, stripe_at_emulator):
+    from djstripe import models
+
+    product = client.v1.products.create(params={"name": "Mirror"})
+    one_time = client.v1.prices.create(
+        params={"product": product.id, "currency": "usd", "unit_amount": 1000}
+    )
+    monthly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+        }
+    )
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}
+    )
+    pay = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://127.0.0.1/ok",
+            "customer_creation": "always",
+            "line_items": [{"price": one_time.id, "quantity": 1}],
+            "payment_intent_data": {"metadata": {"order_id": "1"}},
+        }
+    )
+    fakestripe.complete_checkout(pay.id)
+    sub = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "success_url": "http://127.0.0.1/ok",
+            "line_items": [{"price": monthly.id, "quantity": 1}],
+        }
+    )
+    fakestripe.complete_checkout(sub.id)
+    pay = client.v1.checkout.sessions.retrieve(pay.id)
+    sub = client.v1.checkout.sessions.retrieve(sub.id)
+    intent = client.v1.payment_intents.retrieve(pay.payment_intent)
+    refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
+
+    cases = [
+        (models.Customer, client.v1.customers.retrieve(pay.customer)),
+        (models.Product, product),
+        (models.Price, one_time),
+        (models.Price, monthly),
+        (models.Session, pay),
+        (models.Session, sub),
+        (models.PaymentIntent, intent),
+        (models.Charge, client.v1.charges.retrieve(intent.latest_charge)),
+        (models.Refund, refund),
+        (models.Subscription, client.v1.subscriptions.retrieve(sub.subscription)),
+        (models.Invoice, client.v1.invoices.retrieve(sub.invoice)),
+        (models.Event, client.v1.events.list().data[0]),
+        (models.WebhookEndpoint, client.v1.webhook_endpoints.retrieve(endpoint.id)),
+    ]
+    for model, data in cases:
+        synced = model.sync_from_stripe_data(data, api_key=KEY)
+        assert synced.id == data.id, model.__name__
+    assert models.Charge.objects.get(id=intent.latest_charge).metadata == {"order_id": "1"}
+    assert models.Subscription.objects.get(id=sub.subscription).status == "active"

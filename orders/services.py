@@ -131,7 +131,7 @@ def catalog_sync() -> dict[str, int]:
     with transaction.atomic():
         for object_type in ("product", "price"):
             for obj in stripe_api.list_all(object_type=object_type):
-                mirror.upsert(obj.to_dict())
+                mirror.upsert(stripe_api.as_dict(obj))
                 counts[object_type] += 1
     return counts
 
@@ -242,7 +242,7 @@ def _session_create(*, order: Order, attempt: int) -> dict[str, Any]:
         # Derived from the order and its attempt: a double submit gets the same session.
         idempotency_key=stripe_api.idempotency_key("checkout.session", order.public_id, attempt),
     )
-    return session.to_dict()
+    return stripe_api.as_dict(session)
 
 
 def _session_link(*, order: Order, session: dict[str, Any], attempt: int) -> Order:
@@ -558,11 +558,13 @@ def order_subscription_cancel(*, order: Order, user: AbstractBaseUser) -> dict[s
         raise CheckoutError("This subscription is not active.")
     with transaction.atomic(), events.object_lock(order.subscription_id):
         try:
-            updated = stripe_api.update(
-                object_type="subscription",
-                stripe_id=order.subscription_id,
-                params={"cancel_at_period_end": True},
-            ).to_dict()
+            updated = stripe_api.as_dict(
+                stripe_api.update(
+                    object_type="subscription",
+                    stripe_id=order.subscription_id,
+                    params={"cancel_at_period_end": True},
+                )
+            )
         except stripe_api.StripeAPIError as exc:
             raise CheckoutError(exc.message) from exc
         mirror.upsert(updated)

@@ -94,8 +94,11 @@ def bulk_customers(emu, call) -> dict[str, Any]:
     if not 1 <= count <= 1_000_000:
         raise invalid("count must be between 1 and 1000000", param="count")
     now = emu.now()
-    last = None
+    step = max(count // 1000, 1)
+    sample = []
     for n in range(count):
-        last = objects.customer(emu.new_id("cus"), now, email=f"bulk{n}@example.com")
-        emu.store.put(last)
-    return {"created": count, "last": last["id"]}
+        customer = objects.customer(emu.new_id("cus"), now, email=f"bulk{n}@example.com")
+        emu.store.put(customer)
+        if n % step == 0:
+            sample.append(customer["id"])
+    return {"created": count, "sample": sample}

@@ -208,7 +208,7 @@ def _expand(
     if kind in ("list", "search_result") and not prefix:
         for segment, sub in tree.items():
             if segment != "data":
-                raise invalid(f"This property cannot be expanded ({segment}).", param="expand")
+                raise _cannot(segment, in_list=True)
             for item in obj["data"]:
                 stored = emu.store.get(item.get("id", "")) if isinstance(item, dict) else None
                 _expand(emu, item, sub, REGISTRY.get(item.get("object")), "", stored)

@@ -590,6 +590,23 @@ register(
 )
 
 
+@route("GET", "/v1/subscription_items")
+def subscription_items(emu, call) -> dict[str, Any]:
+    """The items of one subscription (they live inside it, as the list's url says)."""
+    check_params(call.params, {"subscription", "limit", "starting_after", "ending_before"})
+    sub = fetch_live(emu, SUBSCRIPTION, require(call.params, "subscription"), param="subscription")
+    url = f"/v1/subscription_items?subscription={sub['id']}"
+    return _embedded_page(call, sub["items"]["data"], url)
+
+
+@route("GET", "/v1/invoice_payments")
+def invoice_payments(emu, call) -> dict[str, Any]:
+    check_params(call.params, {"invoice", "limit", "starting_after", "ending_before"})
+    inv = fetch_live(emu, INVOICE, require(call.params, "invoice"), param="invoice")
+    data = [emu.store.get(p) for p in inv.get("_payments", [])]
+    return _embedded_page(call, data, f"/v1/invoice_payments?invoice={inv['id']}")
+
+
 @route("POST", "/_fake/subscriptions/{sub_id}/renew")
 def subscription_renew(emu, call, sub_id: str) -> dict[str, Any]:
     """Advance one billing period: a new paid invoice, or the end of a cancelling one."""

@@ -41,7 +41,9 @@ def _legacy(obj: Any, store_get) -> Any:
         details = (out.get("parent") or {}).get("subscription_details") or {}
         out["subscription"] = details.get("subscription")
         out["subscription_details"] = {"metadata": details.get("metadata")}
-        payment = (obj.get("_payment_intent") if isinstance(obj, dict) else None) or None
+        # The collecting intent is private on the stored invoice (snapshots lack it).
+        raw = store_get(out["id"]) if store_get else None
+        payment = (raw or obj).get("_payment_intent")
         out["payment_intent"] = payment
         charge = None
         if payment and store_get:

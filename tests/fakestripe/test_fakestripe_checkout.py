@@ -329,3 +329,40 @@ def test_renewal(client, prices, fakestripe):
     invoices = client.v1.invoices.list(params={"subscription": sub.id}).data
     assert [i.billing_reason for i in invoices] == ["subscription_cycle", "subscription_create"]
     assert invoices[0].status == "paid"
+
+
+def test_subscription_items_and_invoice_payments_lists(client, prices):
+    customer = client.v1.customers.create()
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": prices[1].id}],
+            "default_payment_method": "pm_card_visa",
+        }
+    )
+    items = client.v1.subscription_items.list(params={"subscription": sub.id})
+    assert [i.id for i in items] == [sub["items"].data[0].id]
+    payments = client.v1.invoice_payments.list(params={"invoice": sub.latest_invoice})
+    assert payments.data[0].status == "paid"
+    assert payments.data[0].payment.type == "payment_intent"
+
+
+def test_legacy_version_renders_invoice_payment_fields(fakestripe, prices):
+    legacy = stripe.StripeClient(
+        "sk_test_legacy",
+        base_addresses={"api": fakestripe.url},
+        stripe_version="2024-06-20",
+        max_network_retries=0,
+    )
+    customer = legacy.v1.customers.create()
+    sub = legacy.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": prices[1].id}],
+            "default_payment_method": "pm_card_visa",
+        }
+    )
+    assert sub.current_period_end == sub["items"].data[0].current_period_end
+    invoice = legacy.v1.invoices.retrieve(sub.latest_invoice)
+    assert invoice.subscription == sub.id and invoice.paid is True
+    assert invoice.payment_intent.startswith("pi_") and invoice.charge.startswith("ch_")

@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_state_survives_a_restart_in_creation_order(tmp_path):
     state = tmp_path / "state.jsonl"
     with FakeStripeServer(state_file=str(state)) as server:
-        client = stripe.StripeClient(KEY, base_addresses={"api": server.url},
-                                     max_network_retries=0)
+        client = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0)
         first = client.v1.customers.create(params={"email": "one@example.com"})
         second = client.v1.customers.create(params={"email": "two@example.com"})
         client.v1.customers.update(first.id, params={"metadata": {"k": "v"}})
@@ -32,8 +31,7 @@ def test_state_survives_a_restart_in_creation_order(tmp_path):
     lines = state.read_text().splitlines()
     assert all(json.loads(line) for line in lines)  # compacted: valid JSON lines
     with FakeStripeServer(state_file=str(state)) as server:
-        client = stripe.StripeClient(KEY, base_addresses={"api": server.url},
-                                     max_network_retries=0)
+        client = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0)
         assert [c.id for c in client.v1.customers.list()] == [second.id, first.id]
         assert client.v1.customers.retrieve(first.id).metadata.to_dict() == {"k": "v"}
         assert client.v1.customers.retrieve(gone.id).deleted is True
@@ -45,14 +43,12 @@ def test_state_survives_a_restart_in_creation_order(tmp_path):
 def test_a_torn_journal_line_is_ignored(tmp_path):
     state = tmp_path / "state.jsonl"
     with FakeStripeServer(state_file=str(state)) as server:
-        client = stripe.StripeClient(KEY, base_addresses={"api": server.url},
-                                     max_network_retries=0)
+        client = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0)
         kept = client.v1.customers.create()
     with state.open("a") as journal:
         journal.write('{"put": {"id": "cus_torn"')  # a crash mid-write
     with FakeStripeServer(state_file=str(state)) as server:
-        client = stripe.StripeClient(KEY, base_addresses={"api": server.url},
-                                     max_network_retries=0)
+        client = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0)
         assert [c.id for c in client.v1.customers.list()] == [kept.id]
 
 
@@ -64,10 +60,24 @@ def _free_port() -> int:
 
 def test_command_line_serves_persists_and_applies_fault_flags(tmp_path):
     port, state = _free_port(), tmp_path / "cli.jsonl"
-    command = [sys.executable, "-m", "fakestripe", "--host", "127.0.0.1", "--port", str(port),
-               "--state", str(state), "--webhook-retry-base", "0.1", "--latency", "0.01"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "fakestripe",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--state",
+        str(state),
+        "--webhook-retry-base",
+        "0.1",
+        "--latency",
+        "0.01",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):

@@ -286,7 +286,7 @@ def test_expand_on_retrieve_create_update_and_list(client):
     assert listed.data[0].customer.id == customer.id
     plain = client.v1.payment_intents.retrieve(intent.id)
     assert plain.customer == customer.id
-    with pytest.raises(stripe.InvalidRequestError, match="try expanding 'data.customer'"):
+    with pytest.raises(stripe.InvalidRequestError, match=r"try expanding 'data\.customer'"):
         client.v1.payment_intents.list(params={"expand": ["customer"]})
 
 

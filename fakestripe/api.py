@@ -41,6 +41,7 @@ class Resource:
     hook_params: frozenset[str] = frozenset()  # extra update params the hook reads
     updatable: bool = True
     deletable: str | None = None  # "stub" keeps {"deleted": true}, "remove" forgets it
+    delete_check: Callable | None = None  # (emu, obj) raises when Stripe refuses a delete
     filters: dict[str, Predicate] = field(default_factory=dict)
     default_filter: Predicate | None = None  # applied when a filter param is absent
     expandable: frozenset[str] = frozenset()  # dotted paths holding ids of other objects
@@ -412,6 +413,8 @@ def delete(emu: Emulator, call: Call, resource: Resource, object_id: str) -> dic
     check_params(call.params, set())
     with emu.store.lock:
         obj = fetch_live(emu, resource, object_id)
+        if resource.delete_check:
+            resource.delete_check(emu, obj)
         stub = {"id": object_id, "object": resource.object, "deleted": True}
         keep = stub if resource.deletable == "stub" else None
         snapshot = versions.deepcopy(obj)

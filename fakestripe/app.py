@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import secrets
 import threading
@@ -26,6 +27,7 @@ from .faults import Faults, Stats
 from .params import decode_body, decode_form
 from .store import Store
 
+log = logging.getLogger("fakestripe")
 VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
 NO_KEY = (
     "You did not provide an API key. You need to provide your API key in the Authorization "
@@ -209,10 +211,16 @@ class Emulator:
             response = Response.json(error.status, error.body())
         else:
             call = Call(method, path, params, headers, request_id, base_url)
-            if path.startswith("/v1/") or path == "/v1":
-                response = self._api(call)
-            else:
-                response = self._plain(call)
+            try:
+                if path.startswith("/v1/") or path == "/v1":
+                    response = self._api(call)
+                else:
+                    response = self._plain(call)
+            except Exception:
+                # An emulator bug: answer as Stripe's 500 does rather than drop the connection.
+                log.exception("fakestripe failed on %s %s", method, target)
+                error = StripeError(500, "api_error", f"fakestripe internal error ({request_id}).")
+                response = Response.json(500, error.body())
         response.headers["Request-Id"] = request_id
         return response
 

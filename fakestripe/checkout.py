@@ -357,8 +357,12 @@ def complete(emu, call, cs: dict[str, Any], number: str, email: str | None = Non
             return error
         cs.update(customer=cus["id"], subscription=sub["id"], invoice=sub["latest_invoice"])
     open_sessions(emu).pop(cs["id"], None)
+    # A finished session has no payment page any more: Stripe nulls its url.
     cs.update(
-        status="complete", payment_status="paid", customer_details=_customer_details(cs, cus, email)
+        status="complete",
+        payment_status="paid",
+        customer_details=_customer_details(cs, cus, email),
+        url=None,
     )
     emu.store.save(cs)
     emu.events.emit("checkout.session.completed", cs, call=call)

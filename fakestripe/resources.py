@@ -183,6 +183,14 @@ def product_update(emu, call, prod: dict[str, Any], params: dict[str, Any]) -> N
         prod["images"] = string_list(params["images"])
 
 
+def product_delete_check(emu, prod: dict[str, Any]) -> None:
+    for price_id in emu.store.index("price").newest_first():
+        if emu.store.objects[price_id]["product"] == prod["id"]:
+            raise invalid(
+                "This product cannot be deleted because it has one or more user-created prices."
+            )
+
+
 PRODUCT = register(
     Resource(
         object="product",
@@ -218,6 +226,7 @@ PRODUCT = register(
         update_hook=product_update,
         hook_params=frozenset({"default_price", "images"}),
         deletable="remove",
+        delete_check=product_delete_check,
         filters={
             "active": field_is("active"),
             "shippable": field_is("shippable"),

@@ -410,6 +410,12 @@ def test_products_and_prices(client):
     assert [p.id for p in client.v1.prices.list(params={"type": "recurring"})] == [monthly.id]
     client.v1.prices.update(one_time.id, params={"active": False})
     assert [p.id for p in client.v1.prices.list(params={"active": False})] == [one_time.id]
+    with pytest.raises(stripe.InvalidRequestError, match="user-created prices"):
+        client.v1.products.delete(product.id)
+    bare = client.v1.products.create(params={"name": "Bare"})
+    assert client.v1.products.delete(bare.id).deleted is True
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.products.retrieve(bare.id)
     client.v1.products.update(product.id, params={"default_price": monthly.id})
     expanded = client.v1.products.retrieve(product.id, params={"expand": ["default_price"]})
     assert expanded.default_price.unit_amount == 999

@@ -116,6 +116,7 @@ def test_payment_mode_completion(client, prices, fakestripe):
     mark = last_event(client)
     completed = fakestripe.complete_checkout(session.id)
     assert completed["status"] == "complete" and completed["payment_status"] == "paid"
+    assert completed["url"] is None
     assert completed["customer_details"]["email"] == "buyer@example.com"
     session = client.v1.checkout.sessions.retrieve(
         session.id, params={"expand": ["payment_intent.latest_charge"]}

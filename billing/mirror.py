@@ -62,7 +62,11 @@ def upsert(data: Any) -> djstripe_models.StripeModel | None:
     for child in _expanded_children(data):
         if not child.get("deleted"):
             upsert(child)
-    return model.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+    # dj-stripe pages nested lists (subscription items, refunds) with auto_paging_iter, so it
+    # needs stripe-python objects rather than the plain dict.
+    return model.sync_from_stripe_data(
+        stripe_api.as_stripe_object(data), api_key=settings.STRIPE_SECRET_KEY
+    )
 
 
 def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:

@@ -239,6 +239,13 @@ def as_dict(value: stripe.StripeObject | Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(value, default=str))
 
 
+def as_stripe_object(data: Mapping[str, Any]) -> stripe.StripeObject:
+    """A plain dict back into stripe-python's objects (dj-stripe pages lists through them)."""
+    return stripe.convert_to_stripe_object(
+        dict(data), api_key=_api_key(), stripe_version=settings.STRIPE_API_VERSION
+    )
+
+
 def idempotency_key(*parts: object) -> str:
     """A stable key from the business identity of a create (e.g. the order and its attempt)."""
     raw = ":".join(str(p) for p in parts)

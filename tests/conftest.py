@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,35 +104,73 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db):
-    """A real `celery worker` process consuming from the configured broker.
+class WorkerPool:
+    """Real `celery worker` processes on the configured broker, sharing the test database."""
 
-    Needs CELERY_BROKER_URL (which .ci/run sets); the worker shares the test database.
-    """
+    def __init__(self):
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, concurrency: int = 2, **env: str) -> subprocess.Popen:
+        extra = {
+            "DJANGO_DEBUG": "true",
+            "STRIPE_API_BASE": settings.STRIPE_API_BASE or "",
+            "STRIPE_SECRET_KEY": settings.STRIPE_SECRET_KEY,
+            "BILLING_EVENT_RETRY_BASE_SECONDS": str(settings.BILLING_EVENT_RETRY_BASE_SECONDS),
+            "BILLING_EVENT_MAX_ATTEMPTS": str(settings.BILLING_EVENT_MAX_ATTEMPTS),
+            **env,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
+             f"--concurrency={concurrency}", "--loglevel=INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat",
+             "-n", f"test-{os.getpid()}-{len(self.processes)}@%h"],
+            cwd=ROOT, env=subprocess_env(**extra), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        self.processes.append(proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited early with {proc.returncode}")
+            replies = celery_app.control.ping(timeout=0.5)
+            if any(
+                name.startswith(f"test-{os.getpid()}-{len(self.processes) - 1}@")
+                for r in replies
+                for name in r
+            ):
+                return proc
+        raise RuntimeError("celery worker did not answer ping within 30 s")
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """SIGKILL the worker and its pool children, as a crash or OOM kill would."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def celery_workers(transactional_db):
+    """Start real workers with ``celery_workers.start()``; needs CELERY_BROKER_URL (.ci/run sets it)."""
     if not settings.CELERY_BROKER_URL:
         pytest.skip("CELERY_BROKER_URL is not set: no broker for a real worker")
     celery_app.connection_for_write().ensure_connection(max_retries=3)
-    # Drop tasks left over from an earlier run so this worker sees only ours.
+    # Drop tasks left over from an earlier run so these workers see only ours.
     celery_app.control.purge()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
-         "--concurrency=2", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited early:\n{proc.stdout.read()}")
-        if celery_app.control.ping(timeout=0.5):
-            break
-    else:
-        proc.kill()
-        raise RuntimeError("celery worker did not answer ping within 30 s")
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    pool = WorkerPool()
+    yield pool
+    pool.stop_all()
+    celery_app.control.purge()
+
+
+@pytest.fixture
+def celery_worker_process(celery_workers):
+    """One real worker process (two pool processes)."""
+    return celery_workers.start()

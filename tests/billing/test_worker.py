@@ -1,0 +1,157 @@
+"""Reliability with the real stack: live server intake, Redis broker, real worker processes.
+
+Run when CELERY_BROKER_URL is set (.ci/run sets it; on PostgreSQL and on SQLite).
+"""
+
+import random
+import threading
+import time
+import urllib.request
+
+import pytest
+from djstripe.models import Customer
+
+from billing import stripe_api
+from billing.models import InboundEvent, ObjectSync, WebhookDelivery
+from tests.billing.test_processing import (
+    assert_mirror_matches_emulator,
+    emitted,
+    subscription_scenario,
+)
+from tests.conftest import signed_body
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def intake(live_server, stripe_emulator):
+    """Send signed deliveries to the live server, as Stripe would (without the emulator)."""
+    from billing.services import webhook_endpoint_create
+
+    endpoint = webhook_endpoint_create(base_url="http://127.0.0.1:9")
+
+    def post(event: dict) -> int:
+        body, header = signed_body(event, endpoint.secret)
+        request = urllib.request.Request(
+            f"{live_server.url}/stripe/webhook/{endpoint.djstripe_uuid}/",
+            data=body,
+            headers={"Content-Type": "application/json", "Stripe-Signature": header},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    return post
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def all_final(count: int):
+    return lambda: InboundEvent.objects.filter(status__in=InboundEvent.FINAL).count() == count
+
+
+def test_twenty_concurrent_deliveries_of_one_event_take_effect_once(
+    stripe_emulator, intake, celery_worker_process
+):
+    customer = stripe_api.create(object_type="customer", params={"email": "twenty@example.com"})
+    (created,) = emitted(types=["customer.created"], object_id=customer.id)
+    stripe_emulator.reset_stats()
+    start = threading.Barrier(20)
+    statuses: list[int] = []
+
+    def deliver():
+        start.wait()
+        statuses.append(intake(created))
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert statuses == [200] * 20
+    wait_for(all_final(1))
+    event = InboundEvent.objects.get()
+    assert event.status == InboundEvent.Status.PROCESSED
+    assert event.attempts == 1
+    assert WebhookDelivery.objects.filter(outcome="accepted").count() == 1
+    assert WebhookDelivery.objects.filter(outcome="duplicate").count() == 19
+    # one fetch of the object, one mirror row
+    assert ObjectSync.objects.get(stripe_id=customer.id).fetch_count == 1
+    assert stripe_emulator.stats()["by_route"]["GET /v1/customers/{id}"] == 1
+    assert Customer.objects.filter(id=customer.id).count() == 1
+
+
+def test_shuffled_concurrent_subscription_events_end_at_the_latest_state(
+    stripe_emulator, intake, celery_workers
+):
+    subscription_id, invoice_id, sequence = subscription_scenario()
+    celery_workers.start(concurrency=2)
+    celery_workers.start(concurrency=2)
+    shuffled = random.Random(7).sample(sequence, len(sequence))
+
+    threads = [threading.Thread(target=intake, args=(event,)) for event in shuffled]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    wait_for(all_final(len(sequence)))
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert_mirror_matches_emulator(subscription_id, invoice_id)
+
+
+def test_worker_killed_mid_processing_processes_the_event_once_after_restart(
+    stripe_emulator, intake, celery_workers
+):
+    customer = stripe_api.create(object_type="customer", params={"email": "kill@example.com"})
+    (created,) = emitted(types=["customer.created"], object_id=customer.id)
+    # Given a worker whose fetch from Stripe hangs for a while
+    worker = celery_workers.start(CELERY_VISIBILITY_TIMEOUT="3")
+    stripe_emulator.set_faults(latency=4.0)
+    assert intake(created) == 200
+    time.sleep(1.5)  # the worker has taken the task and is waiting on the API
+
+    # When it is killed (SIGKILL, worker and pool) mid-processing
+    celery_workers.kill(worker)
+    assert InboundEvent.objects.get().status == InboundEvent.Status.PENDING
+    stripe_emulator.clear_faults()
+    time.sleep(3.5)  # past the broker's visibility timeout
+
+    # Then a restarted worker gets the unacknowledged task and processes it once
+    celery_workers.start(CELERY_VISIBILITY_TIMEOUT="3")
+    wait_for(all_final(1), timeout=60)
+    event = InboundEvent.objects.get()
+    assert event.status == InboundEvent.Status.PROCESSED
+    assert event.attempts == 1
+    assert Customer.objects.filter(id=customer.id).count() == 1
+
+
+def test_rate_limits_and_server_errors_during_processing_are_retried(
+    stripe_emulator, intake, celery_workers, settings
+):
+    settings.BILLING_EVENT_RETRY_BASE_SECONDS = 0.5
+    customer = stripe_api.create(object_type="customer", params={"email": "flaky@example.com"})
+    (created,) = emitted(types=["customer.created"], object_id=customer.id)
+    celery_workers.start()
+    stripe_emulator.reset_stats()
+    stripe_emulator.set_faults(rate_limit=1, error_rate=1.0)
+    threading.Timer(2.0, lambda: stripe_emulator.set_faults(error_rate=0.0)).start()
+
+    assert intake(created) == 200
+
+    wait_for(all_final(1), timeout=60)
+    event = InboundEvent.objects.get()
+    assert event.status == InboundEvent.Status.PROCESSED, event.last_error
+    by_status = stripe_emulator.stats()["by_status"]
+    assert by_status.get("500", 0) > 0
+    assert by_status.get("429", 0) > 0
+    assert Customer.objects.filter(id=customer.id).exists()

@@ -58,6 +58,7 @@ class _EndpointQueue:
         self.window: list[dict[str, Any]] = []  # held back while shuffle_window fills
         self.window_touched = 0.0
         self.thread: threading.Thread | None = None
+        self.retired = False  # set by reset: the worker exits instead of idling forever
 
 
 class Deliveries:
@@ -134,7 +135,7 @@ class Deliveries:
         while True:
             with self.cond:
                 while True:
-                    if self._stopping:
+                    if self._stopping or queue.retired:
                         return
                     now = time.monotonic()
                     if queue.heap and queue.heap[0][0] <= now:
@@ -258,6 +259,8 @@ class Deliveries:
             for queue in self.queues.values():
                 queue.heap.clear()
                 queue.window.clear()
+                queue.retired = True
+            self.queues.clear()
             self.records.clear()
             self.attempts.clear()
             self.delivered.clear()

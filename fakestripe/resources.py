@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -402,8 +403,17 @@ def format_amount(amount: int, currency: str) -> str:
 WEBHOOK_EVENTS_PARAM = "enabled_events"
 
 
+EVENT_TYPE = re.compile(r"^(\*|[a-z_]+(\.[a-z_]+)+)$")
+
+
 def _enabled_events(value: Any) -> list[str]:
     events = [str(e) for e in as_list({"v": value}, "v")]
+    for i, name in enumerate(events):
+        if not EVENT_TYPE.match(name):
+            raise invalid(
+                f"Invalid enabled_events[{i}]: {name} is not an event type.",
+                param=f"enabled_events[{i}]",
+            )
     if not events:
         raise invalid(
             "Missing required param: enabled_events.",

@@ -498,3 +498,21 @@ def test_event_created_is_monotonic(client):
     events = client.v1.events.list().data
     assert all(a.created >= b.created and a.id > b.id for a, b in itertools.pairwise(events))
     assert time.time() - events[0].created < 5
+
+
+def test_search_numeric_comparisons_and_negation(client):
+    for amount in (500, 1500, 2500):
+        client.v1.payment_intents.create(params={"amount": amount, "currency": "usd"})
+    found = client.v1.payment_intents.search(params={"query": "amount>1000 AND currency:'usd'"})
+    assert sorted(p.amount for p in found.data) == [1500, 2500]
+    assert [
+        p.amount for p in client.v1.payment_intents.search(params={"query": "-amount>=1500"}).data
+    ] == [500]
+
+
+def test_webhook_endpoint_event_types_are_validated(client):
+    with pytest.raises(stripe.InvalidRequestError) as info:
+        client.v1.webhook_endpoints.create(
+            params={"url": "http://127.0.0.1:9/", "enabled_events": ["not an event"]}
+        )
+    assert info.value.param == "enabled_events[0]"

@@ -367,3 +367,21 @@ def test_legacy_version_renders_invoice_payment_fields(fakestripe, prices):
     invoice = legacy.v1.invoices.retrieve(sub.latest_invoice)
     assert invoice.subscription == sub.id and invoice.paid is True
     assert invoice.payment_intent.startswith("pi_") and invoice.charge.startswith("ch_")
+
+
+def test_cancel_at_period_end_ends_at_renewal(client, prices, fakestripe):
+    customer = client.v1.customers.create()
+    sub = client.v1.subscriptions.create(
+        params={
+            "customer": customer.id,
+            "items": [{"price": prices[1].id}],
+            "default_payment_method": "pm_card_visa",
+            "cancel_at_period_end": True,
+        }
+    )
+    assert sub.cancel_at == sub["items"].data[0].current_period_end
+    ended = fakestripe.renew_subscription(sub.id)
+    assert ended["status"] == "canceled"
+    assert (
+        client.v1.events.list(params={"limit": 1}).data[0].type == "customer.subscription.deleted"
+    )

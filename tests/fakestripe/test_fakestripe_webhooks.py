@@ -274,3 +274,22 @@ def test_concurrent_idempotent_requests_conflict_or_replay(fakestripe):
     assert set(results) <= {200, 409} and 200 in results
     client = stripe.StripeClient(KEY, base_addresses={"api": fakestripe.url})
     assert len(client.v1.customers.list().data) == 1
+
+
+def test_reset_retires_delivery_workers(client, fakestripe, receiver):
+    import threading
+
+    def workers() -> int:
+        return sum(
+            t.name.startswith("fakestripe-webhooks-") and t.is_alive()
+            for t in threading.enumerate()
+        )
+
+    for _ in range(3):
+        client.v1.webhook_endpoints.create(params={"url": receiver.url, "enabled_events": ["*"]})
+    client.v1.customers.create()
+    assert fakestripe.wait_deliveries(5)
+    assert workers() >= 3
+    fakestripe.reset()
+    time.sleep(0.2)
+    assert workers() == 0

@@ -354,6 +354,25 @@ def paginate(
     return page
 
 
+def embedded_page(call, data: list, url: str) -> dict[str, Any]:
+    """Pagination over a short embedded list (lines of an invoice or a session)."""
+    limit = as_int(call.params, "limit", default=10)
+    if not 1 <= limit <= 100:
+        raise invalid("This value must be between 1 and 100.", param="limit")
+    ids = [d["id"] for d in data]
+    after, before = call.params.get("starting_after"), call.params.get("ending_before")
+    start = ids.index(after) + 1 if after in ids else 0
+    end = ids.index(before) if before in ids else len(ids)
+    if before:
+        window = data[max(end - limit, 0) : end]
+        has_more = end - limit > 0
+    else:
+        window = data[start : start + limit]
+        has_more = start + limit < len(data)
+    page = {"object": "list", "data": versions.public(window), "has_more": has_more, "url": url}
+    return page
+
+
 def list_objects(emu: Emulator, call: Call, resource: Resource) -> dict[str, Any]:
     params = call.params
     allowed = {"limit", "starting_after", "ending_before", *resource.filters}

@@ -15,6 +15,7 @@ from .api import (
     Resource,
     boolean,
     check_params,
+    embedded_page,
     expand_paths,
     fetch_live,
     merge_metadata,
@@ -499,25 +500,7 @@ def invoice_pay(emu, call, in_id: str) -> dict[str, Any]:
 def invoice_lines(emu, call, in_id: str) -> dict[str, Any]:
     check_params(call.params, {"limit", "starting_after", "ending_before"})
     inv = fetch_live(emu, INVOICE, in_id)
-    return _embedded_page(call, inv["lines"]["data"], f"/v1/invoices/{in_id}/lines")
-
-
-def _embedded_page(call, data: list, url: str) -> dict[str, Any]:
-    """Pagination over a short embedded list (lines of an invoice or a session)."""
-    limit = as_int(call.params, "limit", default=10)
-    if not 1 <= limit <= 100:
-        raise invalid("This value must be between 1 and 100.", param="limit")
-    ids = [d["id"] for d in data]
-    after, before = call.params.get("starting_after"), call.params.get("ending_before")
-    start = ids.index(after) + 1 if after in ids else 0
-    end = ids.index(before) if before in ids else len(ids)
-    if before:
-        window = data[max(end - limit, 0) : end]
-        has_more = end - limit > 0
-    else:
-        window = data[start : start + limit]
-        has_more = start + limit < len(data)
-    return objects.list_object(public(window), url, has_more)
+    return embedded_page(call, inv["lines"]["data"], f"/v1/invoices/{in_id}/lines")
 
 
 INVOICE = register(
@@ -596,7 +579,7 @@ def subscription_items(emu, call) -> dict[str, Any]:
     check_params(call.params, {"subscription", "limit", "starting_after", "ending_before"})
     sub = fetch_live(emu, SUBSCRIPTION, require(call.params, "subscription"), param="subscription")
     url = f"/v1/subscription_items?subscription={sub['id']}"
-    return _embedded_page(call, sub["items"]["data"], url)
+    return embedded_page(call, sub["items"]["data"], url)
 
 
 @route("GET", "/v1/invoice_payments")
@@ -604,7 +587,7 @@ def invoice_payments(emu, call) -> dict[str, Any]:
     check_params(call.params, {"invoice", "limit", "starting_after", "ending_before"})
     inv = fetch_live(emu, INVOICE, require(call.params, "invoice"), param="invoice")
     data = [emu.store.get(p) for p in inv.get("_payments", [])]
-    return _embedded_page(call, data, f"/v1/invoice_payments?invoice={inv['id']}")
+    return embedded_page(call, data, f"/v1/invoice_payments?invoice={inv['id']}")
 
 
 @route("POST", "/_fake/subscriptions/{sub_id}/renew")

@@ -16,6 +16,7 @@ from . import objects
 from .api import (
     Resource,
     check_params,
+    embedded_page,
     expand_paths,
     fetch_live,
     merge_metadata,
@@ -25,7 +26,7 @@ from .api import (
     text,
 )
 from .app import Response
-from .billing import _embedded_page, build_subscription, start
+from .billing import build_subscription, start
 from .errors import StripeError, invalid
 from .events import public
 from .params import as_int, as_list
@@ -244,7 +245,7 @@ SESSION = register(
 def session_line_items(emu, call, cs_id: str) -> dict[str, Any]:
     check_params(call.params, {"limit", "starting_after", "ending_before"})
     cs = fetch_live(emu, SESSION, cs_id)
-    page = _embedded_page(call, cs["_line_items"], f"/v1/checkout/sessions/{cs_id}/line_items")
+    page = embedded_page(call, cs["_line_items"], f"/v1/checkout/sessions/{cs_id}/line_items")
     paths = expand_paths(call.params)
     return render(emu, call, page, paths) if paths else page
 

@@ -24,7 +24,8 @@ from .api import (
     route,
     text,
 )
-from .errors import StripeError, invalid, no_such
+from .errors import StripeError, invalid
+from .events import public
 from .params import as_bool, as_int
 
 # number -> (brand, decline reason or None)
@@ -292,21 +293,15 @@ def charge_intent(emu, call, pi: dict[str, Any], pm: dict[str, Any]) -> StripeEr
     )
     last_error = {
         **error.body()["error"],
-        "payment_method": objects_public(pm),
+        "payment_method": public(pm),
     }
     pi.update(status="requires_payment_method", last_payment_error=last_error, payment_method=None)
     emu.store.save(pi)
     emu.events.emit("charge.failed", ch, call=call)
     emu.events.emit("payment_intent.payment_failed", pi, call=call)
-    error.extra["payment_intent"] = objects_public(pi)
-    error.extra["payment_method"] = objects_public(pm)
+    error.extra["payment_intent"] = public(pi)
+    error.extra["payment_method"] = public(pm)
     return error
-
-
-def objects_public(obj: dict[str, Any]) -> dict[str, Any]:
-    from .events import public
-
-    return public(obj)
 
 
 def confirm(
@@ -560,11 +555,11 @@ def refund_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
     before = {
         "amount_refunded": ch["amount_refunded"],
         "refunded": ch["refunded"],
-        "refunds": objects_public(ch["refunds"]),
+        "refunds": public(ch["refunds"]),
     }
     ch["amount_refunded"] += amount
     ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
-    ch["refunds"]["data"].insert(0, objects_public(re))
+    ch["refunds"]["data"].insert(0, public(re))
     ch["refunds"]["data"] = ch["refunds"]["data"][:10]
     emu.store.save(ch)
     previous = {k: v for k, v in before.items() if ch[k] != v}
@@ -641,10 +636,3 @@ REFUND = register(
         ),
     )
 )
-
-
-def find_payment_intent(emu, pi_id: str) -> dict[str, Any]:
-    pi = emu.store.get(pi_id)
-    if pi is None:
-        raise no_such("payment_intent", pi_id)
-    return pi

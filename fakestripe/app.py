@@ -83,6 +83,10 @@ class _Remembered:
 
     signature: tuple
     response: Response | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+IDEMPOTENCY_TTL = 24 * 3600  # Stripe forgets keys after 24 hours
 
 
 class Emulator:
@@ -298,7 +302,11 @@ class Emulator:
         signature = (call.method, call.path, json.dumps(call.params, sort_keys=True))
         with self._idem_lock:
             remembered = self._idempotency.get(scope)
+            if remembered is not None and time.monotonic() - remembered.at > IDEMPOTENCY_TTL:
+                remembered = None
             if remembered is None:
+                self._idempotency.pop(scope, None)  # re-inserted at the end, in time order
+                self._forget_expired_keys()
                 self._idempotency[scope] = _Remembered(signature)
         if remembered is not None:
             return self._replay(remembered, signature, key)
@@ -315,6 +323,15 @@ class Emulator:
                     self._idempotency.pop(scope, None)
         response.headers["Idempotency-Key"] = key
         return response
+
+    def _forget_expired_keys(self) -> None:
+        """Drop keys older than the TTL; dicts keep insertion order, so stop at a young one."""
+        cutoff = time.monotonic() - IDEMPOTENCY_TTL
+        while self._idempotency:
+            scope, remembered = next(iter(self._idempotency.items()))
+            if remembered.at > cutoff:
+                break
+            del self._idempotency[scope]
 
     @staticmethod
     def _replay(remembered: _Remembered, signature: tuple, key: str) -> Response:

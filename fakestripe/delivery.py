@@ -17,6 +17,7 @@ import json
 import random
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .app import Emulator
 
 USER_AGENT = "Stripe/1.0 (+https://stripe.com/docs/webhooks)"
+MAX_RECORDS = 100_000
 WINDOW_QUIET = 0.2  # seconds without new events after which a partial shuffle window leaves
 
 
@@ -76,7 +78,8 @@ class Deliveries:
         self.timeout = timeout
         self.cond = threading.Condition()
         self.queues: dict[str, _EndpointQueue] = {}
-        self.records: list[dict[str, Any]] = []
+        # Attempt history for /_fake/deliveries, bounded so a long demo does not grow forever.
+        self.records: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDS)
         self.attempts: dict[tuple[str, str], int] = {}
         self.delivered: set[tuple[str, str]] = set()
         self.in_flight = 0

@@ -242,7 +242,8 @@ def render(emu: Emulator, call: Call, obj: dict[str, Any], paths: list[str] | No
     out = versions.public(obj)
     if paths:
         _expand(emu, out, _tree(paths), REGISTRY.get(obj.get("object")), "", obj)
-    if call.api_version and versions.is_legacy(call.api_version):
+    # Events keep the version they were created at, whatever version reads them.
+    if versions.is_legacy(call.api_version) and obj.get("object") != "event":
         out = versions.render(out, call.api_version, emu.store.get)
     return out
 
@@ -344,13 +345,10 @@ def paginate(
         data = [versions.public(emu.store.objects[i]) for i in found]
     page = {"object": "list", "data": data, "has_more": has_more, "url": url}
     paths = expand_paths(params)
-    if paths or versions.is_legacy(call.api_version):
-        raw = {"object": "list"}
-        page_tree = _tree(paths)
-        if paths:
-            _expand(emu, page, page_tree, None, "", raw)
-        if versions.is_legacy(call.api_version):
-            page = versions.render(page, call.api_version, emu.store.get)
+    if paths:
+        _expand(emu, page, _tree(paths), None, "", None)
+    if versions.is_legacy(call.api_version) and object_type != "event":
+        page = versions.render(page, call.api_version, emu.store.get)
     return page
 
 

@@ -367,6 +367,9 @@ def test_legacy_version_renders_invoice_payment_fields(fakestripe, prices):
     invoice = legacy.v1.invoices.retrieve(sub.latest_invoice)
     assert invoice.subscription == sub.id and invoice.paid is True
     assert invoice.payment_intent.startswith("pi_") and invoice.charge.startswith("ch_")
+    # Events keep the version they were created at, whatever version reads them.
+    event = legacy.v1.events.list(params={"type": "invoice.paid"}).data[0]
+    assert "paid" not in event.data.object and event.api_version != "2024-06-20"
 
 
 def test_cancel_at_period_end_ends_at_renewal(client, prices, fakestripe):

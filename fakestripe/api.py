@@ -48,6 +48,7 @@ class Resource:
     includable: dict[str, Callable] = field(default_factory=dict)  # (emu, obj) -> value
     search_fields: dict[str, Callable] | None = None  # field -> getter; None: no search
     has_created_filter: bool = True
+    indexed: tuple[str, ...] = ()  # exact-match filters backed by a secondary index
 
 
 REGISTRY: dict[str, Resource] = {}  # by object type
@@ -290,9 +291,18 @@ def _lower_bound(value: Any) -> int | None:
 
 
 def paginate(
-    emu: Emulator, call: Call, object_type: str, predicate, url: str, created: Any = None
+    emu: Emulator,
+    call: Call,
+    object_type: str,
+    predicate,
+    url: str,
+    created: Any = None,
+    positions: list[int] | None = None,
 ) -> dict[str, Any]:
-    """One page, newest first, walking the type's creation-ordered index."""
+    """One page, newest first, walking the type's creation-ordered index.
+
+    `positions` (from a secondary index) narrows the walk to the objects that can match.
+    """
     params = call.params
     limit = as_int(params, "limit", default=10)
     if limit < 1:
@@ -323,7 +333,7 @@ def paginate(
                 noun, cursor, param="starting_after" if after else "ending_before", status=400
             )
         if before:
-            for object_id in index.oldest_first(index.pos[before]):
+            for object_id in index.oldest_first(index.pos[before], positions):
                 if accept(object_id):
                     found.append(object_id)
                     if len(found) > limit:
@@ -332,7 +342,7 @@ def paginate(
             found = list(reversed(found[:limit]))
         else:
             start = index.pos[after] if after else None
-            for object_id in index.newest_first(start):
+            for object_id in index.newest_first(start, positions):
                 obj = emu.store.objects[object_id]
                 if floor is not None and obj["created"] < floor:
                     break  # the index is in creation order: nothing older can match
@@ -389,8 +399,21 @@ def list_objects(emu: Emulator, call: Call, resource: Resource) -> dict[str, Any
             return False
         return all(test(obj, value) for test, value in active)
 
+    positions = None
+    for name in resource.indexed:
+        value = params.get(name)
+        # Exact values only: an event type pattern such as "customer.*" walks everything.
+        if isinstance(value, str) and value and not value.endswith("*"):
+            positions = emu.store.index(resource.object).matching(name, value)
+            break
     return paginate(
-        emu, call, resource.object, predicate, f"/v1/{resource.path}", created=params.get("created")
+        emu,
+        call,
+        resource.object,
+        predicate,
+        f"/v1/{resource.path}",
+        created=params.get("created"),
+        positions=positions,
     )
 
 

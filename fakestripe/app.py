@@ -101,7 +101,8 @@ class Emulator:
         # Importing the resource modules registers their routes and configurations.
         from . import billing, checkout, control, payments, resources  # noqa: F401
 
-        self.store = Store(state_file)
+        indexed = {r.object: r.indexed for r in api.REGISTRY.values() if r.indexed}
+        self.store = Store(state_file, indexed=indexed)
         self.faults = Faults()
         self.stats = Stats()
         self.events = EventLog(self)

@@ -214,6 +214,7 @@ SESSION = register(
         path="checkout/sessions",
         prefix="cs",
         noun="checkout.session",
+        indexed=("payment_intent", "subscription", "customer"),
         create=session_create,
         create_params=CREATE_PARAMS,
         filters={

@@ -7,6 +7,7 @@ re-pickling the whole store) and compacts the journal on start and shutdown.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import os
@@ -46,34 +47,91 @@ class IdFactory:
         return f"{prefix}_{_b62(self.tick(), 10)}{rand}"
 
 
+def _indexable(value: Any) -> Any:
+    return value if isinstance(value, str) and value else None
+
+
 class TypeIndex:
-    """Ids of one object type in creation order; removal leaves a hole to keep positions."""
+    """Ids of one object type in creation order; removal leaves a hole to keep positions.
 
-    __slots__ = ("ids", "pos")
+    Optional secondary indexes map a field's value (e.g. a charge's `customer`) to the sorted
+    positions of the objects holding it, so a filtered list walks only its matches.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("by_value", "fields", "ids", "pos", "values")
+
+    def __init__(self, fields: tuple[str, ...] = ()) -> None:
         self.ids: list[str | None] = []
         self.pos: dict[str, int] = {}
+        self.fields = fields
+        self.by_value: dict[str, dict[str, list[int]]] = {f: {} for f in fields}
+        self.values: dict[str, tuple] = {}
 
-    def add(self, object_id: str) -> None:
+    def add(self, object_id: str, obj: dict[str, Any] | None = None) -> None:
         if object_id not in self.pos:
             self.pos[object_id] = len(self.ids)
             self.ids.append(object_id)
+        if obj is not None and self.fields:
+            self.reindex(obj)
+
+    def reindex(self, obj: dict[str, Any]) -> None:
+        position = self.pos.get(obj["id"])
+        if position is None or not self.fields:
+            return
+        new = tuple(_indexable(obj.get(f)) for f in self.fields)
+        old = self.values.get(obj["id"], (None,) * len(self.fields))
+        if new == old:
+            return
+        for field, before, after in zip(self.fields, old, new, strict=True):
+            if before == after:
+                continue
+            if before is not None:
+                self._drop(self.by_value[field], before, position)
+            if after is not None:
+                bisect.insort(self.by_value[field].setdefault(after, []), position)
+        self.values[obj["id"]] = new
+
+    @staticmethod
+    def _drop(table: dict[str, list[int]], value: str, position: int) -> None:
+        positions = table.get(value, [])
+        i = bisect.bisect_left(positions, position)
+        if i < len(positions) and positions[i] == position:
+            del positions[i]
+        if not positions:
+            table.pop(value, None)
 
     def remove(self, object_id: str) -> None:
         position = self.pos.pop(object_id, None)
-        if position is not None:
-            self.ids[position] = None
+        if position is None:
+            return
+        self.ids[position] = None
+        for field, value in zip(self.fields, self.values.pop(object_id, ()), strict=False):
+            if value is not None:
+                self._drop(self.by_value[field], value, position)
 
-    def newest_first(self, before: int | None = None) -> Iterator[str]:
-        start = len(self.ids) - 1 if before is None else before - 1
-        for i in range(start, -1, -1):
+    def matching(self, field: str, value: str) -> list[int]:
+        """Sorted positions of objects whose `field` equals `value` (an indexed field)."""
+        return self.by_value[field].get(value, [])
+
+    def newest_first(self, before: int | None = None, positions: list[int] | None = None):
+        if positions is None:
+            start = len(self.ids) - 1 if before is None else before - 1
+            candidates = range(start, -1, -1)
+        else:
+            end = len(positions) if before is None else bisect.bisect_left(positions, before)
+            candidates = (positions[i] for i in range(end - 1, -1, -1))
+        for i in candidates:
             object_id = self.ids[i]
             if object_id is not None:
                 yield object_id
 
-    def oldest_first(self, after: int) -> Iterator[str]:
-        for i in range(after + 1, len(self.ids)):
+    def oldest_first(self, after: int, positions: list[int] | None = None) -> Iterator[str]:
+        if positions is None:
+            candidates = range(after + 1, len(self.ids))
+        else:
+            start = bisect.bisect_right(positions, after)
+            candidates = (positions[i] for i in range(start, len(positions)))
+        for i in candidates:
             object_id = self.ids[i]
             if object_id is not None:
                 yield object_id
@@ -82,8 +140,13 @@ class TypeIndex:
 class Store:
     """All emulator objects. Callers hold `lock` around read-modify-write sequences."""
 
-    def __init__(self, state_file: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        state_file: str | os.PathLike | None = None,
+        indexed: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
+        self.indexed = indexed or {}  # object type -> fields with a secondary index
         self.ids = IdFactory()
         self.objects: dict[str, dict[str, Any]] = {}
         self.indexes: dict[str, TypeIndex] = {}
@@ -102,14 +165,16 @@ class Store:
         with self.lock:
             self.objects[obj["id"]] = obj
             if listed:
-                self.index(obj["object"]).add(obj["id"])
+                self.index(obj["object"]).add(obj["id"], obj)
             self._write({"put": obj, "listed": listed})
         return obj
 
     def save(self, obj: dict[str, Any]) -> None:
-        """Record an in-place change of a stored object (journal only)."""
+        """Record an in-place change of a stored object (journal and secondary indexes)."""
         with self.lock:
-            self._write({"put": obj, "listed": obj["id"] in self.index(obj["object"]).pos})
+            index = self.index(obj["object"])
+            index.reindex(obj)
+            self._write({"put": obj, "listed": obj["id"] in index.pos})
 
     def unlist(self, object_id: str, *, keep: dict[str, Any] | None = None) -> None:
         """Drop from lists; keep a stub (deleted customers stay retrievable) or nothing."""
@@ -127,7 +192,7 @@ class Store:
     def index(self, object_type: str) -> TypeIndex:
         index = self.indexes.get(object_type)
         if index is None:
-            index = self.indexes[object_type] = TypeIndex()
+            index = self.indexes[object_type] = TypeIndex(self.indexed.get(object_type, ()))
         return index
 
     def snapshot(self, object_id: str) -> dict[str, Any] | None:
@@ -161,7 +226,7 @@ class Store:
                     obj = record["put"]
                     self.objects[obj["id"]] = obj
                     if record.get("listed", True):
-                        self.index(obj["object"]).add(obj["id"])
+                        self.index(obj["object"]).add(obj["id"], obj)
                 elif "unlist" in record:
                     object_id = record["unlist"]
                     obj = self.objects.get(object_id)

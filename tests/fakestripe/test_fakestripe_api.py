@@ -516,3 +516,38 @@ def test_webhook_endpoint_event_types_are_validated(client):
             params={"url": "http://127.0.0.1:9/", "enabled_events": ["not an event"]}
         )
     assert info.value.param == "enabled_events[0]"
+
+
+def test_indexed_filters_page_correctly_in_both_directions(client):
+    # Given two customers whose intents interleave
+    alice, bob = client.v1.customers.create(), client.v1.customers.create()
+    mine = []
+    for i in range(9):
+        owner = alice if i % 3 else bob
+        intent = client.v1.payment_intents.create(
+            params={"amount": 100 + i, "currency": "eur", "customer": owner.id}
+        )
+        if owner is alice:
+            mine.append(intent.id)
+    mine.reverse()  # newest first
+    # When listing alice's intents page by page, then back
+    page = client.v1.payment_intents.list(params={"customer": alice.id, "limit": 4})
+    rest = client.v1.payment_intents.list(
+        params={"customer": alice.id, "limit": 4, "starting_after": page.data[-1].id}
+    )
+    back = client.v1.payment_intents.list(
+        params={"customer": alice.id, "limit": 2, "ending_before": rest.data[0].id}
+    )
+    # Then only hers come back, newest first, with has_more right
+    assert [p.id for p in page.data] == mine[:4] and page.has_more
+    assert [p.id for p in rest.data] == mine[4:] and not rest.has_more
+    assert [p.id for p in back.data] == mine[2:4] and back.has_more
+    iterated = client.v1.payment_intents.list(params={"customer": alice.id, "limit": 2})
+    assert [p.id for p in iterated.auto_paging_iter()] == mine
+    # And a changed field moves the object between index entries
+    client.v1.payment_intents.update(mine[0], params={"customer": bob.id})
+    assert mine[0] not in [
+        p.id for p in client.v1.payment_intents.list(params={"customer": alice.id})
+    ]
+    assert mine[0] in [p.id for p in client.v1.payment_intents.list(params={"customer": bob.id})]
+    assert client.v1.payment_intents.list(params={"customer": "cus_nobody"}).data == []

@@ -35,6 +35,8 @@ def test_state_survives_a_restart_in_creation_order(tmp_path):
         assert [c.id for c in client.v1.customers.list()] == [second.id, first.id]
         assert client.v1.customers.retrieve(first.id).metadata.to_dict() == {"k": "v"}
         assert client.v1.customers.retrieve(gone.id).deleted is True
+        by_email = client.v1.customers.list(params={"email": "two@example.com"})
+        assert [c.id for c in by_email] == [second.id]
         assert len(client.v1.events.list(params={"limit": 100}).data) == 5
         third = client.v1.customers.create()
         assert third.id > second.id  # ids keep sorting by creation after a restart

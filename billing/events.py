@@ -195,12 +195,14 @@ def process(event_id: str) -> str:
         event = InboundEvent.objects.select_for_update().get(pk=event_id)
         if event.is_final:
             return event.status
-        now = timezone.now()
+        started = timezone.now()
         if event.type not in HANDLERS:
-            _finish(event, InboundEvent.Status.IGNORED, "no handler registered for this type", now)
+            _finish(
+                event, InboundEvent.Status.IGNORED, "no handler registered for this type", started
+            )
             return event.status
         if not event.object_id:
-            _finish(event, InboundEvent.Status.PROCESSED, "event has no object to fetch", now)
+            _finish(event, InboundEvent.Status.PROCESSED, "event has no object to fetch", started)
             return event.status
 
         refreshed = object_refresh(
@@ -223,15 +225,15 @@ def process(event_id: str) -> str:
             if result:
                 notes.append(result)
         event.attempts += 1
-        _finish(event, InboundEvent.Status.PROCESSED, "; ".join(notes), now)
+        _finish(event, InboundEvent.Status.PROCESSED, "; ".join(notes), started)
         return event.status
 
 
-def _finish(event: InboundEvent, status: str, outcome: str, now: datetime) -> None:
+def _finish(event: InboundEvent, status: str, outcome: str, started: datetime) -> None:
     event.status = status
     event.outcome = outcome
-    event.processed_at = now
-    event.last_attempt_at = now
+    event.processed_at = timezone.now()
+    event.last_attempt_at = started
     event.next_attempt_at = None
     event.save(
         update_fields=[

@@ -291,5 +291,7 @@ def test_reset_retires_delivery_workers(client, fakestripe, receiver):
     assert fakestripe.wait_deliveries(5)
     assert workers() >= 3
     fakestripe.reset()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert workers() == 0

@@ -43,7 +43,7 @@ class OrderAdmin(admin.ModelAdmin):
     fields = (
         "public_id", "user", "email", "status", "mode", "currency", "amount_total",
         "amount_refunded", "checkout_attempt", "checkout_session", "payment_intent", "customer",
-        "subscription", "receipt_url", "created_at", "paid_at", "fulfilled_at", "updated_at",
+        "subscription", "created_at", "paid_at", "fulfilled_at", "updated_at",
     )  # fmt: skip
     readonly_fields = fields
 

@@ -13,7 +13,7 @@ from orders import services
 # One fetch of a completed session brings what fulfilment links: the payment intent with its
 # charge (receipt), and the subscription. Expanding here is what keeps dj-stripe from
 # retrieving each of them one by one while it mirrors the session.
-SESSION_EXPAND = ["payment_intent", "subscription"]
+SESSION_EXPAND = ["payment_intent.payment_method", "subscription"]
 
 
 def _source(ctx: EventContext) -> dict[str, str]:
@@ -39,7 +39,13 @@ def session_expired(ctx: EventContext) -> str | None:
     return services.order_expire(session=ctx.obj, **_source(ctx))
 
 
-@register("charge.refunded")
+# Expansions are per object type, so these serve every charge fetch (charge.succeeded too):
+# dj-stripe would otherwise retrieve the payment intent, its payment method and the balance
+# transaction one by one while mirroring the charge.
+CHARGE_EXPAND = ["payment_intent.payment_method", "balance_transaction"]
+
+
+@register("charge.refunded", expand=CHARGE_EXPAND)
 def charge_refunded(ctx: EventContext) -> str | None:
     return services.order_refund_sync(charge=ctx.obj, **_source(ctx))
 

@@ -69,7 +69,6 @@ class Order(models.Model):
         "djstripe.Subscription", to_field="id", on_delete=models.PROTECT,
         null=True, blank=True, related_name="+",
     )  # fmt: skip
-    receipt_url = models.URLField(max_length=500, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

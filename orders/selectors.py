@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from djstripe.models import Price, Product, Refund
+from djstripe.models import Charge, Price, Product, Refund
 
 from orders.models import Order
 
@@ -53,6 +53,18 @@ def order_refunds(*, order: Order) -> list[Refund]:
     return list(
         Refund.objects.filter(charge__payment_intent_id=order.payment_intent_id).order_by("created")
     )
+
+
+def order_receipt_url(*, order: Order) -> str:
+    """The receipt of the order's successful charge, from the mirror (no Stripe call)."""
+    if not order.payment_intent_id:
+        return ""
+    charge = (
+        Charge.objects.filter(payment_intent_id=order.payment_intent_id)
+        .order_by("-created")
+        .first()
+    )
+    return (charge.stripe_data.get("receipt_url") or "") if charge else ""
 
 
 def _timestamp(value: Any) -> datetime | None:

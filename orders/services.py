@@ -366,14 +366,6 @@ def _link_if_mirrored(order: Order, field: str, model, stripe_id: str | None) ->
         setattr(order, f"{field}_id", stripe_id)
 
 
-def _receipt_url(payment_intent: Any) -> str:
-    """The receipt of an expanded ``payment_intent.latest_charge`` (empty when not expanded)."""
-    charge = payment_intent.get("latest_charge") if isinstance(payment_intent, dict) else None
-    if not isinstance(charge, dict):
-        return ""
-    return charge.get("receipt_url") or ""
-
-
 # --- Payment outcomes -----------------------------------------------------------------------
 
 
@@ -396,7 +388,7 @@ def order_fulfil(*, session: dict[str, Any], source: str, event_id: str = "", ac
     ``session`` must be the latest state from Stripe (re-fetched, not an event snapshot). Called
     by the webhook handlers and the return page, possibly at the same moment: the order row
     lock and the status check make the second caller a no-op. Links (payment intent,
-    subscription, receipt) are filled in by whichever caller has them, even after payment.
+    subscription) are filled in by whichever caller has them, even after payment.
     """
     with transaction.atomic():
         order, why = _order_locked(
@@ -421,7 +413,6 @@ def order_fulfil(*, session: dict[str, Any], source: str, event_id: str = "", ac
         _link_if_mirrored(
             order, "subscription", Subscription, _stripe_id(session.get("subscription"))
         )
-        order.receipt_url = order.receipt_url or _receipt_url(session.get("payment_intent"))
         if order.status in PAID_STATES or order.status == S.CANCELED:
             order.save()
             return f"order {order.public_id} already {order.status}"

@@ -96,7 +96,12 @@ def checkout_return(request: HttpRequest, public_id: str) -> HttpResponse:
         # The webhook will still fulfil it; the page says so and refreshes.
         messages.warning(request, f"Could not confirm the payment with Stripe yet: {exc.message}")
     paid = order.status in PAID_STATES
-    return render(request, "orders/return.html", {"order": order, "paid": paid})
+    context = {
+        "order": order,
+        "paid": paid,
+        "receipt_url": selectors.order_receipt_url(order=order),
+    }
+    return render(request, "orders/return.html", context)
 
 
 @login_required
@@ -123,6 +128,7 @@ def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "items": order.items.all(),
         "history": order.history.all(),
         "refunds": selectors.order_refunds(order=order),
+        "receipt_url": selectors.order_receipt_url(order=order),
         "subscription": selectors.subscription_summary(order=order),
         "can_cancel_subscription": order.mode == Order.Mode.SUBSCRIPTION
         and order.status in (Order.Status.PAID, Order.Status.FULFILLED),

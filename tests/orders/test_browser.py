@@ -89,6 +89,9 @@ def test_sign_up_buy_pay_return_and_see_it_fulfilled(page, catalog, stripe_emula
     assert page.locator(f'[data-order="{order.public_id}"] .status').inner_text() == "fulfilled"
     page.goto(f"/orders/{order.public_id}/")
     assert page.locator("#order-total").inner_text() == "$19.00"
+    assert stripe_emulator.wait_deliveries(15)
+    page.reload()
+    assert "/receipts/payment/ch_" in page.locator("#receipt").get_attribute("href")
 
 
 def test_declined_card_then_a_good_one(page, catalog, stripe_emulator):

@@ -41,11 +41,25 @@ class OrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = (OrderItemInline, OrderHistoryInline)
     fields = (
-        "public_id", "user", "email", "status", "mode", "currency", "amount_total",
-        "amount_refunded", "checkout_attempt", "checkout_session", "payment_intent", "customer",
-        "subscription", "created_at", "paid_at", "fulfilled_at", "updated_at",
+        "public_id", "user", "email", "status", "mode", "total", "refunded", "checkout_attempt",
+        "stripe_ids", "checkout_session", "payment_intent", "customer", "subscription",
+        "created_at", "paid_at", "fulfilled_at", "updated_at",
     )  # fmt: skip
     readonly_fields = fields
+
+    @admin.display(description="Stripe ids")
+    def stripe_ids(self, obj: Order) -> str:
+        ids = {
+            "session": obj.checkout_session_id,
+            "payment intent": obj.payment_intent_id,
+            "customer": obj.customer_id,
+            "subscription": obj.subscription_id,
+        }
+        return " · ".join(f"{name} {value}" for name, value in ids.items() if value) or "-"
+
+    @admin.display(description="refunded")
+    def refunded(self, obj: Order) -> str:
+        return format_amount(obj.amount_refunded, obj.currency)
 
     @admin.display(description="total", ordering="amount_total")
     def total(self, obj: Order) -> str:

@@ -30,7 +30,15 @@ def wait_until_up(url: str, seconds: float = 20) -> None:
     raise SystemExit(f"fakestripe did not come up at {url}")
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM (and SIGINT, which a shell ignores for background jobs) end the demo like Ctrl-C,
+    # so fakestripe and runserver are stopped with it instead of being left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     port = os.environ.get("FAKESTRIPE_PORT", "12111")
     demo_port = os.environ.get("DEMO_PORT", "8000")
     env = {**os.environ, "DJANGO_DEBUG": "true", "SITE_URL": f"http://127.0.0.1:{demo_port}"}

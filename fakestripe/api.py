@@ -195,6 +195,15 @@ def _tree(paths: list[str]) -> dict[str, dict]:
     return root
 
 
+# Includable fields of objects that have no resource of their own, by object type (None for
+# plain hashes such as a session's total_details): absent by default, rendered when expanded.
+# The emulator has no discounts or taxes to show, so they render empty.
+EMBEDDED_INCLUDABLE: dict[str | None, dict[str, Callable[[], Any]]] = {
+    "item": {"discounts": list, "taxes": list},
+    None: {"breakdown": lambda: {"discounts": [], "taxes": []}},
+}
+
+
 def _cannot(segment: str, in_list: bool) -> StripeError:
     message = f"This property cannot be expanded ({segment})."
     if in_list:
@@ -219,6 +228,8 @@ def _expand(
         dotted = prefix + segment
         if owner and segment in owner.includable and not prefix:
             obj[segment] = owner.includable[segment](emu, raw or obj)
+        elif owner is None and segment in EMBEDDED_INCLUDABLE.get(obj.get("object"), {}):
+            obj[segment] = obj.get(segment) or EMBEDDED_INCLUDABLE[obj.get("object")][segment]()
         elif owner and dotted in owner.expandable:
             value = obj.get(segment)
             if isinstance(value, str):
@@ -231,6 +242,15 @@ def _expand(
             continue
         elif isinstance(obj.get(segment), dict) and sub:
             pass  # an embedded object (a price in an item, a list of items): descend below
+        elif isinstance(obj.get(segment), dict) and obj[segment].get("object") == "list":
+            pass  # an includable list the emulator always renders (a charge's refunds)
+        elif isinstance(obj.get(segment), list) and not sub:
+            # An array of ids (discounts on a line item or an invoice): each becomes its object.
+            obj[segment] = [
+                versions.public(emu.store.get(v)) if isinstance(v, str) and emu.store.get(v) else v
+                for v in obj[segment]
+            ]
+            continue
         else:
             raise _cannot(segment, in_list=False)
         value = obj.get(segment)

@@ -325,6 +325,33 @@ def test_expand_four_levels_ok_five_refused(client, fakestripe):
         client.v1.customers.retrieve(deep.customer, params={"expand": ["email"]})
 
 
+def test_includable_lists_and_arrays_of_ids_expand(client, fakestripe):
+    """What dj-stripe asks for: a charge's `refunds`, a session's line item discounts and
+    `total_details.breakdown`."""
+    intent = client.v1.payment_intents.create(
+        params={"amount": 500, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+    )
+    charge = client.v1.charges.retrieve(intent.latest_charge, params={"expand": ["refunds"]})
+    assert charge.refunds.object == "list"
+    price = client.v1.prices.create(
+        params={"currency": "usd", "unit_amount": 500, "product_data": {"name": "Book"}}
+    )
+    session = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://127.0.0.1/ok",
+            "line_items": [{"price": price.id, "quantity": 1}],
+        }
+    )
+    expanded = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["line_items.data.discounts", "total_details.breakdown"]}
+    )
+    assert expanded.line_items.data[0].discounts == []
+    assert expanded.total_details.breakdown.discounts == []
+    with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
+        client.v1.charges.retrieve(charge.id, params={"expand": ["outcome"]})
+
+
 # -- search ---------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,41 @@ def signed_body(event: dict, secret: str, timestamp: int | None = None) -> tuple
     body = json.dumps(event)
     header = signature_header(payload=body, secret=secret, timestamp=timestamp or int(time.time()))
     return body.encode(), header
+
+
+@pytest.fixture
+def intake(live_server, webhook_endpoint):
+    """POST signed deliveries to the live server over HTTP, as Stripe does; returns the status."""
+
+    def post(event: dict) -> int:
+        body, header = signed_body(event, webhook_endpoint.secret)
+        request = urllib.request.Request(
+            f"{live_server.url}/stripe/webhook/{webhook_endpoint.djstripe_uuid}/",
+            data=body,
+            headers={"Content-Type": "application/json", "Stripe-Signature": header},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    return post
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def events_final(count: int):
+    """A predicate: ``count`` stored events have reached a final status."""
+    from billing.models import InboundEvent
+
+    return lambda: InboundEvent.objects.filter(status__in=InboundEvent.FINAL).count() == count
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Run when CELERY_BROKER_URL is set (.ci/run sets it; on PostgreSQL and on SQLite)
 import random
 import threading
 import time
-import urllib.request
 
 import pytest
 from djstripe.models import Customer
@@ -18,44 +17,9 @@ from tests.billing.test_processing import (
     emitted,
     subscription_scenario,
 )
-from tests.conftest import signed_body
+from tests.conftest import events_final, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def intake(live_server, stripe_emulator):
-    """Send signed deliveries to the live server, as Stripe would (without the emulator)."""
-    from billing.services import webhook_endpoint_create
-
-    endpoint = webhook_endpoint_create(base_url="http://127.0.0.1:9")
-
-    def post(event: dict) -> int:
-        body, header = signed_body(event, endpoint.secret)
-        request = urllib.request.Request(
-            f"{live_server.url}/stripe/webhook/{endpoint.djstripe_uuid}/",
-            data=body,
-            headers={"Content-Type": "application/json", "Stripe-Signature": header},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-
-    return post
-
-
-def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def all_final(count: int):
-    return lambda: InboundEvent.objects.filter(status__in=InboundEvent.FINAL).count() == count
 
 
 def test_twenty_concurrent_deliveries_of_one_event_take_effect_once(
@@ -78,7 +42,7 @@ def test_twenty_concurrent_deliveries_of_one_event_take_effect_once(
         thread.join(60)
 
     assert statuses == [200] * 20
-    wait_for(all_final(1))
+    wait_for(events_final(1))
     event = InboundEvent.objects.get()
     assert event.status == InboundEvent.Status.PROCESSED
     assert event.attempts == 1
@@ -104,7 +68,7 @@ def test_shuffled_concurrent_subscription_events_end_at_the_latest_state(
     for thread in threads:
         thread.join(60)
 
-    wait_for(all_final(len(sequence)))
+    wait_for(events_final(len(sequence)))
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {"processed"}
     assert_mirror_matches_emulator(subscription_id, invoice_id)
 
@@ -128,7 +92,7 @@ def test_worker_killed_mid_processing_processes_the_event_once_after_restart(
 
     # Then a restarted worker gets the unacknowledged task and processes it once
     celery_workers.start(CELERY_VISIBILITY_TIMEOUT="3")
-    wait_for(all_final(1), timeout=60)
+    wait_for(events_final(1), timeout=60)
     event = InboundEvent.objects.get()
     assert event.status == InboundEvent.Status.PROCESSED
     assert event.attempts == 1
@@ -148,7 +112,7 @@ def test_rate_limits_and_server_errors_during_processing_are_retried(
 
     assert intake(created) == 200
 
-    wait_for(all_final(1), timeout=60)
+    wait_for(events_final(1), timeout=60)
     event = InboundEvent.objects.get()
     assert event.status == InboundEvent.Status.PROCESSED, event.last_error
     by_status = stripe_emulator.stats()["by_status"]

@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import socketserver
 import sys
 import tempfile
@@ -266,6 +267,7 @@ def main() -> None:
     site.shutdown()
     collector.shutdown()
     fake.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
     if failed:
         raise SystemExit(f"{failed} orders were not fulfilled")
 

@@ -27,6 +27,8 @@ browsers:
 
 demo: install
 	mkdir -p $(DEMO_DIR)
+	@# Local development runs with DEBUG on, so ./manage.py works too (.env is read by settings).
+	@test -f .env || printf 'DJANGO_DEBUG=true\n' > .env
 	DJANGO_DEBUG=true STRIPE_API_BASE=http://127.0.0.1:$(FAKESTRIPE_PORT) \
 	  FAKESTRIPE_STATE=$(DEMO_DIR)/fakestripe.jsonl FAKESTRIPE_PORT=$(FAKESTRIPE_PORT) \
 	  DEMO_PORT=$(DEMO_PORT) $(PY) scripts/demo.py

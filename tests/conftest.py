@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -72,6 +73,23 @@ def intake(live_server, webhook_endpoint):
             return response.status
 
     return post
+
+
+def deliver_concurrently(post, event: dict, copies: int = 20) -> list[int]:
+    """Send ``copies`` deliveries of one event at the same instant (threads on a barrier)."""
+    start = threading.Barrier(copies)
+    statuses: list[int] = []
+
+    def deliver():
+        start.wait()
+        statuses.append(post(event))
+
+    threads = [threading.Thread(target=deliver) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return statuses
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.1):

@@ -17,7 +17,7 @@ from tests.billing.test_processing import (
     emitted,
     subscription_scenario,
 )
-from tests.conftest import events_final, wait_for
+from tests.conftest import deliver_concurrently, events_final, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -28,18 +28,8 @@ def test_twenty_concurrent_deliveries_of_one_event_take_effect_once(
     customer = stripe_api.create(object_type="customer", params={"email": "twenty@example.com"})
     (created,) = emitted(types=["customer.created"], object_id=customer.id)
     stripe_emulator.reset_stats()
-    start = threading.Barrier(20)
-    statuses: list[int] = []
 
-    def deliver():
-        start.wait()
-        statuses.append(intake(created))
-
-    threads = [threading.Thread(target=deliver) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    statuses = deliver_concurrently(intake, created)
 
     assert statuses == [200] * 20
     wait_for(events_final(1))

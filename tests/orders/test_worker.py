@@ -1,14 +1,12 @@
 """The business effect under real concurrency: one payment, twenty deliveries, one fulfilment."""
 
-import threading
-
 import pytest
 
 from billing import stripe_api
 from billing.models import InboundEvent
 from orders.models import Order
 from orders.services import order_checkout_start
-from tests.conftest import events_final, wait_for
+from tests.conftest import deliver_concurrently, events_final, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -31,18 +29,7 @@ def test_twenty_concurrent_deliveries_fulfil_the_order_once(
     ]
 
     # When Stripe's checkout.session.completed arrives twenty times at once
-    start = threading.Barrier(20)
-    statuses: list[int] = []
-
-    def deliver():
-        start.wait()
-        statuses.append(intake(completed))
-
-    threads = [threading.Thread(target=deliver) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    statuses = deliver_concurrently(intake, completed)
 
     # Then every delivery is acknowledged and the order is paid and fulfilled exactly once
     assert statuses == [200] * 20

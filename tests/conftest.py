@@ -61,10 +61,15 @@ def signed_body(event: dict, secret: str, timestamp: int | None = None) -> tuple
 def intake(live_server, webhook_endpoint):
     """POST signed deliveries to the live server over HTTP, as Stripe does; returns the status."""
 
+    # Read once here: a deferred field loaded from a sender thread would open (and leak) a
+    # database connection per thread.
+    url = f"{live_server.url}/stripe/webhook/{webhook_endpoint.djstripe_uuid}/"
+    secret = webhook_endpoint.secret
+
     def post(event: dict) -> int:
-        body, header = signed_body(event, webhook_endpoint.secret)
+        body, header = signed_body(event, secret)
         request = urllib.request.Request(
-            f"{live_server.url}/stripe/webhook/{webhook_endpoint.djstripe_uuid}/",
+            url,
             data=body,
             headers={"Content-Type": "application/json", "Stripe-Signature": header},
             method="POST",

@@ -279,17 +279,19 @@ def test_concurrent_idempotent_requests_conflict_or_replay(fakestripe):
 def test_reset_retires_delivery_workers(client, fakestripe, receiver):
     import threading
 
-    def workers() -> int:
-        return sum(
-            t.name.startswith("fakestripe-webhooks-") and t.is_alive()
-            for t in threading.enumerate()
-        )
-
-    for _ in range(3):
+    endpoints = [
         client.v1.webhook_endpoints.create(params={"url": receiver.url, "enabled_events": ["*"]})
+        for _ in range(3)
+    ]
+    # Only this test's endpoints: other emulators in the process have workers of their own.
+    names = {f"fakestripe-webhooks-{e.id}" for e in endpoints}
+
+    def workers() -> int:
+        return sum(t.name in names and t.is_alive() for t in threading.enumerate())
+
     client.v1.customers.create()
     assert fakestripe.wait_deliveries(5)
-    assert workers() >= 3
+    assert workers() == 3
     fakestripe.reset()
     deadline = time.monotonic() + 5
     while workers() and time.monotonic() < deadline:

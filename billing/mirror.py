@@ -59,16 +59,18 @@ def upsert(data: Any) -> djstripe_models.StripeModel | None:
     model = model_for(data.get("object", ""))
     if model is None:
         return None
-    # The parent first: children that point back at it (a charge's payment_intent) then find
-    # its row instead of making dj-stripe fetch it. dj-stripe pages nested lists (subscription
-    # items, refunds) with auto_paging_iter, so it needs stripe-python objects, not a dict.
-    row = model.sync_from_stripe_data(
-        stripe_api.as_stripe_object(data), api_key=settings.STRIPE_SECRET_KEY
-    )
+    # Children first: dj-stripe creating a missing related row from the nested copy goes
+    # through a plain dict and fails on nested lists (a subscription's items), so every
+    # expanded child is written by its own sync. (A child pointing back at a parent that is
+    # not mirrored yet makes dj-stripe fetch that parent: handlers avoid such expansions.)
     for child in _expanded_children(data):
         if not child.get("deleted"):
             upsert(child)
-    return row
+    # dj-stripe pages nested lists (subscription items, refunds) with auto_paging_iter, so it
+    # needs stripe-python objects rather than the plain dict.
+    return model.sync_from_stripe_data(
+        stripe_api.as_stripe_object(data), api_key=settings.STRIPE_SECRET_KEY
+    )
 
 
 def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:

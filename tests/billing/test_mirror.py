@@ -1,7 +1,7 @@
 """The mirror upsert refreshes expanded related rows, which dj-stripe alone leaves stale."""
 
 import pytest
-from djstripe.models import Charge, PaymentIntent
+from djstripe.models import Charge, PaymentIntent, Subscription
 
 from billing import mirror, stripe_api
 
@@ -43,3 +43,30 @@ def test_upsert_stores_json_safe_data(stripe_emulator):
 
     # stripe-python hands decimals as Decimal; the mirror keeps Stripe's wire form
     assert row.stripe_data["unit_amount_decimal"] == "1500"
+
+
+def test_expanded_object_not_yet_mirrored_is_created_with_its_lists(stripe_emulator):
+    # Given a paid subscription-mode session whose subscription the mirror has never seen
+    price = stripe_api.create(
+        object_type="price",
+        params={"currency": "usd", "unit_amount": 900, "recurring": {"interval": "month"},
+                "product_data": {"name": "Plan"}},
+    )  # fmt: skip
+    session = stripe_api.create(
+        object_type="checkout.session",
+        params={"mode": "subscription", "success_url": "http://127.0.0.1/ok",
+                "customer_email": "sub@example.com",
+                "line_items": [{"price": price.id, "quantity": 1}]},
+    )  # fmt: skip
+    stripe_emulator.complete_checkout(session.id)
+
+    # When the session is upserted with the subscription expanded
+    fetched = stripe_api.retrieve(
+        object_type="checkout.session", stripe_id=session.id, expand=["subscription"]
+    )
+    mirror.upsert(fetched)
+
+    # Then the subscription row exists, items and all
+    subscription = Subscription.objects.get(id=fetched.subscription.id)
+    assert subscription.stripe_data["status"] == "active"
+    assert subscription.items.count() == 1

@@ -581,7 +581,7 @@ class Bench:
         print(f"  events/s fully processed (first send to last processed): {rate:.1f}")
         if e2e["worker_span_s"]:
             print(
-                f"  workers' rate (first to last processing start, processed_at): "
+                f"  workers' rate (first to last event finished, processed_at): "
                 f"{(e2e['events'] - 1) / e2e['worker_span_s']:.1f} events/s"
             )
         print(

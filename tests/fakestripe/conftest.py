@@ -1,7 +1,7 @@
 """Fixtures for the emulator's own tests: a real stripe-python client and a webhook receiver.
 
-The emulator fixtures come from fakestripe's pytest plugin; they are imported here so these
-tests run whether or not the project's root conftest loads the plugin.
+The emulator fixtures (`fakestripe`, `fakestripe_server`) come from fakestripe's pytest
+plugin, which the root conftest loads.
 """
 
 from __future__ import annotations
@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 import stripe
-
-from fakestripe.pytest_plugin import fakestripe, fakestripe_server  # noqa: F401
 
 API_KEY = "sk_test_fakestripe"
 
 
 @pytest.fixture
-def client(fakestripe) -> stripe.StripeClient:  # noqa: F811
+def client(fakestripe) -> stripe.StripeClient:
     """stripe-python as the product uses it, without retries so each call is one request."""
     return stripe.StripeClient(API_KEY, base_addresses={"api": fakestripe.url},
                                max_network_retries=0)  # fmt: skip
@@ -76,3 +75,50 @@ def receiver():
 def endpoint(client, receiver):
     """A webhook endpoint subscribed to every event, pointing at the receiver."""
     return client.v1.webhook_endpoints.create(params={"url": receiver.url, "enabled_events": ["*"]})
+
+
+@pytest.fixture
+def paid_flows(client, fakestripe) -> SimpleNamespace:
+    """A product with a one-time and a monthly price, a webhook endpoint, and a completed
+    Checkout Session of each mode (the payment one with link metadata on its intent)."""
+    product = client.v1.products.create(params={"name": "Every flow"})
+    one_time = client.v1.prices.create(
+        params={"product": product.id, "currency": "usd", "unit_amount": 1000}
+    )
+    monthly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 500,
+            "recurring": {"interval": "month"},
+        }
+    )
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}
+    )
+    pay = client.v1.checkout.sessions.create(
+        params={
+            "mode": "payment",
+            "success_url": "http://127.0.0.1/ok",
+            "customer_creation": "always",
+            "line_items": [{"price": one_time.id, "quantity": 1}],
+            "payment_intent_data": {"metadata": {"order_id": "1"}},
+        }
+    )
+    fakestripe.complete_checkout(pay.id)
+    sub = client.v1.checkout.sessions.create(
+        params={
+            "mode": "subscription",
+            "success_url": "http://127.0.0.1/ok",
+            "line_items": [{"price": monthly.id, "quantity": 1}],
+        }
+    )
+    fakestripe.complete_checkout(sub.id)
+    return SimpleNamespace(
+        product=product,
+        one_time=one_time,
+        monthly=monthly,
+        endpoint=endpoint,
+        pay=client.v1.checkout.sessions.retrieve(pay.id),
+        sub=client.v1.checkout.sessions.retrieve(sub.id),
+    )

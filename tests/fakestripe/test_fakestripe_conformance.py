@@ -45,46 +45,14 @@ def _collect(value, found: dict[str, dict]) -> None:
 
 
 @pytest.fixture
-def emitted(client, fakestripe) -> dict[str, dict]:
+def emitted(client, paid_flows) -> dict[str, dict]:
     """Drive every flow, then gather objects from events and API reads."""
     found: dict[str, dict] = {}
-    product = client.v1.products.create(params={"name": "Conformance"})
-    one_time = client.v1.prices.create(
-        params={"product": product.id, "currency": "usd", "unit_amount": 1000}
-    )
-    monthly = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 500,
-            "recurring": {"interval": "month"},
-        }
-    )
-    endpoint = client.v1.webhook_endpoints.create(
-        params={"url": "http://127.0.0.1:9/", "enabled_events": ["*"]}
-    )
-    pay = client.v1.checkout.sessions.create(
-        params={
-            "mode": "payment",
-            "success_url": "http://127.0.0.1/ok",
-            "customer_creation": "always",
-            "line_items": [{"price": one_time.id, "quantity": 1}],
-        }
-    )
-    fakestripe.complete_checkout(pay.id)
-    sub = client.v1.checkout.sessions.create(
-        params={
-            "mode": "subscription",
-            "success_url": "http://127.0.0.1/ok",
-            "line_items": [{"price": monthly.id, "quantity": 1}],
-        }
-    )
-    fakestripe.complete_checkout(sub.id)
+    pay, sub, endpoint = paid_flows.pay, paid_flows.sub, paid_flows.endpoint
     session = client.v1.checkout.sessions.retrieve(pay.id, params={"expand": ["line_items"]})
     refund = client.v1.refunds.create(params={"payment_intent": session.payment_intent})
-    sub_session = client.v1.checkout.sessions.retrieve(sub.id)
-    invoice = client.v1.invoices.retrieve(sub_session.invoice, params={"expand": ["payments"]})
-    client.v1.subscriptions.cancel(sub_session.subscription)
+    invoice = client.v1.invoices.retrieve(sub.invoice, params={"expand": ["payments"]})
+    client.v1.subscriptions.cancel(sub.subscription)
     deleted = client.v1.customers.create()
     client.v1.customers.delete(deleted.id)
     for obj in [

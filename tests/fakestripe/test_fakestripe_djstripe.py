@@ -23,44 +23,11 @@ def stripe_at_emulator(fakestripe):
     stripe.api_base = previous
 
 
-def test_djstripe_syncs_every_emitted_type(client, fakestripe, stripe_at_emulator):
+def test_djstripe_syncs_every_emitted_type(client, paid_flows, stripe_at_emulator):
     from djstripe import models
 
-    product = client.v1.products.create(params={"name": "Mirror"})
-    one_time = client.v1.prices.create(
-        params={"product": product.id, "currency": "usd", "unit_amount": 1000}
-    )
-    monthly = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 500,
-            "recurring": {"interval": "month"},
-        }
-    )
-    endpoint = client.v1.webhook_endpoints.create(
-        params={"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}
-    )
-    pay = client.v1.checkout.sessions.create(
-        params={
-            "mode": "payment",
-            "success_url": "http://127.0.0.1/ok",
-            "customer_creation": "always",
-            "line_items": [{"price": one_time.id, "quantity": 1}],
-            "payment_intent_data": {"metadata": {"order_id": "1"}},
-        }
-    )
-    fakestripe.complete_checkout(pay.id)
-    sub = client.v1.checkout.sessions.create(
-        params={
-            "mode": "subscription",
-            "success_url": "http://127.0.0.1/ok",
-            "line_items": [{"price": monthly.id, "quantity": 1}],
-        }
-    )
-    fakestripe.complete_checkout(sub.id)
-    pay = client.v1.checkout.sessions.retrieve(pay.id)
-    sub = client.v1.checkout.sessions.retrieve(sub.id)
+    product, one_time, monthly = paid_flows.product, paid_flows.one_time, paid_flows.monthly
+    pay, sub, endpoint = paid_flows.pay, paid_flows.sub, paid_flows.endpoint
     intent = client.v1.payment_intents.retrieve(pay.payment_intent)
     refund = client.v1.refunds.create(params={"payment_intent": intent.id, "amount": 100})
 

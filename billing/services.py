@@ -30,10 +30,11 @@ STALE_PENDING = timedelta(minutes=5)
 
 
 class DeliveryRejected(Exception):
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, endpoint: WebhookEndpoint | None = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.endpoint = endpoint  # the endpoint it was sent to, when known
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,15 @@ def delivery_accept(
     """
     endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).first()
     if endpoint is None or endpoint.status == "disabled":
-        raise DeliveryRejected(404, "unknown or disabled webhook endpoint")
+        raise DeliveryRejected(404, "unknown or disabled webhook endpoint", endpoint)
     if len(body) > MAX_WEBHOOK_BODY:
-        raise DeliveryRejected(413, f"body of {len(body)} bytes is over {MAX_WEBHOOK_BODY}")
+        raise DeliveryRejected(
+            413, f"body of {len(body)} bytes is over {MAX_WEBHOOK_BODY}", endpoint
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise DeliveryRejected(400, "body is not UTF-8") from None
+        raise DeliveryRejected(400, "body is not UTF-8", endpoint) from None
     try:
         signed_at = stripe_api.signature_verify(
             payload=text,
@@ -126,12 +129,16 @@ def delivery_accept(
             tolerance=endpoint.djstripe_tolerance,
         )
     except stripe_api.SignatureInvalid as exc:
-        raise DeliveryRejected(400, f"signature: {exc.reason}") from None
+        raise DeliveryRejected(400, f"signature: {exc.reason}", endpoint) from None
     try:
         payload = json.loads(text)
     except ValueError as exc:
-        raise DeliveryRejected(400, f"malformed JSON: {exc}") from None
-    fields = _event_fields(payload)
+        raise DeliveryRejected(400, f"malformed JSON: {exc}", endpoint) from None
+    try:
+        fields = _event_fields(payload)
+    except DeliveryRejected as exc:
+        exc.endpoint = endpoint
+        raise
 
     with transaction.atomic():
         received_at = events.db_now()

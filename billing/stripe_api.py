@@ -307,16 +307,6 @@ def list_all(
         page = _call(f"{object_type}.list", _service(object_type).list, page_params)
 
 
-def search(*, object_type: str, query: str, limit: int = 100) -> Iterator[stripe.StripeObject]:
-    params: dict[str, Any] = {"query": query, "limit": limit}
-    while True:
-        page = _call(f"{object_type}.search", _service(object_type).search, params)
-        yield from page.data
-        if not page.has_more or not page.next_page:
-            return
-        params = {**params, "page": page.next_page}
-
-
 def action(
     *,
     object_type: str,
@@ -330,10 +320,6 @@ def action(
     return _call(
         f"{object_type}.{name}", method, stripe_id, dict(params or {}), _options(idempotency_key)
     )
-
-
-def account() -> stripe.StripeObject:
-    return _call("account.retrieve", client().v1.accounts.retrieve_current)
 
 
 # --- Webhook signatures (verification is local, but it is stripe-python's code) -------------

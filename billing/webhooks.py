@@ -5,7 +5,6 @@ import logging
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from djstripe.models import WebhookEndpoint
 
 from billing import services
 
@@ -39,7 +38,7 @@ def webhook(request: HttpRequest, endpoint_uuid):
     except services.DeliveryRejected as exc:
         services.delivery_reject(
             endpoint_uuid=endpoint_uuid,
-            endpoint=WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).first(),
+            endpoint=exc.endpoint,
             status=exc.status,
             reason=exc.reason,
             body_size=len(body),

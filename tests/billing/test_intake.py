@@ -74,6 +74,7 @@ def test_tampered_body_is_rejected(client, webhook_endpoint, customer_event):
 
     assert response.status_code == 400
     assert_nothing_stored("signature", 400)
+    assert WebhookDelivery.objects.get().endpoint_id == webhook_endpoint.pk
 
 
 def test_replay_outside_tolerance_is_rejected(client, webhook_endpoint, customer_event):
@@ -137,6 +138,7 @@ def test_disabled_endpoint_is_404(client, webhook_endpoint, customer_event):
 
     assert response.status_code == 404
     assert_nothing_stored("unknown or disabled", 404)
+    assert WebhookDelivery.objects.get().endpoint_id == webhook_endpoint.pk
 
 
 def test_get_is_not_allowed(client, webhook_endpoint):

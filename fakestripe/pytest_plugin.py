@@ -22,7 +22,9 @@ def fakestripe_server() -> Iterator[FakeStripeServer]:
         0,
         webhook_retry_base=float(os.environ.get("FAKESTRIPE_RETRY_BASE", "0.05")),
         webhook_max_attempts=int(os.environ.get("FAKESTRIPE_MAX_ATTEMPTS", "5")),
-        webhook_timeout=float(os.environ.get("FAKESTRIPE_WEBHOOK_TIMEOUT", "2")),
+        # Long enough for a receiver that processes in the request (eager tasks), so a
+        # delivery counts as in flight until the receiver has finished with it.
+        webhook_timeout=float(os.environ.get("FAKESTRIPE_WEBHOOK_TIMEOUT", "10")),
     ).start()
     yield server
     server.stop()

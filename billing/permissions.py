@@ -1,6 +1,6 @@
 """Who may do what in the support console: the two staff groups and the console's permissions.
 
-The groups are created by a data migration (``billing/migrations/0003_support_groups.py``)
+The groups are created by a data migration (``billing/migrations/0004_support_groups.py``)
 calling ``groups_sync``; tests run without migrations and call it themselves. Re-running it
 brings a group back to exactly this definition.
 """

@@ -26,7 +26,7 @@ def remove_groups(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0002_console_audit_and_resync_jobs"),
+        ("billing", "0003_console_audit_and_resync_jobs"),
         ("orders", "0002_drop_receipt_url"),
         ("djstripe", "0003_2_11"),
         ("auth", "0012_alter_user_first_name_max_length"),

@@ -5,8 +5,8 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from billing import admin_stripe, admin_views, display, permissions, selectors, services
-from billing.templatetags.console import masked
 from billing.models import AuditEntry, InboundEvent, ObjectSync, ResyncJob, WebhookDelivery
+from billing.templatetags.console import masked
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -66,11 +66,23 @@ class InboundEventAdmin(ReadOnlyAdmin):
     )  # fmt: skip
     fieldsets = [
         (None, {"fields": ("id", "type", "object", "status", "outcome", "attempts", "error")}),
-        ("When", {"fields": ("created", "received_at", "last_attempt_at", "next_attempt_at",
-                             "processed_at")}),  # fmt: skip
+        (
+            "When",
+            {
+                "fields": (
+                    "created",
+                    "received_at",
+                    "last_attempt_at",
+                    "next_attempt_at",
+                    "processed_at",
+                )
+            },
+        ),
         ("Request", {"fields": ("api_version", "livemode", "request_id", "idempotency_key")}),
-        ("Payload as delivered (secrets masked)", {"fields": ("payload_json",),
-                                                   "classes": ("collapse",)}),  # fmt: skip
+        (
+            "Payload as delivered (secrets masked)",
+            {"fields": ("payload_json",), "classes": ("collapse",)},
+        ),
     ]
     inlines = [DeliveryInline]
     actions = ["reprocess"]
@@ -133,7 +145,11 @@ class ObjectSyncAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         # The snapshot can be large; the list never shows it.
-        return queryset if request.resolver_match.url_name.endswith("_change") else queryset.defer("snapshot")
+        return (
+            queryset
+            if request.resolver_match.url_name.endswith("_change")
+            else queryset.defer("snapshot")
+        )
 
     @admin.display(description="console page")
     def object(self, obj):
@@ -206,6 +222,8 @@ class ResyncJobAdmin(ReadOnlyAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["audits"] = list(obj.entries.order_by("-result", "-at")[: selectors.HISTORY_LIMIT])
+            context["audits"] = list(
+                obj.entries.order_by("-result", "-at")[: selectors.HISTORY_LIMIT]
+            )
             context["job"] = obj
         return super().render_change_form(request, context, add, change, form_url, obj)

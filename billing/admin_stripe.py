@@ -10,6 +10,7 @@ allowed. Changes go to Stripe through ``billing.services``; the mirror is never 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import admin, messages
@@ -23,6 +24,9 @@ from djstripe import models as djstripe_models
 from billing import admin_views, display, metadata, permissions, selectors
 from billing.stripe_api import StripeAPIError
 from orders.money import format_amount
+
+# What a pasted Stripe id looks like (cus_..., pi_..., cs_test_...).
+STRIPE_ID = re.compile(r"^[a-z]{2,6}_[0-9A-Za-z_]{6,}$")
 
 for _model in [m for m in admin.site._registry if m._meta.app_label == "djstripe"]:
     admin.site.unregister(_model)
@@ -81,6 +85,8 @@ class StripeObjectAdmin(admin.ModelAdmin):
     list_display_links = ("stripe_id",)
     search_fields = ("=id",)
     search_help_text = "A Stripe id, or an order id (ord_...) to find its objects."
+    # Columns holding other objects' Stripe ids that a search by id also matches.
+    id_fields: tuple[str, ...] = ()
     ordering = ("-created", "-djstripe_id")
     list_per_page = 50
     show_full_result_count = False
@@ -120,8 +126,12 @@ class StripeObjectAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if term.startswith("ord_"):
             return queryset.filter(metadata__order_id=term), False
-        if term.startswith("cus_") and self.object_type != "customer":
-            return queryset.filter(Q(customer_id=term) | Q(id=term)), False
+        if STRIPE_ID.match(term):
+            # An id: exact matches on the object and the ids it holds (indexed, no join).
+            query = Q(id=term)
+            for field in self.id_fields:
+                query |= Q(**{field: term})
+            return queryset.filter(query), False
         return super().get_search_results(request, queryset, term)
 
     def get_fieldsets(self, request, obj=None):
@@ -229,7 +239,9 @@ class StripeObjectAdmin(admin.ModelAdmin):
 
     @admin.display(description="raw data (secrets masked)")
     def raw(self, obj) -> str:
-        return format_html('<pre class="console-json">{}</pre>', display.pretty_json(self.data(obj)))
+        return format_html(
+            '<pre class="console-json">{}</pre>', display.pretty_json(self.data(obj))
+        )
 
     # --- The page: summary, metadata, console log, event history, actions ---
 
@@ -304,7 +316,9 @@ def _card(data: dict[str, Any]) -> str:
         card = (method.get("card") or {}) if isinstance(method, dict) else {}
     if not card:
         return ""
-    expiry = f", expires {card.get('exp_month')}/{card.get('exp_year')}" if card.get("exp_year") else ""
+    expiry = (
+        f", expires {card.get('exp_month')}/{card.get('exp_year')}" if card.get("exp_year") else ""
+    )
     return f"{(card.get('brand') or 'card').title()} •••• {card.get('last4', '????')}{expiry}"
 
 
@@ -354,7 +368,8 @@ class ProductAdmin(StripeObjectAdmin):
 @register(djstripe_models.Price, "price")
 class PriceAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "product_link", "amount", "status", "created")
-    search_fields = ("=id", "=product_id", "nickname", "lookup_key")
+    search_fields = ("=id", "nickname", "lookup_key")
+    id_fields = ("product_id",)
     search_help_text = "A price id (price_...), a product id (prod_...), a nickname or lookup key."
 
     @admin.display(description="product")
@@ -373,8 +388,10 @@ class PriceAdmin(StripeObjectAdmin):
 class SessionAdmin(StripeObjectAdmin):
     statuses = ("open", "complete", "expired")
     list_filter = (StatusFilter,)
-    search_fields = ("=id", "=customer_id", "=payment_intent_id", "=subscription_id")
-    search_help_text = "A session id (cs_...), or the id of its customer, payment intent or subscription."
+    id_fields = ("customer_id", "payment_intent_id", "subscription_id")
+    search_help_text = (
+        "A session id (cs_...), or the id of its customer, payment intent or subscription."
+    )
 
     def type_facts(self, data, obj):
         details = data.get("customer_details") or {}
@@ -389,9 +406,15 @@ class SessionAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.PaymentIntent, "payment_intent")
 class PaymentIntentAdmin(StripeObjectAdmin):
-    statuses = ("requires_payment_method", "processing", "requires_capture", "canceled", "succeeded")
+    statuses = (
+        "requires_payment_method",
+        "processing",
+        "requires_capture",
+        "canceled",
+        "succeeded",
+    )
     list_filter = (StatusFilter,)
-    search_fields = ("=id", "=customer_id")
+    id_fields = ("customer_id",)
     search_help_text = "A payment intent id (pi_...), a customer id (cus_...) or an order id."
 
     def type_facts(self, data, obj):
@@ -408,8 +431,10 @@ class PaymentIntentAdmin(StripeObjectAdmin):
 class ChargeAdmin(StripeObjectAdmin):
     statuses = ("succeeded", "pending", "failed")
     list_filter = (StatusFilter,)
-    search_fields = ("=id", "=customer_id", "=payment_intent_id")
-    search_help_text = "A charge id (ch_...), a payment intent id (pi_...), a customer id or an order id."
+    id_fields = ("customer_id", "payment_intent_id")
+    search_help_text = (
+        "A charge id (ch_...), a payment intent id (pi_...), a customer id or an order id."
+    )
 
     def type_facts(self, data, obj):
         outcome = data.get("outcome") or {}
@@ -427,7 +452,7 @@ class ChargeAdmin(StripeObjectAdmin):
 @register(djstripe_models.Refund, "refund")
 class RefundAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "status", "amount", "charge_link", "order", "created")
-    search_fields = ("=id", "=charge_id")
+    id_fields = ("charge_id",)
     search_help_text = "A refund id (re_...), a charge id (ch_...) or an order id."
 
     @admin.display(description="charge")
@@ -445,14 +470,16 @@ class RefundAdmin(StripeObjectAdmin):
 class SubscriptionAdmin(StripeObjectAdmin):
     statuses = ("active", "trialing", "past_due", "canceled", "unpaid", "incomplete")
     list_filter = (StatusFilter,)
-    search_fields = ("=id", "=customer_id")
+    id_fields = ("customer_id",)
     search_help_text = "A subscription id (sub_...), a customer id (cus_...) or an order id."
 
     def type_facts(self, data, obj):
         items = ((data.get("items") or {}).get("data")) or []
-        period_end = data.get("current_period_end") or (items[0].get("current_period_end") if items else None)
+        period_end = data.get("current_period_end") or (
+            items[0].get("current_period_end") if items else None
+        )
         prices = format_html_join(
-            ", ", "{} × {}",
+            ", ", "{} (quantity {})",
             [(admin_link("price", display.stripe_id(i.get("price"))), i.get("quantity") or 1)
              for i in items],
         )  # fmt: skip
@@ -468,7 +495,8 @@ class SubscriptionAdmin(StripeObjectAdmin):
 class InvoiceAdmin(StripeObjectAdmin):
     statuses = ("draft", "open", "paid", "uncollectible", "void")
     list_filter = (StatusFilter,)
-    search_fields = ("=id", "=customer_id", "=subscription_id", "stripe_data__number")
+    search_fields = ("=id", "stripe_data__number")
+    id_fields = ("customer_id", "subscription_id", "charge__id", "payment_intent__id")
     search_help_text = "An invoice id (in_...) or number, a subscription or customer id."
 
     def type_facts(self, data, obj):

@@ -143,7 +143,9 @@ class ResyncView(ConsoleView):
         return permissions.resync_permissions(object_type=self.model_admin.object_type)
 
     def get(self, request, object_id):
-        return self.render("admin/billing/stripe_object/resync_confirm.html", title="Resync from Stripe")
+        return self.render(
+            "admin/billing/stripe_object/resync_confirm.html", title="Resync from Stripe"
+        )
 
     def post(self, request, object_id):
         try:
@@ -282,8 +284,11 @@ class MetadataEditView(ConsoleView):
             loaded=loaded,
             may_link=self.may_link,
             link_keys=metadata.LINK_KEYS,
-            limits={"keys": metadata.MAX_KEYS, "key": metadata.MAX_KEY_LENGTH,
-                    "value": metadata.MAX_VALUE_LENGTH},  # fmt: skip
+            limits={
+                "keys": metadata.MAX_KEYS,
+                "key": metadata.MAX_KEY_LENGTH,
+                "value": metadata.MAX_VALUE_LENGTH,
+            },
             **context,
         )
 
@@ -291,7 +296,9 @@ class MetadataEditView(ConsoleView):
         try:
             loaded = services.metadata_fetch(object_type=self.object_type, stripe_id=self.obj.id)
         except StripeAPIError as exc:
-            messages.error(request, f"Could not load the metadata from Stripe. {stripe_error_text(exc)}")
+            messages.error(
+                request, f"Could not load the metadata from Stripe. {stripe_error_text(exc)}"
+            )
             return self.back()
         return self.form(rows=self.rows_for(loaded), loaded=loaded, token=secrets.token_urlsafe(16))
 
@@ -300,7 +307,9 @@ class MetadataEditView(ConsoleView):
             state = signing.loads(request.POST.get("state", ""), salt=_STATE_SALT,
                                   max_age=STATE_MAX_AGE)  # fmt: skip
         except signing.BadSignature:
-            messages.warning(request, "The form was too old or damaged; it now shows Stripe's current metadata.")
+            messages.warning(
+                request, "The form was too old or damaged; it now shows Stripe's current metadata."
+            )
             return HttpResponseRedirect(self.urls["metadata"])
         loaded, token = state["loaded"], state["token"]
         rows = self.parse_rows(request)
@@ -309,7 +318,9 @@ class MetadataEditView(ConsoleView):
         if metadata.link_keys_in(changes) and not self.may_link:
             raise PermissionDenied("Changing order_id or user_id needs the link key permission.")
         if not row_errors:
-            errors = services.metadata_errors(object_type=self.object_type, before=loaded, changes=changes)
+            errors = services.metadata_errors(
+                object_type=self.object_type, before=loaded, changes=changes
+            )
             row_errors = self.attach(rows, errors)
         if row_errors:
             return self.form(rows=rows, loaded=loaded, token=token, form_errors=row_errors)
@@ -317,7 +328,9 @@ class MetadataEditView(ConsoleView):
             messages.info(request, "Nothing changed; nothing was sent to Stripe.")
             return self.back()
         if metadata.link_keys_in(changes) and "confirm" not in request.POST:
-            return self.confirm(rows=rows, loaded=loaded, after=after, changes=changes, state=request.POST["state"])
+            return self.confirm(
+                rows=rows, loaded=loaded, after=after, changes=changes, state=request.POST["state"]
+            )
         return self.save(rows=rows, loaded=loaded, changes=changes, token=token)
 
     def parse_rows(self, request) -> list[Row]:
@@ -409,4 +422,3 @@ class MetadataEditView(ConsoleView):
         keys = ", ".join(sorted(result.sent))
         messages.success(request, f"Saved in Stripe: {keys} on {self.obj.id}.")
         return self.back("#console-log")
-

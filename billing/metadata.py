@@ -86,9 +86,7 @@ def key_errors(key: str) -> list[str]:
 def value_errors(value: str) -> list[str]:
     errors = []
     if len(value) > MAX_VALUE_LENGTH:
-        errors.append(
-            f"Values can be at most {MAX_VALUE_LENGTH} characters ({len(value)} given)."
-        )
+        errors.append(f"Values can be at most {MAX_VALUE_LENGTH} characters ({len(value)} given).")
     if looks_like_secret(value):
         errors.append(
             "This value looks like a Stripe secret (sk_, rk_, whsec_ or a client secret); "
@@ -195,7 +193,9 @@ def link_errors(metadata: Mapping[str, str], *, keys: Iterable[str]) -> dict[str
     for key in keys:
         if key in LINK_KEYS and metadata.get(key) and targets.get(key) is None:
             noun = _RESOLVERS[key].noun if key in _RESOLVERS else key
-            errors[key] = f"No {noun} {metadata[key]!r} exists; a link must name an existing {noun}."
+            errors[key] = (
+                f"No {noun} {metadata[key]!r} exists; a link must name an existing {noun}."
+            )
     order, user = targets.get("order_id"), targets.get("user_id")
     touched = set(keys) & {"order_id", "user_id"}
     if touched and order is not None and user is not None:

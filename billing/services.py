@@ -467,7 +467,11 @@ def metadata_update(
         raise MetadataConflict(current=current, keys=keys)
 
     key = stripe_api.idempotency_key(
-        "metadata", object_type, stripe_id, request_token, json.dumps([current, sent], sort_keys=True)
+        "metadata",
+        object_type,
+        stripe_id,
+        request_token,
+        json.dumps([current, sent], sort_keys=True),
     )
     started = sync.fetch_started()
     try:
@@ -539,9 +543,10 @@ def _resync(
     except stripe_api.StripeAPIError as exc:
         _audit(**audit, result=AuditEntry.Result.FAILED, message=exc.message)
         raise
+    new = synced.written and synced.previous is None
     changes = data_changes(synced.previous, synced.obj) if synced.previous is not None else []
     notes = []
-    if synced.previous is None:
+    if new:
         notes.append("not mirrored before; now it is")
     if synced.deleted:
         notes.append("deleted in Stripe; marked deleted in the mirror")
@@ -555,7 +560,7 @@ def _resync(
         changes=changes,
         result=(
             AuditEntry.Result.DONE
-            if changes or synced.previous is None or synced.deleted
+            if changes or new or synced.deleted
             else AuditEntry.Result.UNCHANGED
         ),
         message="; ".join(notes),
@@ -600,7 +605,9 @@ def resync_job_start(
         job = ResyncJob.objects.create(
             created_by=actor, object_type=object_type, stripe_ids=ids, total=len(ids)
         )
-        _log_entry(actor=actor, rows=[job], message=f"Queued a resync of {len(ids)} {object_type} objects")
+        _log_entry(
+            actor=actor, rows=[job], message=f"Queued a resync of {len(ids)} {object_type} objects"
+        )
 
         def enqueue() -> None:
             from billing.tasks import resync_job

@@ -21,7 +21,14 @@ from orders.money import format_amount
 
 class OrderItemInline(admin.TabularInline):
     model = OrderItem
-    fields = ("description", "price_link", "quantity", "unit_price", "line_total", "recurring_interval")
+    fields = (
+        "description",
+        "price_link",
+        "quantity",
+        "unit_price",
+        "line_total",
+        "recurring_interval",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -99,7 +106,9 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.display(description="user")
     def user_link(self, order: Order) -> str:
         url = reverse("admin:auth_user_change", args=[order.user_id])
-        return format_html('<a href="{}">{} ({})</a>', url, order.user.get_username(), order.user_id)
+        return format_html(
+            '<a href="{}">{} ({})</a>', url, order.user.get_username(), order.user_id
+        )
 
     @admin.display(description="total", ordering="amount_total")
     def total(self, order: Order) -> str:

@@ -137,7 +137,11 @@ def order_search(*, term: str) -> Q | None:
     ids, public_ids = {term}, set()
     frontier = [term]
     for _hop in range(3):  # refund -> charge -> payment intent is the longest path
-        rows = [row for stripe_id in frontier if (row := billing_selectors.mirror_row(stripe_id=stripe_id))]
+        rows = [
+            row
+            for stripe_id in frontier
+            if (row := billing_selectors.mirror_row(stripe_id=stripe_id))
+        ]
         frontier = []
         for row in rows:
             data = row.stripe_data or {}
@@ -184,8 +188,13 @@ def _linked_rows(order: Order) -> list[tuple[str, Any]]:
     sessions = list(Session.objects.filter(Q(id=order.checkout_session_id) | tagged))
     subscriptions = list(Subscription.objects.filter(Q(id=order.subscription_id) | tagged))
     invoices = list(Invoice.objects.filter(subscription_id__in=[s.id for s in subscriptions]))
-    intent_ids = {order.payment_intent_id, *(s.payment_intent_id for s in sessions),
-                  *(i.payment_intent_id for i in invoices)} - {None}  # fmt: skip
+    # (An invoice's payment_intent column holds dj-stripe's row id; its data holds Stripe's.)
+    intent_ids = {
+        order.payment_intent_id,
+        *(s.payment_intent_id for s in sessions),
+        *(stripe_id((i.stripe_data or {}).get("payment_intent")) for i in invoices),
+    }
+    intent_ids.discard(None)  # fmt: skip
     intents = list(PaymentIntent.objects.filter(Q(id__in=intent_ids) | tagged))
     charges = list(
         Charge.objects.filter(

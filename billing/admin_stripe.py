@@ -39,14 +39,14 @@ def admin_link(object_type: str, stripe_id: str | None, text: str | None = None)
     model_name = ADMIN_MODEL_NAMES.get(object_type)
     if model_name is None:
         return stripe_id
-    url = reverse(f"admin:djstripe_{model_name}_change", args=[stripe_id])
+    url = display.admin_url(f"djstripe_{model_name}", stripe_id)
     return format_html('<a href="{}">{}</a>', url, text or stripe_id)
 
 
 def order_link(public_id: str | None) -> str:
     if not public_id:
         return "-"
-    url = reverse("admin:orders_order_change", args=[public_id])
+    url = display.admin_url("orders_order", public_id)
     return format_html('<a href="{}">{}</a>', url, public_id)
 
 
@@ -336,7 +336,7 @@ class CustomerAdmin(StripeObjectAdmin):
     def subscriber_link(self, obj) -> str:
         if not obj.subscriber_id:
             return "-"
-        url = reverse("admin:auth_user_change", args=[obj.subscriber_id])
+        url = display.admin_url("auth_user", obj.subscriber_id)
         return format_html('<a href="{}">user {}</a>', url, obj.subscriber_id)
 
     def type_facts(self, data, obj):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.admin.utils import unquote
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseRedirect
@@ -47,7 +48,7 @@ def stripe_error_text(exc: StripeAPIError) -> str:
 def object_urls(model_admin, stripe_id: str) -> dict[str, str]:
     info = model_admin.opts.app_label, model_admin.opts.model_name
     return {
-        name: reverse("admin:{}_{}_{}".format(*info, name), args=[stripe_id])
+        name: display.admin_url("{}_{}".format(*info), stripe_id, name)
         for name in ("metadata", "resync", "reprocess", "change")
     }
 
@@ -88,7 +89,7 @@ class ConsoleView(View):
 
     def setup(self, request, *args, **kwargs):
         super().setup(request, *args, **kwargs)
-        self.obj = self.model_admin.get_object(request, kwargs["object_id"])
+        self.obj = self.model_admin.get_object(request, unquote(kwargs["object_id"]))
         if self.obj is None:
             raise Http404("No such object in the mirror.")
         if not self.model_admin.has_view_permission(request, self.obj):
@@ -167,7 +168,7 @@ def resync_many(model_admin, request: HttpRequest, stripe_ids: list[str]):
         job = services.resync_job_start(
             actor=request.user, object_type=object_type, stripe_ids=stripe_ids
         )
-        url = reverse("admin:billing_resyncjob_change", args=[job.pk])
+        url = display.admin_url("billing_resyncjob", job.pk)
         messages.info(
             request,
             f"Resyncing {job.total} {noun} in the background; follow its progress on the job's "

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.utils import quote
+from django.urls import reverse
 
 from config.logging import SECRET_PATTERN
 from orders.money import format_amount
@@ -293,3 +295,9 @@ def describe(object_type: str, data: dict[str, Any], stripe_id_: str = "") -> De
         livemode=data.get("livemode"),
         metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
     )
+
+
+def admin_url(model: str, key: Any, view: str = "change") -> str:
+    """``admin_url("orders_order", "ord_1")``: an admin page by key, quoted as the admin
+    unquotes it (an id like ``ord_23..`` would otherwise lose ``_23`` to ``#``)."""
+    return reverse(f"admin:{model}_{view}", args=[quote(str(key))])

@@ -210,7 +210,8 @@ def link_errors(metadata: Mapping[str, str], *, keys: Iterable[str]) -> dict[str
 
 def _user_resolver() -> LinkResolver:
     from django.contrib.auth import get_user_model
-    from django.urls import reverse
+
+    from billing.display import admin_url as change_url
 
     user_model = get_user_model()
 
@@ -224,7 +225,7 @@ def _user_resolver() -> LinkResolver:
 
     def admin_url(user: Any) -> str:
         meta = user_model._meta
-        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[user.pk])
+        return change_url(f"{meta.app_label}_{meta.model_name}", user.pk)
 
     return LinkResolver(noun="user", find=find, label=label, admin_url=admin_url)
 

@@ -7,7 +7,7 @@ import re
 # signing secrets, and client secrets. The one pattern: logs redact it, pages mask it
 # (billing.display.mask_secrets), metadata refuses it (billing.metadata).
 SECRET_PATTERN = re.compile(
-    r"\b(sk|rk)_[0-9A-Za-z_]{6,}|\bwhsec_[0-9A-Za-z+/=]+|\b(pi|seti|cs)_[0-9A-Za-z_]+?_secret_[0-9A-Za-z]+"
+    r"\b(sk|rk)_[0-9A-Za-z_]{6,}|\bwhsec_[0-9A-Za-z+/=_-]+|\b(pi|seti|cs)_[0-9A-Za-z_]+?_secret_[0-9A-Za-z]+"
 )
 
 

@@ -6,14 +6,16 @@ one timeline, and the events of all its objects. Read-only: status changes go th
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html
 
 from billing import admin_views, permissions, services
 from billing import selectors as billing_selectors
 from billing.admin_stripe import admin_link
+from billing.display import admin_url
 from orders import selectors
 from orders.models import Order, OrderItem
 from orders.money import format_amount
@@ -105,7 +107,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="user")
     def user_link(self, order: Order) -> str:
-        url = reverse("admin:auth_user_change", args=[order.user_id])
+        url = admin_url("auth_user", order.user_id)
         return format_html(
             '<a href="{}">{} ({})</a>', url, order.user.get_username(), order.user_id
         )
@@ -158,7 +160,7 @@ class OrderAdmin(admin.ModelAdmin):
             "events": events,
             "audits": audits,
             "can_reprocess": request.user.has_perm(permissions.REPROCESS),
-            "reprocess_url": reverse("admin:orders_order_reprocess", args=[order.public_id]),
+            "reprocess_url": admin_url("orders_order", order.public_id, "reprocess"),
         }
 
     def get_urls(self):
@@ -172,12 +174,12 @@ class OrderAdmin(admin.ModelAdmin):
         ]
 
     def reprocess_view(self, request, object_id):
-        order = self.get_object(request, object_id)
+        order = self.get_object(request, unquote(object_id))
         if order is None:
             raise Http404("No such order.")
         if not self.has_view_permission(request, order):
             raise PermissionDenied
-        back = reverse("admin:orders_order_change", args=[order.public_id]) + "#event-history"
+        back = admin_url("orders_order", order.public_id) + "#event-history"
         if request.method != "POST":
             return HttpResponseRedirect(back)
         if not request.user.has_perm(permissions.REPROCESS):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import reverse
-
+from billing.display import admin_url
 from billing.metadata import LinkResolver, link_register
 from orders.models import Order
 from orders.money import format_amount
@@ -21,7 +20,7 @@ def _label(order: Order) -> str:
 
 
 def _admin_url(order: Order) -> str:
-    return reverse("admin:orders_order_change", args=[order.public_id])
+    return admin_url("orders_order", order.public_id)
 
 
 def register() -> None:

@@ -9,7 +9,6 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from djstripe.models import (
     Charge,
     Customer,
@@ -23,7 +22,7 @@ from djstripe.models import (
 )
 
 from billing import selectors as billing_selectors
-from billing.display import Described, describe, stripe_id
+from billing.display import Described, admin_url, describe, stripe_id
 from billing.models import AuditEntry, InboundEvent
 from orders.models import Order, OrderHistory
 
@@ -179,7 +178,7 @@ class LinkedObject:
     @property
     def admin_url(self) -> str:
         meta = self.row._meta
-        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[self.row.id])
+        return admin_url(f"{meta.app_label}_{meta.model_name}", self.row.id)
 
 
 def _linked_rows(order: Order) -> list[tuple[str, Any]]:
@@ -265,9 +264,7 @@ def order_timeline(
                 if part
             ),
             outcome=h.event_id,
-            url=reverse("admin:billing_inboundevent_change", args=[h.event_id])
-            if h.event_id
-            else "",
+            url=admin_url("billing_inboundevent", h.event_id) if h.event_id else "",
         )
         for h in history
     ]
@@ -278,7 +275,7 @@ def order_timeline(
             title=e.type,
             detail=f"{e.object_id} · {e.id}",
             outcome=f"{e.get_status_display()}{': ' + e.outcome if e.outcome else ''}",
-            url=reverse("admin:billing_inboundevent_change", args=[e.id]),
+            url=admin_url("billing_inboundevent", e.id),
         )
         for e in events
     ]
@@ -289,7 +286,7 @@ def order_timeline(
             title=f"{a.get_action_display()} by {a.actor_name or '?'}",
             detail=f"{a.stripe_id}: {a.message}",
             outcome=a.get_result_display(),
-            url=reverse("admin:billing_auditentry_change", args=[a.pk]),
+            url=admin_url("billing_auditentry", a.pk),
         )
         for a in audits
     ]

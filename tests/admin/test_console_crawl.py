@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # A full key or secret: masked ones (sk_test_…4f2a) have the ellipsis where this needs text.
 LEAK = re.compile(
-    r"\b(sk|rk)_(test|live)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z+/=]{4,}|_secret_[0-9A-Za-z]{4,}"
+    r"\b(sk|rk)_(test|live)_[0-9A-Za-z]{4,}|\bwhsec_[0-9A-Za-z+/=_-]{4,}|_secret_[0-9A-Za-z]{4,}"
 )
 
 
@@ -53,11 +53,11 @@ def crawl_pages(world) -> list[Page]:
         if isinstance(model_admin, StripeObjectAdmin):
             # Pages by Stripe id too (every console link uses them).
             pages.append(
-                Page(reverse(f"admin:{info}_change", args=[row.id]), model_admin, "change")
+                Page(reverse(f"admin:{info}_change", args=[quote(row.id)]), model_admin, "change")
             )
             for name in ("metadata", "resync", "reprocess"):
                 pages.append(
-                    Page(reverse(f"admin:{info}_{name}", args=[row.id]), model_admin, name)
+                    Page(reverse(f"admin:{info}_{name}", args=[quote(row.id)]), model_admin, name)
                 )
             pages.append(
                 Page(f"{changelist}action/_cancel/{model._meta.model_name}/", model_admin, "gone")
@@ -66,14 +66,14 @@ def crawl_pages(world) -> list[Page]:
             for order in (world.paid, world.subscription, world.declined):
                 pages.append(
                     Page(
-                        reverse(f"admin:{info}_change", args=[order.public_id]),
+                        reverse(f"admin:{info}_change", args=[quote(order.public_id)]),
                         model_admin,
                         "change",
                     )
                 )
             pages.append(
                 Page(
-                    reverse("admin:orders_order_reprocess", args=[world.paid.public_id]),
+                    reverse("admin:orders_order_reprocess", args=[quote(world.paid.public_id)]),
                     model_admin,
                     "reprocess",
                 )

@@ -250,6 +250,17 @@ class Row:
         return not self.key and not self.value and not self.original
 
 
+def scrub(rows: list[Row]) -> list[Row]:
+    """Refused secrets and card numbers are not echoed back into the page."""
+    for row in rows:
+        for name in ("key", "value"):
+            text = getattr(row, name)
+            if metadata.looks_like_secret(text) or metadata.looks_like_card_number(text):
+                setattr(row, name, "")
+                row.errors.append(f"The {name} was cleared: it is not shown again.")
+    return rows
+
+
 class MetadataEditView(ConsoleView):
     """One row per key, fetched fresh from Stripe; rows to add, change and remove.
 
@@ -324,7 +335,7 @@ class MetadataEditView(ConsoleView):
             )
             row_errors = self.attach(rows, errors)
         if row_errors:
-            return self.form(rows=rows, loaded=loaded, token=token, form_errors=row_errors)
+            return self.form(rows=scrub(rows), loaded=loaded, token=token, form_errors=row_errors)
         if not changes:
             messages.info(request, "Nothing changed; nothing was sent to Stripe.")
             return self.back()
@@ -415,11 +426,16 @@ class MetadataEditView(ConsoleView):
             return self.form(rows=self.rows_for(exc.current), loaded=exc.current,
                              token=secrets.token_urlsafe(16), conflict=exc, attempted=attempted)  # fmt: skip
         except services.MetadataInvalid as exc:
-            return self.form(rows=rows, loaded=loaded, token=token,
-                             form_errors=self.attach(rows, exc.errors))  # fmt: skip
+            errors = self.attach(rows, exc.errors)
+            return self.form(rows=scrub(rows), loaded=loaded, token=token, form_errors=errors)
         except StripeAPIError as exc:
             messages.error(request, f"Stripe did not save the metadata. {stripe_error_text(exc)}")
             return self.form(rows=rows, loaded=loaded, token=token)
+        if not result.sent:
+            messages.info(
+                request, "Stripe already has these values (saved once); nothing more was sent."
+            )
+            return self.back("#console-log")
         keys = ", ".join(sorted(result.sent))
         messages.success(request, f"Saved in Stripe: {keys} on {self.obj.id}.")
         return self.back("#console-log")

@@ -460,6 +460,9 @@ def metadata_update(
         _audit(**audit, before=expected, after=None, result=AuditEntry.Result.FAILED,
                message=exc.message)  # fmt: skip
         raise
+    if current != dict(expected) and current == metadata.apply_changes(expected, sent):
+        # Stripe already holds exactly this edit: the same form submitted twice.
+        return MetadataUpdated(before=expected, after=current, sent={}, entry=None)
     if current != dict(expected):
         keys = sorted(metadata.changes_between(expected, current))
         _audit(**audit, before=expected, after=current, result=AuditEntry.Result.REFUSED,

@@ -525,10 +525,18 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def _comparable(data: dict[str, Any] | None) -> dict[str, Any]:
+    # dj-stripe stores "deleted": false on rows Stripe sends without the field.
+    return {
+        key: _collapse(value)
+        for key, value in (data or {}).items()
+        if key not in _DIFF_IGNORED and not (key == "deleted" and not value)
+    }
+
+
 def data_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[list[Any]]:
     """Field-by-field differences between two copies of an object: [[field, before, after]]."""
-    old = _flatten(_collapse({k: v for k, v in (before or {}).items() if k not in _DIFF_IGNORED}))
-    new = _flatten(_collapse({k: v for k, v in after.items() if k not in _DIFF_IGNORED}))
+    old, new = _flatten(_comparable(before)), _flatten(_comparable(after))
     return [
         [field, old.get(field), new.get(field)]
         for field in sorted(set(old) | set(new))

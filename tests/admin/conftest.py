@@ -21,6 +21,7 @@ from djstripe.models import Charge, Price
 from billing import services, stripe_api
 from billing.models import InboundEvent
 from billing.permissions import BILLING_ADMIN, SUPPORT, groups_sync
+from config.celery import app as celery_app
 from orders.demo import demo_catalog_seed
 from orders.models import Order
 from orders.services import catalog_sync, order_checkout_start
@@ -77,6 +78,16 @@ class World:
 
 @pytest.fixture
 def world(transactional_db, stripe_emulator, webhook_endpoint, deliver_event) -> World:
+    # The seed is processed in process even in worker tests; their worker is for what they test.
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        return _seed(stripe_emulator, webhook_endpoint, deliver_event)
+    finally:
+        celery_app.conf.task_always_eager = eager
+
+
+def _seed(stripe_emulator, webhook_endpoint, deliver_event) -> World:
     demo_catalog_seed()
     catalog_sync()
     customer = get_user_model().objects.create_user(

@@ -301,3 +301,34 @@ def admin_url(model: str, key: Any, view: str = "change") -> str:
     """``admin_url("orders_order", "ord_1")``: an admin page by key, quoted as the admin
     unquotes it (an id like ``ord_23..`` would otherwise lose ``_23`` to ``#``)."""
     return reverse(f"admin:{model}_{view}", args=[quote(str(key))])
+
+
+# --- Links between objects, as the data carries them ------------------------------------------
+
+# Fields holding the id (or expanded copy) of an object closer to what was bought.
+_TOWARDS_PURCHASE = ("payment_intent", "latest_charge", "charge", "invoice", "subscription")
+
+
+def related_ids(data: dict[str, Any]) -> list[str]:
+    """Ids of the objects this one points to on the way to an order (never its customer: a
+    customer has other orders). Covers the places API versions since 2025-03-31 moved them to:
+    an invoice's subscription under ``parent``, its payment intents under ``payments``."""
+    found = [stripe_id(data.get(field)) for field in _TOWARDS_PURCHASE]
+    parent = (data.get("parent") or {}).get("subscription_details") or {}
+    found.append(stripe_id(parent.get("subscription")))
+    for payment in ((data.get("payments") or {}).get("data")) or []:
+        inner = payment.get("payment") or {}
+        found += [stripe_id(inner.get("payment_intent")), stripe_id(inner.get("charge"))]
+    return [value for value in dict.fromkeys(found) if value]
+
+
+def order_ids(data: dict[str, Any]) -> list[str]:
+    """Order ids the object names: its ``metadata.order_id``, a subscription invoice's copy
+    of the subscription's metadata, a Checkout Session's client reference."""
+    parent = (data.get("parent") or {}).get("subscription_details") or {}
+    found = [
+        (data.get("metadata") or {}).get("order_id"),
+        (parent.get("metadata") or {}).get("order_id"),
+        data.get("client_reference_id") if data.get("object") == "checkout.session" else None,
+    ]
+    return [str(value) for value in dict.fromkeys(found) if value]

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
+from djstripe.models import Invoice
 
 from billing import mirror
 from billing.models import AuditEntry, InboundEvent, ObjectSync, WebhookDelivery
@@ -78,8 +79,25 @@ def object_type_for_id(stripe_id: str) -> str | None:
     return None
 
 
-def mirror_row(*, stripe_id: str):
-    """The mirrored row for a Stripe id of a type we mirror, or None (one query at most)."""
-    object_type = object_type_for_id(stripe_id)
-    model = mirror.model_for(object_type) if object_type else None
-    return model.objects.filter(id=stripe_id).first() if model is not None else None
+def mirror_rows(*, stripe_ids: Iterable[str]) -> list:
+    """The mirrored rows for Stripe ids of the types we mirror (one query per type)."""
+    by_type: dict[str, list[str]] = {}
+    for stripe_id in stripe_ids:
+        object_type = object_type_for_id(stripe_id)
+        if object_type and mirror.model_for(object_type) is not None:
+            by_type.setdefault(object_type, []).append(stripe_id)
+    rows = []
+    for object_type, ids in by_type.items():
+        rows += list(mirror.model_for(object_type).objects.filter(id__in=ids))
+    return rows
+
+
+def invoices_paid_by(*, intent_ids: list[str]) -> list[str]:
+    """Invoices whose (first) payment is one of these payment intents (API 2025-03-31 on)."""
+    if not intent_ids:
+        return []
+    return list(
+        Invoice.objects.filter(
+            stripe_data__payments__data__0__payment__payment_intent__in=intent_ids
+        ).values_list("id", flat=True)
+    )

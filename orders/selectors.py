@@ -21,8 +21,9 @@ from djstripe.models import (
     Subscription,
 )
 
+from billing import display
 from billing import selectors as billing_selectors
-from billing.display import Described, admin_url, describe, stripe_id
+from billing.display import Described, admin_url, describe
 from billing.models import AuditEntry, InboundEvent
 from orders.models import Order, OrderHistory
 
@@ -112,18 +113,15 @@ def subscription_summary(*, order: Order) -> SubscriptionSummary | None:
 
 # --- The support console: finding an order and its whole story ------------------------------
 
-# Stripe fields that lead from an object to the one that paid for an order (never to the
-# customer: a charge's customer has other orders too).
-_TOWARDS_ORDER = ("payment_intent", "charge", "invoice", "subscription")
-
 
 def order_search(*, term: str) -> Q | None:
     """Orders a Stripe id (``cs_ pi_ ch_ re_ cus_ sub_ in_``, or an ``evt_``) is tied to.
 
     Returns a filter for ``Order`` objects, or None when ``term`` is not such an id. Follows
     the order's own links (session, payment intent, customer, subscription) and, through the
-    mirror, the object's ``metadata.order_id`` and the objects it points to (a refund's charge,
-    that charge's payment intent, an invoice's subscription): a few queries whatever the size.
+    mirror, the order ids objects carry (``metadata.order_id``) and the objects they point to
+    (a refund's charge, its payment intent, the invoice it paid, that invoice's subscription):
+    a few queries, whatever the number of rows.
     """
     term = term.strip()
     if term.startswith("ord_"):
@@ -135,24 +133,20 @@ def order_search(*, term: str) -> Q | None:
         return None
     ids, public_ids = {term}, set()
     frontier = [term]
-    for _hop in range(3):  # refund -> charge -> payment intent is the longest path
-        rows = [
-            row
-            for stripe_id in frontier
-            if (row := billing_selectors.mirror_row(stripe_id=stripe_id))
-        ]
-        frontier = []
+    for _hop in range(5):  # refund -> charge -> payment intent -> invoice -> subscription
+        rows = billing_selectors.mirror_rows(stripe_ids=frontier)
+        found = []
         for row in rows:
-            data = row.stripe_data or {}
-            if order_id := (row.metadata or {}).get("order_id"):
-                public_ids.add(str(order_id))
-            if data.get("object") == "checkout.session" and data.get("client_reference_id"):
-                public_ids.add(data["client_reference_id"])
-            for field in _TOWARDS_ORDER:
-                related = stripe_id(data.get(field))
-                if related and related not in ids:
-                    ids.add(related)
-                    frontier.append(related)
+            data = {**(row.stripe_data or {}), "metadata": row.metadata or {}}
+            public_ids.update(display.order_ids(data))
+            found += display.related_ids(data)
+        # A subscription's payment intent names no invoice; the invoice names it.
+        intents = [row.id for row in rows if row.id.startswith("pi_")]
+        found += billing_selectors.invoices_paid_by(intent_ids=intents)
+        frontier = [stripe_id for stripe_id in dict.fromkeys(found) if stripe_id not in ids]
+        ids.update(frontier)
+        if not frontier:
+            break
     return (
         Q(public_id__in=public_ids)
         | Q(checkout_session_id__in=ids)
@@ -186,14 +180,21 @@ def _linked_rows(order: Order) -> list[tuple[str, Any]]:
     tagged = Q(metadata__order_id=order.public_id)
     sessions = list(Session.objects.filter(Q(id=order.checkout_session_id) | tagged))
     subscriptions = list(Subscription.objects.filter(Q(id=order.subscription_id) | tagged))
-    invoices = list(Invoice.objects.filter(subscription_id__in=[s.id for s in subscriptions]))
+    subscription_ids = [s.id for s in subscriptions]
+    invoices = list(
+        Invoice.objects.filter(
+            Q(subscription_id__in=subscription_ids)
+            # API versions since 2025-03-31 keep the subscription under parent
+            | Q(stripe_data__parent__subscription_details__subscription__in=subscription_ids)
+            | Q(stripe_data__parent__subscription_details__metadata__order_id=order.public_id)
+        )
+    )
     # (An invoice's payment_intent column holds dj-stripe's row id; its data holds Stripe's.)
-    intent_ids = {
-        order.payment_intent_id,
-        *(s.payment_intent_id for s in sessions),
-        *(stripe_id((i.stripe_data or {}).get("payment_intent")) for i in invoices),
-    }
-    intent_ids.discard(None)  # fmt: skip
+    intent_ids = {order.payment_intent_id, *(s.payment_intent_id for s in sessions)}
+    for invoice in invoices:
+        related = display.related_ids(invoice.stripe_data or {})
+        intent_ids.update(i for i in related if i.startswith("pi_"))
+    intent_ids.discard(None)
     intents = list(PaymentIntent.objects.filter(Q(id__in=intent_ids) | tagged))
     charges = list(
         Charge.objects.filter(

@@ -325,6 +325,7 @@ def _card(data: dict[str, Any]) -> str:
 @register(djstripe_models.Customer, "customer")
 class CustomerAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "email", "name", "status", "subscriber_link", "created")
+    list_select_related = ("subscriber",)  # the row's name (select box label) is its user
     search_fields = ("=id", "email", "stripe_data__name")
     search_help_text = "A customer id (cus_...), an email or a name."
 
@@ -368,6 +369,7 @@ class ProductAdmin(StripeObjectAdmin):
 @register(djstripe_models.Price, "price")
 class PriceAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "product_link", "amount", "status", "created")
+    list_select_related = ("product",)  # the row's name (select box label) is its product
     search_fields = ("=id", "nickname", "lookup_key")
     id_fields = ("product_id",)
     search_help_text = "A price id (price_...), a product id (prod_...), a nickname or lookup key."

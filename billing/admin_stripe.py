@@ -498,7 +498,14 @@ class InvoiceAdmin(StripeObjectAdmin):
     statuses = ("draft", "open", "paid", "uncollectible", "void")
     list_filter = (StatusFilter,)
     search_fields = ("=id", "stripe_data__number")
-    id_fields = ("customer_id", "subscription_id", "charge__id", "payment_intent__id")
+    id_fields = (
+        "customer_id",
+        "subscription_id",
+        # API versions since 2025-03-31 name the subscription under parent
+        "stripe_data__parent__subscription_details__subscription",
+        "charge__id",
+        "payment_intent__id",
+    )
     search_help_text = "An invoice id (in_...) or number, a subscription or customer id."
 
     def type_facts(self, data, obj):

@@ -58,11 +58,12 @@ def object_context(model_admin, request: HttpRequest, obj) -> dict[str, Any]:
     data = obj.stripe_data or {}
     user = request.user
     described = display.describe(model_admin.object_type, data, obj.id)
+    title = " · ".join(part for part in (obj.id, described.amount, described.status) if part)
     return {
         "console": True,
-        "console_title": " · ".join(
-            part for part in (obj.id, described.amount, described.status) if part
-        ),
+        "console_title": title,
+        # Django titles the page with str(obj); dj-stripe's reads "15.00 JPY" for ¥1,500.
+        "subtitle": title,
         "console_section": "Customers and payments"
         if model_admin.object_type != "webhook_endpoint"
         else "Webhooks and events",

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
@@ -373,14 +374,19 @@ def _as_metadata(data: dict[str, Any]) -> dict[str, str]:
 
 def _log_entry(*, actor: AbstractBaseUser | None, rows: list[Any], message: str) -> None:
     """The same action in Django's admin log (each object's History page)."""
-    if actor is None or not rows:
+    if actor is None:
         return
-    LogEntry.objects.log_actions(
-        user_id=actor.pk,
-        queryset=rows,
-        action_flag=CHANGE,
-        change_message=message,
-        single_object=len(rows) == 1,
+    LogEntry.objects.bulk_create(
+        LogEntry(
+            user_id=actor.pk,
+            content_type=ContentType.objects.get_for_model(row),
+            object_id=str(row.pk),
+            # A mirrored row by its Stripe id: dj-stripe's str() misformats money, and queries.
+            object_repr=str(getattr(row, "id", None) or row)[:200],
+            action_flag=CHANGE,
+            change_message=message,
+        )
+        for row in rows
     )
 
 

@@ -81,7 +81,7 @@ class StripeObjectAdmin(admin.ModelAdmin):
     object_type = ""
     statuses: tuple[str, ...] = ()
     change_form_template = "admin/billing/stripe_object/change_form.html"
-    list_display = ("stripe_id", "status", "amount", "customer_link", "order", "created")
+    list_display = ("stripe_id", "status", "amount", "customer_link", "order", "created_in_stripe")
     list_display_links = ("stripe_id",)
     search_fields = ("=id",)
     search_help_text = "A Stripe id, or an order id (ord_...) to find its objects."
@@ -93,7 +93,7 @@ class StripeObjectAdmin(admin.ModelAdmin):
     actions = ["resync_selected"]
     summary_fields = (
         "stripe_id", "status", "amount", "customer_link", "linked_order", "linked_user",
-        "created", "last_synced", "mode", "dashboard",
+        "created_in_stripe", "last_synced", "mode", "dashboard",
     )  # fmt: skip
 
     # --- Read-only: changes go to Stripe first, through services ---
@@ -196,13 +196,14 @@ class StripeObjectAdmin(admin.ModelAdmin):
             obj._console_targets = metadata.link_targets(obj.metadata or {})
         return obj._console_targets
 
+    @admin.display(description="created in Stripe", ordering="created")
+    def created_in_stripe(self, obj) -> str:
+        return display.when(obj.created)
+
     @admin.display(description="last synced from Stripe")
-    def last_synced(self, obj):
-        state = getattr(obj, "_console_sync_state", None)
-        if state is None:
-            state = selectors.sync_states(stripe_ids=[obj.id]).get(obj.id)
-            obj._console_sync_state = state or False
-        return selectors.last_synced(row=obj, state=state or None)
+    def last_synced(self, obj) -> str:
+        state = selectors.sync_states(stripe_ids=[obj.id]).get(obj.id)
+        return display.when(selectors.last_synced(row=obj, state=state))
 
     @admin.display(description="mode")
     def mode(self, obj) -> str:
@@ -324,7 +325,7 @@ def _card(data: dict[str, Any]) -> str:
 
 @register(djstripe_models.Customer, "customer")
 class CustomerAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "email", "name", "status", "subscriber_link", "created")
+    list_display = ("stripe_id", "email", "name", "status", "subscriber_link", "created_in_stripe")
     list_select_related = ("subscriber",)  # the row's name (select box label) is its user
     search_fields = ("=id", "email", "stripe_data__name")
     search_help_text = "A customer id (cus_...), an email or a name."
@@ -353,7 +354,7 @@ class CustomerAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.Product, "product")
 class ProductAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "name", "status", "created")
+    list_display = ("stripe_id", "name", "status", "created_in_stripe")
     search_fields = ("=id", "name")
     search_help_text = "A product id (prod_...) or a name."
 
@@ -368,7 +369,7 @@ class ProductAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.Price, "price")
 class PriceAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "product_link", "amount", "status", "created")
+    list_display = ("stripe_id", "product_link", "amount", "status", "created_in_stripe")
     list_select_related = ("product",)  # the row's name (select box label) is its product
     search_fields = ("=id", "nickname", "lookup_key")
     id_fields = ("product_id",)
@@ -453,7 +454,7 @@ class ChargeAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.Refund, "refund")
 class RefundAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "status", "amount", "charge_link", "order", "created")
+    list_display = ("stripe_id", "status", "amount", "charge_link", "order", "created_in_stripe")
     id_fields = ("charge_id",)
     search_help_text = "A refund id (re_...), a charge id (ch_...) or an order id."
 
@@ -524,11 +525,11 @@ class InvoiceAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.WebhookEndpoint, "webhook_endpoint")
 class WebhookEndpointAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "url", "status", "api_version", "created")
+    list_display = ("stripe_id", "url", "status", "api_version", "created_in_stripe")
     search_fields = ("=id", "url")
     search_help_text = "An endpoint id (we_...) or part of its URL."
     summary_fields = (
-        "stripe_id", "status", "url", "api_version", "secret_masked", "created",
+        "stripe_id", "status", "url", "api_version", "secret_masked", "created_in_stripe",
         "last_synced", "mode", "dashboard",
     )  # fmt: skip
 

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.admin.utils import quote
 from django.urls import reverse
+from django.utils import timezone
 
 from config.logging import SECRET_PATTERN
 from orders.money import format_amount
@@ -332,3 +333,10 @@ def order_ids(data: dict[str, Any]) -> list[str]:
         data.get("client_reference_id") if data.get("object") == "checkout.session" else None,
     ]
     return [str(value) for value in dict.fromkeys(found) if value]
+
+
+def when(value: datetime | None) -> str:
+    """One way to show a moment across the console: ``2026-11-27 13:40:17 UTC``."""
+    if value is None:
+        return "-"
+    return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S %Z}"

@@ -81,7 +81,14 @@ class StripeObjectAdmin(admin.ModelAdmin):
     object_type = ""
     statuses: tuple[str, ...] = ()
     change_form_template = "admin/billing/stripe_object/change_form.html"
-    list_display = ("stripe_id", "status", "amount", "customer_link", "order", "created_in_stripe")
+    list_display = (
+        "stripe_id",
+        "status_words",
+        "amount_formatted",
+        "customer_link",
+        "order",
+        "created_in_stripe",
+    )
     list_display_links = ("stripe_id",)
     search_fields = ("=id",)
     search_help_text = "A Stripe id, or an order id (ord_...) to find its objects."
@@ -92,7 +99,7 @@ class StripeObjectAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["resync_selected"]
     summary_fields = (
-        "stripe_id", "status", "amount", "customer_link", "linked_order", "linked_user",
+        "stripe_id", "status_words", "amount_formatted", "customer_link", "linked_order", "linked_user",
         "created_in_stripe", "last_synced", "mode", "dashboard",
     )  # fmt: skip
 
@@ -153,12 +160,13 @@ class StripeObjectAdmin(admin.ModelAdmin):
     def stripe_id(self, obj) -> str:
         return obj.id
 
+    # Named apart from the model's own columns: Django shows a field before an admin method.
     @admin.display(description="status")
-    def status(self, obj) -> str:
+    def status_words(self, obj) -> str:
         return display.status_text(self.object_type, self.data(obj))
 
     @admin.display(description="amount")
-    def amount(self, obj) -> str:
+    def amount_formatted(self, obj) -> str:
         return display.amount_text(self.object_type, self.data(obj)) or "-"
 
     @admin.display(description="customer")
@@ -181,7 +189,16 @@ class StripeObjectAdmin(admin.ModelAdmin):
     def _link_cell(self, obj, key: str) -> str:
         value = (obj.metadata or {}).get(key)
         if not value:
-            return "-"
+            tied = metadata.tied_targets(key, obj.id)
+            if not tied:
+                return "-"
+            return format_html(
+                '{} <span class="help">(no {} in its metadata; tied through related objects)</span>',
+                format_html_join(
+                    ", ", '<a href="{}">{}</a>', ((t.admin_url, t.label) for t in tied)
+                ),
+                key,
+            )
         targets = self._targets(obj)
         target = targets.get(key)
         if target is None:
@@ -325,7 +342,14 @@ def _card(data: dict[str, Any]) -> str:
 
 @register(djstripe_models.Customer, "customer")
 class CustomerAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "email", "name", "status", "subscriber_link", "created_in_stripe")
+    list_display = (
+        "stripe_id",
+        "email",
+        "name",
+        "status_words",
+        "subscriber_link",
+        "created_in_stripe",
+    )
     list_select_related = ("subscriber",)  # the row's name (select box label) is its user
     search_fields = ("=id", "email", "stripe_data__name")
     search_help_text = "A customer id (cus_...), an email or a name."
@@ -354,7 +378,7 @@ class CustomerAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.Product, "product")
 class ProductAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "name", "status", "created_in_stripe")
+    list_display = ("stripe_id", "name", "status_words", "created_in_stripe")
     search_fields = ("=id", "name")
     search_help_text = "A product id (prod_...) or a name."
 
@@ -369,7 +393,13 @@ class ProductAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.Price, "price")
 class PriceAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "product_link", "amount", "status", "created_in_stripe")
+    list_display = (
+        "stripe_id",
+        "product_link",
+        "amount_formatted",
+        "status_words",
+        "created_in_stripe",
+    )
     list_select_related = ("product",)  # the row's name (select box label) is its product
     search_fields = ("=id", "nickname", "lookup_key")
     id_fields = ("product_id",)
@@ -454,7 +484,14 @@ class ChargeAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.Refund, "refund")
 class RefundAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "status", "amount", "charge_link", "order", "created_in_stripe")
+    list_display = (
+        "stripe_id",
+        "status_words",
+        "amount_formatted",
+        "charge_link",
+        "order",
+        "created_in_stripe",
+    )
     id_fields = ("charge_id",)
     search_help_text = "A refund id (re_...), a charge id (ch_...) or an order id."
 
@@ -525,11 +562,11 @@ class InvoiceAdmin(StripeObjectAdmin):
 
 @register(djstripe_models.WebhookEndpoint, "webhook_endpoint")
 class WebhookEndpointAdmin(StripeObjectAdmin):
-    list_display = ("stripe_id", "url", "status", "api_version", "created_in_stripe")
+    list_display = ("stripe_id", "url", "status_words", "api_version", "created_in_stripe")
     search_fields = ("=id", "url")
     search_help_text = "An endpoint id (we_...) or part of its URL."
     summary_fields = (
-        "stripe_id", "status", "url", "api_version", "secret_masked", "created_in_stripe",
+        "stripe_id", "status_words", "url", "api_version", "secret_masked", "created_in_stripe",
         "last_synced", "mode", "dashboard",
     )  # fmt: skip
 

@@ -64,9 +64,6 @@ def object_context(model_admin, request: HttpRequest, obj) -> dict[str, Any]:
         "console_title": title,
         # Django titles the page with str(obj); dj-stripe's reads "15.00 JPY" for ¥1,500.
         "subtitle": title,
-        "console_section": "Customers and payments"
-        if model_admin.object_type != "webhook_endpoint"
-        else "Webhooks and events",
         "object_type": model_admin.object_type,
         "described": described,
         "metadata_rows": sorted(described.metadata.items()),

@@ -147,6 +147,9 @@ class LinkResolver:
     find: Callable[[list[str]], dict[str, Any]]
     label: Callable[[Any], str]
     admin_url: Callable[[Any], str]
+    # Rows an object is tied to without carrying the key (a subscription's charge and its
+    # order, through the invoice it paid); None when the key's owner cannot tell.
+    tied_to: Callable[[str], list[Any]] | None = None
 
 
 _RESOLVERS: dict[str, LinkResolver] = {}
@@ -180,6 +183,18 @@ def link_targets(metadata: Mapping[str, Any]) -> dict[str, LinkTarget | None]:
             )
         )
     return found
+
+
+def tied_targets(key: str, stripe_id: str) -> list[LinkTarget]:
+    """What an object without ``key`` in its metadata is still tied to (for its page)."""
+    resolver = _RESOLVERS.get(key)
+    if resolver is None or resolver.tied_to is None:
+        return []
+    return [
+        LinkTarget(key=key, value="", label=resolver.label(obj),
+                   admin_url=resolver.admin_url(obj), obj=obj)
+        for obj in resolver.tied_to(stripe_id)
+    ]  # fmt: skip
 
 
 def link_errors(metadata: Mapping[str, str], *, keys: Iterable[str]) -> dict[str, str]:

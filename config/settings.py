@@ -42,7 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "djstripe",
+    "config.apps.StripeMirrorConfig",  # dj-stripe
     "billing",
     "orders",
 ]

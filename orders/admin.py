@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from billing import admin_views, permissions, services
 from billing import selectors as billing_selectors
 from billing.admin_stripe import admin_link
-from billing.display import admin_url
+from billing.display import admin_url, when
 from orders import selectors
 from orders.models import Order, OrderItem
 from orders.money import format_amount
@@ -60,7 +60,7 @@ class OrderItemInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "email", "username", "status", "mode", "total", "created_at")
+    list_display = ("public_id", "buyer", "status", "total", "mode", "created")
     list_filter = ("status", "mode")
     search_fields = ("=public_id", "email", "user__email", "user__username")
     search_help_text = (
@@ -101,9 +101,14 @@ class OrderAdmin(admin.ModelAdmin):
             return queryset.filter(by_stripe_id), False
         return super().get_search_results(request, queryset, search_term)
 
-    @admin.display(description="username", ordering="user__username")
-    def username(self, order: Order) -> str:
-        return order.user.get_username()
+    # Not "customer": Order.customer is the Stripe customer, and a field wins over a method.
+    @admin.display(description="customer", ordering="email")
+    def buyer(self, order: Order) -> str:
+        return format_html("{}<br><small>{}</small>", order.email or "-", order.user.get_username())
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, order: Order) -> str:
+        return when(order.created_at)
 
     @admin.display(description="user")
     def user_link(self, order: Order) -> str:

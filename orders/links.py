@@ -8,6 +8,7 @@ from billing.display import admin_url
 from billing.metadata import LinkResolver, link_register
 from orders.models import Order
 from orders.money import format_amount
+from orders.selectors import order_search
 
 
 def _find(values: list[str]) -> dict[str, Any]:
@@ -23,7 +24,15 @@ def _admin_url(order: Order) -> str:
     return admin_url("orders_order", order.public_id)
 
 
+def _tied_to(stripe_id: str) -> list[Order]:
+    found = order_search(term=stripe_id)
+    return list(Order.objects.filter(found)[:5]) if found is not None else []
+
+
 def register() -> None:
     link_register(
-        "order_id", LinkResolver(noun="order", find=_find, label=_label, admin_url=_admin_url)
+        "order_id",
+        LinkResolver(
+            noun="order", find=_find, label=_label, admin_url=_admin_url, tied_to=_tied_to
+        ),
     )

@@ -10,7 +10,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.urls import reverse
-from djstripe.models import Customer, PaymentIntent, Price, Subscription
+from djstripe.models import Customer, Invoice, PaymentIntent, Price, Subscription
 
 from billing import stripe_api
 from billing.display import mask
@@ -33,6 +33,24 @@ def test_only_the_products_own_stripe_admins_are_registered():
     for model, model_admin in admin.site._registry.items():
         if model._meta.app_label == "djstripe":
             assert type(model_admin).__module__ == "billing.admin_stripe", model
+
+
+def test_no_admin_column_is_shadowed_by_a_model_field(staff):
+    """Django shows a model field before an admin method of the same name: a method named
+    like a field (``status``, ``amount``, ``customer``) would silently never be used."""
+    request = type("Request", (), {"user": staff.superuser})()
+    shadowed = []
+    for model, model_admin in admin.site._registry.items():
+        names = {*model_admin.get_list_display(request), *model_admin.get_readonly_fields(request)}
+        field_names = {f.name for f in model._meta.get_fields()}
+        shadowed += [
+            f"{type(model_admin).__name__}.{name}"
+            for name in names
+            if isinstance(name, str)
+            and callable(getattr(type(model_admin), name, None))
+            and name in field_names
+        ]
+    assert shadowed == []
 
 
 def test_the_index_puts_orders_first_then_payments_then_webhooks(world, staff):
@@ -147,3 +165,24 @@ def test_searches_that_failed_before_now_work(world, staff):
         assert response.status_code == 200, (url, term)
         if term != "Shop":
             assert response.context["cl"].result_count >= 1, (url, term)
+
+
+def test_a_refusal_keeps_the_admin_look_and_says_who_can_help(world, staff):
+    response = staff.client("support").get(reverse("admin:djstripe_webhookendpoint_changelist"))
+    assert response.status_code == 403
+    text = text_of(response)
+    assert "Your account (support) may not see this page" in text and "Billing admin" in text
+
+
+def test_an_object_without_the_order_link_still_shows_its_order(world, staff):
+    invoice = Invoice.objects.get(
+        stripe_data__parent__subscription_details__subscription=world.subscription.subscription_id
+    )
+    intent_id = invoice.stripe_data["payments"]["data"][0]["payment"]["payment_intent"]
+    assert not PaymentIntent.objects.get(id=intent_id).metadata
+    response = staff.client("support").get(
+        reverse("admin:djstripe_paymentintent_change", args=[quote(intent_id)])
+    )
+    text = text_of(response)
+    assert f"order {world.subscription.public_id} (fulfilled, $9.00" in text
+    assert "no order_id in its metadata; tied through related objects" in text

@@ -159,7 +159,8 @@ def grow(world, staff) -> None:
                                     source="test", actor=staff.support, note=f"note {n}")  # fmt: skip
         Order.objects.create(user=world.customer, request_token=f"grow-{n}", email="shopper@example.com",
                              mode="payment", currency="usd", amount_total=100,
-                             payment_intent_id=paid.payment_intent_id if n == 0 else None)  # fmt: skip
+                             payment_intent_id=paid.payment_intent_id if n == 0 else None,
+                             customer_id=paid.customer_id)  # fmt: skip
     # the measured event page gets many deliveries, the measured job many entries
     for _ in range(GROWTH):
         WebhookDelivery.objects.create(event=template, endpoint=world.endpoint,

@@ -407,7 +407,8 @@ class PriceAdmin(StripeObjectAdmin):
 
     @admin.display(description="product")
     def product_link(self, obj) -> str:
-        return admin_link("product", obj.product_id)
+        name = obj.product.name if obj.product_id and obj.product else None
+        return admin_link("product", obj.product_id, name)
 
     def type_facts(self, data, obj):
         return [

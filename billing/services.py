@@ -251,7 +251,23 @@ def webhook_endpoint_create(
         },
         idempotency_key=stripe_api.idempotency_key("webhook_endpoint", local_uuid),
     )
-    return mirror.upsert(created)
+    return webhook_endpoint_write(data=stripe_api.as_dict(created))
+
+
+def webhook_endpoint_write(*, data: dict[str, Any]) -> WebhookEndpoint:
+    """Mirror an endpoint as Stripe returned it; its signing secret goes to ``secret`` only.
+
+    Stripe includes the secret in the create response alone. Kept out of ``stripe_data``, it
+    is never shown by a page that renders the mirrored JSON.
+    """
+    data = dict(data)
+    secret = data.pop("secret", None)
+    with transaction.atomic():
+        endpoint = mirror.upsert(data)
+        if secret:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=secret)
+            endpoint.secret = secret
+    return endpoint
 
 
 def webhook_secret_rotate(

@@ -1,4 +1,7 @@
+import importlib
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +21,34 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_STRIPE_KEY = "sk_test_shoptests0000000000000000"
 
 pytest_plugins = ["fakestripe.pytest_plugin"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The suite builds tables from the models (--no-migrations); add the schema that only a
+    migration creates: the unique index on LOWER(auth_user.email) (orders.0003)."""
+    user_email_index = importlib.import_module("orders.migrations.0003_user_email_unique_ci")
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(user_email_index.CREATE_INDEX)
+
+
+@pytest.fixture
+def log_output():
+    """What the configured log handler writes (its formatter and filters), in a buffer."""
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "stdout")
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the (in-process) cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 @pytest.fixture

@@ -23,13 +23,12 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 from djstripe.models import WebhookEndpoint
 from djstripe.settings import djstripe_settings
 
-from billing import events, mirror, services, stripe_api
+from billing import events, services, stripe_api, sync
 from billing.models import InboundEvent, WebhookDelivery
 
 WEBHOOK_PATH = "/stripe/webhook/"
@@ -187,15 +186,6 @@ def endpoints_list(*, from_stripe: bool = True) -> list[Endpoint]:
     return sorted(result, key=lambda e: (e.created or epoch, e.id), reverse=True)
 
 
-def _retrieve(endpoint_id: str) -> dict[str, Any]:
-    try:
-        return stripe_api.as_dict(
-            stripe_api.retrieve(object_type="webhook_endpoint", stripe_id=endpoint_id)
-        )
-    except stripe_api.StripeNotFound:
-        raise EndpointError(f"Stripe has no webhook endpoint {endpoint_id}.") from None
-
-
 # --- sync ---------------------------------------------------------------------------------
 
 
@@ -245,10 +235,11 @@ def webhook_endpoint_sync(*, base_url: str) -> SyncResult:
     if endpoint.status != "enabled":
         changes["disabled"] = False
     if changes:
+        started = sync.fetch_started()
         updated = stripe_api.update(
             object_type="webhook_endpoint", stripe_id=endpoint.id, params=changes
         )
-        services.webhook_endpoint_write(data=stripe_api.as_dict(updated))
+        services.webhook_endpoint_write(data=updated, started_at=started)
         endpoint = endpoint_get(endpoint_id=endpoint.id)
     return SyncResult(
         endpoint=endpoint,
@@ -408,27 +399,29 @@ def webhook_endpoint_disable(*, endpoint_id: str, disabled: bool = True) -> Endp
     Stripe drops a retry that falls due while the endpoint is disabled, so an endpoint with
     events at risk must not be disabled (the retire command checks first).
     """
+    started = sync.fetch_started()
     updated = stripe_api.update(
         object_type="webhook_endpoint", stripe_id=endpoint_id, params={"disabled": disabled}
     )
-    services.webhook_endpoint_write(data=stripe_api.as_dict(updated))
+    services.webhook_endpoint_write(data=updated, started_at=started)
     return endpoint_get(endpoint_id=endpoint_id)
 
 
 def webhook_endpoint_delete(*, endpoint_id: str) -> None:
-    """Delete an endpoint in Stripe, refusing while events are at risk (see module doc).
+    """Disable, then delete an endpoint in Stripe, refusing while events are at risk (see the
+    module doc).
 
-    The local row stays (deliveries refer to it), marked deleted and disabled, so intake
+    The local row stays (deliveries refer to it), disabled and marked deleted, so intake
     refuses anything still sent to its URL.
     """
     at_risk = webhook_endpoint_at_risk(endpoint_id=endpoint_id)
     if at_risk:
         raise EndpointError(at_risk_message(endpoint_id=endpoint_id, at_risk=at_risk))
-    data = _retrieve(endpoint_id)
-    stripe_api.delete(object_type="webhook_endpoint", stripe_id=endpoint_id)
-    with transaction.atomic():
-        services.webhook_endpoint_write(data={**data, "status": "disabled"})
-        mirror.mark_deleted({"id": endpoint_id, "object": "webhook_endpoint"})
+    if endpoint_get(endpoint_id=endpoint_id).status != "disabled":
+        webhook_endpoint_disable(endpoint_id=endpoint_id)
+    started = sync.fetch_started()
+    deleted = stripe_api.delete(object_type="webhook_endpoint", stripe_id=endpoint_id)
+    sync.object_write(data=deleted, started_at=started)
 
 
 def at_risk_message(*, endpoint_id: str, at_risk: list[dict[str, Any]]) -> str:

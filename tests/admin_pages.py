@@ -1,5 +1,5 @@
 """Every admin page a superuser can open: index, the API versions page, and each registered
-model's changelist, add page (when adding is allowed) and the change page of one object."""
+model's changelist, add page (when adding is allowed) and change pages."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def ours(model_admin) -> bool:
     return not type(model_admin).__module__.startswith("djstripe.")
 
 
-def admin_urls(user) -> list[str]:
+def admin_urls(user, *, objects: int = 1) -> list[str]:
+    """The pages, with the change page of up to ``objects`` objects of each model."""
     request = RequestFactory().get("/")
     request.user = user
     urls = [reverse("admin:index"), reverse("billing_api_versions")]
@@ -24,8 +25,7 @@ def admin_urls(user) -> list[str]:
             continue
         info = (model._meta.app_label, model._meta.model_name)
         urls.append(reverse("admin:{}_{}_changelist".format(*info)))
-        obj = model_admin.get_queryset(request).first()
-        if obj is not None:
+        for obj in model_admin.get_queryset(request)[:objects]:
             urls.append(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
         if model_admin.has_add_permission(request):
             urls.append(reverse("admin:{}_{}_add".format(*info)))

@@ -265,3 +265,33 @@ def test_retire_refuses_while_stripe_holds_events_nothing_else_brought(site, str
 def test_retire_of_an_unknown_endpoint_says_so(site):
     with pytest.raises(CommandError, match="No webhook endpoint we_nope"):
         run("retire", "we_nope", "--yes")
+
+
+# --- rotate-secret -------------------------------------------------------------------------
+
+
+def test_rotate_secret_reads_stdin_and_keeps_the_old_secret_for_the_overlap(
+    webhook_endpoint, deliver_event, monkeypatch
+):
+    old_secret = webhook_endpoint.secret
+    new_secret = "whsec_rolledInTheDashboard0123456789"
+    monkeypatch.setattr("sys.stdin", io.StringIO(new_secret + "\n"))
+    output = run("rotate-secret", webhook_endpoint.id, "--overlap-hours", "2")
+    assert "accepted for 2 more hour(s)" in output and "whsec_" not in output
+    webhook_endpoint.refresh_from_db()
+    assert webhook_endpoint.secret == new_secret
+    # deliveries signed with either secret verify during the overlap
+    stripe_api.create(object_type="customer", params={"email": "rot@example.com"})
+    event = stripe_api.as_dict(next(iter(stripe_api.list_all(object_type="event"))))
+    assert deliver_event(event, secret=new_secret).status_code == 200
+    assert deliver_event(event, secret=old_secret).status_code == 200
+    assert deliver_event(event, secret="whsec_someoneElse").status_code == 400
+
+
+def test_rotate_secret_refuses_what_is_not_a_signing_secret(webhook_endpoint, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("sk_test_oops\n"))
+    with pytest.raises(CommandError, match="starts with whsec_"):
+        run("rotate-secret", webhook_endpoint.id)
+    secret = webhook_endpoint.secret
+    webhook_endpoint.refresh_from_db()
+    assert webhook_endpoint.secret == secret

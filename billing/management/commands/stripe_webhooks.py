@@ -8,10 +8,14 @@ manage.py stripe_webhooks retire we_123 [--yes] [--last]
 
 from __future__ import annotations
 
+import getpass
+import sys
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import stripe_api
+from billing import services, stripe_api
 from billing import webhook_endpoints as endpoints
 
 
@@ -37,9 +41,21 @@ class Command(BaseCommand):
             help="allow retiring this site's last enabled endpoint (events stop arriving)",
         )
 
+        rotate = sub.add_parser(
+            "rotate-secret",
+            help="store the endpoint's new signing secret (read from stdin, never an argument)",
+        )
+        rotate.add_argument("endpoint", help="the endpoint id (we_...)")
+        rotate.add_argument(
+            "--overlap-hours",
+            type=float,
+            default=24,
+            help="keep accepting the old secret this long (match the Dashboard's expiry)",
+        )
+
     def handle(self, *args, action, **options):
         try:
-            getattr(self, f"_{action}")(**options)
+            getattr(self, f"_{action.replace('-', '_')}")(**options)
         except endpoints.EndpointError as exc:
             raise CommandError(str(exc)) from None
         except stripe_api.StripeAPIError as exc:
@@ -169,3 +185,28 @@ class Command(BaseCommand):
                 f"any whose retry fell due while it was disabled (Dashboard, Events, Resend)."
             )
         raise CommandError(message)
+
+    # -- rotate-secret ---------------------------------------------------------------------
+
+    def _rotate_secret(self, *, endpoint, overlap_hours, **options):
+        from djstripe.models import WebhookEndpoint
+
+        row = WebhookEndpoint.objects.filter(id=endpoint).first()
+        if row is None:
+            raise CommandError(f"No local webhook endpoint {endpoint}.")
+        if sys.stdin.isatty():
+            secret = getpass.getpass(f"New signing secret of {endpoint} (whsec_...): ")
+        else:
+            secret = sys.stdin.readline()
+        try:
+            services.webhook_secret_rotate(
+                endpoint=row, new_secret=secret.strip(), overlap=timedelta(hours=overlap_hours)
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{endpoint} now verifies with the new secret; the old one is accepted for "
+                f"{overlap_hours:g} more hour(s)."
+            )
+        )

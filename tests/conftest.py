@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.conf import settings
 from django.db import connection
 
@@ -173,6 +174,10 @@ def _celery_eager_unless_worker(request):
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+    # Task.apply (eager) saves and restores Celery's process-wide "inside a task" flag; eager
+    # tasks running at once in live-server threads can leave it set, and a later
+    # result.get() then refuses to run. Clear it between tests.
+    _set_task_join_will_block(False)
 
 
 def database_url_for_subprocess() -> str:

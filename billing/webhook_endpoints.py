@@ -86,7 +86,7 @@ class Endpoint:
     id: str
     url: str
     api_version: str
-    status: str  # enabled, disabled; "missing" when only the local mirror has it
+    status: str  # enabled, disabled; deleted (retired) or missing when only the mirror has it
     enabled_events: list[str]
     created: datetime | None
     in_stripe: bool
@@ -171,7 +171,9 @@ def endpoints_list(*, from_stripe: bool = True) -> list[Endpoint]:
                 id=endpoint_id,
                 url=data.get("url") or (row.url if row else ""),
                 api_version=data.get("api_version") or (row.api_version if row else "") or "",
-                status=(data.get("status") or "") if in_stripe else "missing",
+                status=(data.get("status") or "")
+                if in_stripe
+                else ("deleted" if deleted else "missing"),
                 enabled_events=enabled_events,
                 created=_created(data.get("created")) or (row.created if row else None),
                 in_stripe=in_stripe,

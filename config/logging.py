@@ -1,4 +1,11 @@
-"""Keep secrets out of the logs, whatever a library decides to print."""
+"""Keep secrets out of the logs, whatever a library decides to print.
+
+Two layers, both on the one stdout handler (settings.LOGGING):
+- ``RedactSecretsFilter`` rewrites the record itself (message, traceback text, stack), so any
+  handler added later sees it redacted too;
+- ``RedactingFormatter`` redacts the final formatted line, traceback included, as a backstop for
+  anything a formatter adds (e.g. exception notes, chained exceptions).
+"""
 
 import logging
 import re
@@ -7,7 +14,9 @@ import re
 # signing secrets, and client secrets. The one pattern: logs redact it, pages mask it
 # (billing.display.mask_secrets), metadata refuses it (billing.metadata).
 SECRET_PATTERN = re.compile(
-    r"\b(sk|rk)_[0-9A-Za-z_]{6,}|\bwhsec_[0-9A-Za-z+/=_-]+|\b(pi|seti|cs)_[0-9A-Za-z_]+?_secret_[0-9A-Za-z]+"
+    r"\b(sk|rk)_[0-9A-Za-z_]{6,}"
+    r"|\bwhsec_[0-9A-Za-z+/=_-]+"
+    r"|\b(pi|seti|cs)_[0-9A-Za-z_]+?_secret_[0-9A-Za-z]+"
 )
 
 
@@ -15,10 +24,28 @@ def redact(text: str) -> str:
     return SECRET_PATTERN.sub("[redacted]", text)
 
 
+_traceback_formatter = logging.Formatter()
+
+
 class RedactSecretsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: let the handler report it, never raise here
+            return True
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # What Formatter.format would print; it reuses exc_text once set.
+            record.exc_text = _traceback_formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

@@ -9,7 +9,7 @@ from billing.models import AuditEntry, InboundEvent, ObjectSync, ResyncJob, Webh
 from billing.templatetags.console import masked
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin_stripe.ConsoleStyles, admin.ModelAdmin):
     """Logs and mirrored state are never edited by hand."""
 
     def has_add_permission(self, request):
@@ -144,12 +144,9 @@ class ObjectSyncAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        # The snapshot can be large; the list never shows it.
-        return (
-            queryset
-            if request.resolver_match.url_name.endswith("_change")
-            else queryset.defer("snapshot")
-        )
+        # The snapshot can be large; only the object's own page shows it.
+        view = getattr(request.resolver_match, "url_name", "") or ""
+        return queryset if view.endswith("_change") else queryset.defer("snapshot")
 
     @admin.display(description="console page")
     def object(self, obj):

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from billing import admin_views, permissions, services
 from billing import selectors as billing_selectors
-from billing.admin_stripe import admin_link
+from billing.admin_stripe import ConsoleStyles, admin_link
 from billing.display import admin_url, when
 from orders import selectors
 from orders.models import Order, OrderItem
@@ -59,7 +59,7 @@ class OrderItemInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
     list_display = ("public_id", "buyer", "status", "total", "mode", "created")
     list_filter = ("status", "mode")
     search_fields = ("=public_id", "email", "user__email", "user__username")

@@ -24,8 +24,12 @@ def page(browser, live_server, world, staff):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
+    said: list[str] = []
+    page.on("console", lambda message: said.append(message.text))
     yield page
     context.close()
+    # Every console page, form and confirmation keeps to the Content-Security-Policy.
+    assert [m for m in said if "Content Security Policy" in m or "Refused to" in m] == []
 
 
 def shot(page, name: str) -> None:

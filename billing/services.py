@@ -523,8 +523,8 @@ def metadata_update(
     return MetadataUpdated(before=current, after=after, sent=sent, entry=entry)
 
 
-# Fields that change on every fetch or say nothing to a person.
-_DIFF_IGNORED = frozenset({"client_secret", "url"})
+# Fields that say nothing to a person (and are secrets besides).
+_DIFF_IGNORED = frozenset({"client_secret"})
 
 
 def _collapse(value: Any) -> Any:

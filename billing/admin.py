@@ -102,7 +102,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_json(self, obj):
-        return format_html('<pre class="console-json">{}</pre>', display.pretty_json(obj.payload))
+        return admin_stripe.json_block(obj.payload)
 
     @admin.action(description="Reprocess the selected events", permissions=["reprocess"])
     def reprocess(self, request, queryset):
@@ -154,7 +154,7 @@ class ObjectSyncAdmin(ReadOnlyAdmin):
 
     @admin.display(description="snapshot (secrets masked)")
     def snapshot_json(self, obj):
-        return format_html('<pre class="console-json">{}</pre>', display.pretty_json(obj.snapshot))
+        return admin_stripe.json_block(obj.snapshot)
 
 
 @admin.register(AuditEntry)
@@ -184,11 +184,11 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="before")
     def before_json(self, obj):
-        return format_html('<pre class="console-json">{}</pre>', display.pretty_json(obj.before))
+        return admin_stripe.json_block(obj.before)
 
     @admin.display(description="after")
     def after_json(self, obj):
-        return format_html('<pre class="console-json">{}</pre>', display.pretty_json(obj.after))
+        return admin_stripe.json_block(obj.after)
 
 
 def format_html_rows(changes) -> str:

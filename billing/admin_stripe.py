@@ -50,6 +50,11 @@ def order_link(public_id: str | None) -> str:
     return format_html('<a href="{}">{}</a>', url, public_id)
 
 
+def json_block(data: Any) -> str:
+    """Stripe data for a page: formatted, secrets masked, in a scrolling block."""
+    return format_html('<pre class="console-json">{}</pre>', display.pretty_json(data))
+
+
 def facts_table(rows: list[tuple[str, Any]]) -> str:
     rows = [(label, value) for label, value in rows if value not in (None, "", [], {})]
     if not rows:
@@ -265,9 +270,7 @@ class StripeObjectAdmin(ConsoleStyles, admin.ModelAdmin):
 
     @admin.display(description="raw data (secrets masked)")
     def raw(self, obj) -> str:
-        return format_html(
-            '<pre class="console-json">{}</pre>', display.pretty_json(self.data(obj))
-        )
+        return json_block(self.data(obj))
 
     # --- The page: summary, metadata, console log, event history, actions ---
 

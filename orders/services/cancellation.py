@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import enum
 import logging
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 from djstripe.models import Price
 
 from billing import stripe_api, sync
@@ -66,11 +69,18 @@ def _session_close(*, order: Order, actor: AbstractBaseUser, source: str) -> Ses
     return SessionOutcome.PAID if order.status not in PAYABLE else SessionOutcome.SETTLING
 
 
+def _expiry_not_news(order: Order, since: datetime) -> None:
+    """The session's expiry, if its webhook came before we finished, was our own doing: keep
+    it for support, not in the customer's history."""
+    order.history.filter(kind=K.EXPIRED, at__gte=since).update(kind="")
+
+
 def order_cancel(*, order: Order, user: AbstractBaseUser) -> Order:
     """The customer cancels an order they have not paid. Raises ``CheckoutError`` (worded for
     them) when it was paid meanwhile or a payment is still settling."""
     if not order.is_payable:
         raise CheckoutError("This order is not awaiting payment, so it cannot be cancelled.")
+    since = timezone.now()
     outcome = _session_close(order=order, actor=user, source="customer cancel")
     if outcome is SessionOutcome.PAID:
         raise CheckoutError("This order was paid a moment ago, so it was not cancelled.")
@@ -86,37 +96,46 @@ def order_cancel(*, order: Order, user: AbstractBaseUser) -> Order:
         _transition(order=locked, to_status=S.CANCELED, source="customer", actor=user,
                     kind=K.CANCELED_BY_CUSTOMER)  # fmt: skip
         locked.save(update_fields=["status", "updated_at"])
+        _expiry_not_news(locked, since)
     return locked
 
 
-def unpaid_orders_close(*, user: AbstractBaseUser, price_id: str) -> list[Order]:
+@dataclass
+class Closed:
+    """Unpaid orders whose sessions were closed, from ``since``, waiting to be replaced."""
+
+    since: datetime
+    orders: list[Order] = field(default_factory=list)
+
+
+def unpaid_orders_close(*, user: AbstractBaseUser, price_id: str) -> Closed:
     """Before a new order of a product: the customer's unpaid orders of the same product whose
     sessions are now closed, to be replaced by the new order (``orders_replace``).
 
     An order whose session completed meanwhile is left alone (paid, or its payment settling).
     """
+    closed = Closed(since=timezone.now())
     product_id = Price.objects.filter(id=price_id).values_list("product_id", flat=True).first()
     if product_id is None:
-        return []
+        return closed
     candidates = Order.objects.filter(
         user=user,
         status__in=PAYABLE,
         replaced_by__isnull=True,
         items__price__product_id=product_id,
     ).distinct()
-    closed = []
     for order in candidates:
         outcome = _session_close(order=order, actor=user, source="replaced by a new order")
         if outcome is SessionOutcome.CLOSED:
-            closed.append(order)
+            closed.orders.append(order)
     return closed
 
 
-def orders_replace(*, orders: list[Order], by: Order, user: AbstractBaseUser) -> None:
-    """Cancel ``orders`` (their sessions closed by ``unpaid_orders_close``) as replaced by
-    ``by``; they leave the customer's list."""
+def orders_replace(*, closed: Closed, by: Order, user: AbstractBaseUser) -> None:
+    """Cancel the orders ``unpaid_orders_close`` closed, as replaced by ``by``; they leave the
+    customer's list."""
     with transaction.atomic():
-        for order in orders:
+        for order in closed.orders:
             locked = Order.objects.select_for_update().get(pk=order.pk)
             if (
                 locked.pk == by.pk
@@ -128,3 +147,4 @@ def orders_replace(*, orders: list[Order], by: Order, user: AbstractBaseUser) ->
                         kind=K.REPLACED, note=f"replaced by {by.public_id}")  # fmt: skip
             locked.replaced_by = by
             locked.save(update_fields=["status", "replaced_by", "updated_at"])
+            _expiry_not_news(locked, closed.since)

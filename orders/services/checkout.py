@@ -94,12 +94,12 @@ def order_checkout_start(
     sessions expired in Stripe first), so Back, another quantity and Buy leave one order.
     """
     repeat = Order.objects.filter(user=user, request_token=request_token).exists()
-    stale = [] if repeat else unpaid_orders_close(user=user, price_id=price_id)
+    stale = None if repeat else unpaid_orders_close(user=user, price_id=price_id)
     order = order_create(
         user=user, price_id=price_id, quantity=quantity, request_token=request_token
     )
-    if stale:
-        orders_replace(orders=stale, by=order, user=user)
+    if stale is not None and stale.orders:
+        orders_replace(closed=stale, by=order, user=user)
     return order_payment_start(order=order)
 
 

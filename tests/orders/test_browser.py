@@ -144,7 +144,7 @@ def test_buy_pay_and_read_the_order(customer, catalog, webhooks):
     customer.see("catalog")
     customer.buy(catalog["usd"])
     assert page.locator("#total").inner_text() == "19.00 USD"  # fakestripe's own format
-    customer.shot("checkout")
+    customer.see("checkout")
     customer.pay()
     order = customer.expect_confirmed()
     customer.see("return-confirmed")
@@ -219,6 +219,9 @@ def test_change_quantity_after_back(customer, catalog, webhooks):
     page.goto("/orders/")
     assert page.locator(".order").count() == 1
     customer.see("orders-one")
+    # the replaced order, if they find it, says what became of it, and nothing more
+    page.goto(f"/orders/{first.public_id}/")
+    assert customer.history() == ["Order placed", "Replaced by your newer order"]
 
 
 def test_cancel_an_unpaid_order(customer, catalog, webhooks):

@@ -89,6 +89,7 @@ def test_same_form_with_another_quantity_replaces_the_unpaid_order(client, custo
     assert first.status == S.CANCELED and first.replaced_by == second
     assert stripe_obj("checkout.session", first.checkout_session_id)["status"] == "expired"
     assert first.history.last().kind == K.REPLACED
+    assert history(client, first) == ["Order placed", "Replaced by your newer order"]
     # and the customer sees one order; the replaced one still says what became of it
     listing = client.get("/orders/").content.decode()
     assert second.public_id in listing and first.public_id not in listing

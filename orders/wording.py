@@ -115,11 +115,6 @@ TROUBLE: dict[str, tuple[str, str]] = {
         "Please try again in a minute.",
         "We could not change your subscription just now. Please try again later.",
     ),
-    "confirm": (
-        "We are still confirming your payment with the payment service. "
-        "This page updates by itself.",
-        "We are still confirming your payment. This page updates by itself.",
-    ),
 }
 
 

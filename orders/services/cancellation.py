@@ -115,7 +115,12 @@ def unpaid_orders_close(*, user: AbstractBaseUser, price_id: str) -> Closed:
     An order whose session completed meanwhile is left alone (paid, or its payment settling).
     """
     closed = Closed(since=timezone.now())
-    product_id = Price.objects.filter(id=price_id).values_list("product_id", flat=True).first()
+    # Only for a price on sale: a refused purchase must not close anything.
+    product_id = (
+        Price.objects.filter(id=price_id, active=True, product__active=True)
+        .values_list("product_id", flat=True)
+        .first()
+    )
     if product_id is None:
         return closed
     candidates = Order.objects.filter(

@@ -143,7 +143,7 @@ def migrate(env: dict[str, str]) -> None:
                 told.add(current)
                 say(f"  still applying {current} ({done} migrations done so far)")
         if proc.wait() != 0:
-            raise DemoError(f"migrate failed:\n{output}")
+            raise DemoError(f"migrate failed (exit status {proc.returncode}):\n{output}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -199,7 +199,7 @@ def run() -> int:
         wait_for_http(f"http://127.0.0.1:{stripe_port}/_fake/health", 30, fakestripe)
 
         first = not (demo_dir / "customer.password").exists()
-        say("Migrating the database" + (" (about a minute the first time)..." if first else "..."))
+        say("Migrating the database" + (" (a minute or two the first time)..." if first else "..."))
         migrate(env)
 
         say("Seeding the demo: users, catalog in the emulator, webhook endpoint...")

@@ -88,8 +88,10 @@ def order_receipt_url(*, order: Order) -> str:
     """Stripe's page for what the customer paid, from the mirror (no Stripe call): the receipt
     of the order's charge, or for a subscription its latest paid invoice."""
     if order.payment_intent_id:
+        # The successful one: a declined card before it left a failed charge on the same
+        # payment intent, often within the same second.
         charge = (
-            Charge.objects.filter(payment_intent_id=order.payment_intent_id)
+            Charge.objects.filter(payment_intent_id=order.payment_intent_id, status="succeeded")
             .order_by("-created")
             .first()
         )

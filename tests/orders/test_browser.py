@@ -190,7 +190,13 @@ def test_declined_card_then_a_good_one(customer, catalog, webhooks):
     assert "declined" in customer.page.get_by_role("alert").inner_text()
     assert Order.objects.get(user__username="bob").status == Order.Status.AWAITING_PAYMENT
     customer.pay()
-    customer.expect_confirmed()
+    order = customer.expect_confirmed()
+    # the receipt is the successful charge's, not the declined one's
+    assert webhooks.wait_deliveries(15)
+    customer.page.goto(f"/orders/{order.public_id}/")
+    receipt = customer.page.locator("#receipt").get_attribute("href")
+    charge = stripe_obj("payment_intent", order.payment_intent_id)["latest_charge"]
+    assert receipt.endswith(f"/receipts/payment/{charge}")
 
 
 def test_change_quantity_after_back(customer, catalog, webhooks):

@@ -74,6 +74,14 @@ def when(value: datetime | None, fmt: str = DATE_TIME) -> str:
     return date_format(timezone.localtime(value), fmt)
 
 
+def item_line(item) -> str:
+    """One ordered line: "3 x Field Guide" (with a times sign), or "Pro membership, per year" for a subscription."""
+    if item.recurring_interval:
+        line = f"{item.description}, per {item.recurring_interval}"
+        return line if item.quantity == 1 else f"{item.quantity} \u00d7 {line}"
+    return f"{item.quantity} \u00d7 {item.description}"
+
+
 def status_label(status: str) -> str:
     return STATUS.get(status, status.replace("_", " ").capitalize())
 

@@ -21,6 +21,12 @@ def when(value, fmt: str = "") -> str:
 
 
 @register.filter
+def item_line(item) -> str:
+    """An order item in the customer's words."""
+    return wording.item_line(item)
+
+
+@register.filter
 def status_label(status: str) -> str:
     """An order status in the customer's words."""
     return wording.status_label(status)

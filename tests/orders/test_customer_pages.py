@@ -121,6 +121,9 @@ def test_other_products_and_paid_orders_are_not_replaced(
     yearly = bought(client, catalog["yearly"])
     monthly.refresh_from_db()
     assert monthly.replaced_by == yearly
+    listing = client.get("/orders/").content.decode()
+    assert "Pro membership, per year" in listing and "per month" not in listing
+    assert "1 \u00d7 Sticker pack (download)" in listing
 
 
 def test_an_order_paid_meanwhile_is_not_replaced(client, customer, catalog, stripe_emulator):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import secrets
 import sys
 import tempfile
@@ -23,29 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import percentile  # noqa: E402
+from bench._support import django_in_process, percentile  # noqa: E402
 from fakestripe.client import FakeStripeClient  # noqa: E402
 from fakestripe.server import FakeStripeServer  # noqa: E402
-
-
-def _setup_django(stripe_url: str, db_path: str) -> None:
-    os.environ.update(
-        DJANGO_DEBUG="true",
-        DJANGO_ALLOWED_HOSTS="testserver",  # Django's test client, outside a test run
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=f"sqlite:///{db_path}",
-        STRIPE_API_BASE=stripe_url,
-        STRIPE_SECRET_KEY="sk_test_benchoutage000000000000000",
-        CELERY_BROKER_URL="",
-        DJANGO_LOG_LEVEL="CRITICAL",
-        STRIPE_LOG_LEVEL="ERROR",
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def main() -> None:
@@ -57,7 +36,11 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-outage-")
     fake = FakeStripeServer("127.0.0.1", 0).start()
     fs = FakeStripeClient(fake.url)
-    _setup_django(fake.url, f"{tmp}/db.sqlite3")
+    # Django's test client drives the pages, outside a test run.
+    django_in_process(
+        stripe_url=fake.url, db_path=f"{tmp}/db.sqlite3", DJANGO_ALLOWED_HOSTS="testserver",
+        DJANGO_LOG_LEVEL="CRITICAL",
+    )  # fmt: skip
 
     from django.contrib.auth import get_user_model
     from django.test import Client

@@ -346,7 +346,9 @@ def test_every_customer_page_fits_a_phone(browser, catalog, site_url, stripe_emu
     try:
         for path, status in (("/", 200), ("/accounts/login/", 200), ("/signup/", 200),
                              ("/accounts/password_reset/", 200),
-                             ("/accounts/password_reset/done/", 200), ("/no-such-page/", 404)):  # fmt: skip
+                             ("/accounts/password_reset/done/", 200),
+                             ("/accounts/reset/MQ/set-password/", 200),  # an expired link
+                             ("/accounts/reset/done/", 200), ("/no-such-page/", 404)):  # fmt: skip
             customer.visit(path, status)
             customer.see(path.strip("/").replace("/", "_") or "catalog-anonymous")
         customer.sign_up("grace")
@@ -381,6 +383,7 @@ def test_every_customer_page_fits_a_phone(browser, catalog, site_url, stripe_emu
             "confirm-cancel-subscription": f"/orders/{subscription.public_id}/subscription/cancel/",
             "account": "/account/",
             "password-change": "/accounts/password_change/",
+            "password-changed": "/accounts/password_change/done/",
             "catalog": "/",
         }
         for step, path in pages.items():

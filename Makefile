@@ -11,11 +11,12 @@ PYTEST_ARGS ?=
 .PHONY: install demo test test-fast lint format bench lock browsers clean
 
 $(STAMP): requirements.lock pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@echo "Installing the dependencies into $(VENV) (a minute or two, first run only)..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -r requirements.lock
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
 
 install: $(STAMP)
 
@@ -25,13 +26,16 @@ browsers:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "install Debian's chromium (apt-get install chromium) for the browser tests"; fi; }
 
+# The shop, a real Celery worker (embedded broker) and the Stripe emulator; see scripts/demo.py.
+# Ports: make demo DEMO_PORT=8001 FAKESTRIPE_PORT=12112
 demo: install
-	mkdir -p $(DEMO_DIR)
+	@FAKESTRIPE_PORT=$(FAKESTRIPE_PORT) DEMO_PORT=$(DEMO_PORT) $(PY) scripts/demo.py --check-ports
+	@mkdir -p $(DEMO_DIR)
 	@# Local development runs with DEBUG on, so ./manage.py works too (.env is read by settings).
 	@test -f .env || printf 'DJANGO_DEBUG=true\n' > .env
-	DJANGO_DEBUG=true STRIPE_API_BASE=http://127.0.0.1:$(FAKESTRIPE_PORT) \
-	  FAKESTRIPE_STATE=$(DEMO_DIR)/fakestripe.jsonl FAKESTRIPE_PORT=$(FAKESTRIPE_PORT) \
-	  DEMO_PORT=$(DEMO_PORT) $(PY) scripts/demo.py
+	@# exec: make's child is the demo itself, which stops its own children on Ctrl-C/SIGTERM.
+	@DEMO_DIR=$(DEMO_DIR) FAKESTRIPE_PORT=$(FAKESTRIPE_PORT) DEMO_PORT=$(DEMO_PORT) \
+	  exec $(PY) scripts/demo.py
 
 # The suite runs as a developer does (DEBUG on unless set); production settings are tested
 # in subprocesses by tests/test_settings.py.

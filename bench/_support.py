@@ -217,3 +217,27 @@ def counter() -> Callable[[], int]:
     """A thread-safe sequence 1, 2, 3 ... (itertools.count's next is atomic under the GIL)."""
     sequence = itertools.count(1)
     return lambda: next(sequence)
+
+
+def django_in_process(*, stripe_url: str, db_path: str, **env: str) -> None:
+    """Django in this process on a fresh SQLite file, migrated, pointed at fakestripe; tasks
+    run in process. ``env`` adds or overrides settings variables."""
+    os.environ.update(
+        {
+            "DJANGO_DEBUG": "true",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"sqlite:///{db_path}",
+            "STRIPE_API_BASE": stripe_url,
+            "STRIPE_SECRET_KEY": "sk_test_bench0000000000000000000000",
+            "CELERY_BROKER_URL": "",
+            "DJANGO_LOG_LEVEL": "ERROR",
+            "STRIPE_LOG_LEVEL": "ERROR",
+            **env,
+        }
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shutil
 import socketserver
@@ -37,6 +36,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._support import django_in_process  # noqa: E402
 from fakestripe.client import FakeStripeClient  # noqa: E402
 from fakestripe.server import FakeStripeServer  # noqa: E402
 
@@ -66,27 +66,6 @@ class _Collector(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
-
-
-def _setup_django(stripe_url: str, db_path: str) -> None:
-    os.environ.update(
-        DJANGO_DEBUG="true",
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=f"sqlite:///{db_path}",
-        STRIPE_API_BASE=stripe_url,
-        STRIPE_SECRET_KEY="sk_test_benchcheckout00000000000000",
-        CELERY_BROKER_URL="",
-        DJANGO_LOG_LEVEL="ERROR",
-        STRIPE_LOG_LEVEL="ERROR",
-        # Failures are counted, not retried here: a retry would only add calls to both sides.
-        BILLING_EVENT_MAX_ATTEMPTS="1",
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _wait_for(fs: FakeStripeClient) -> None:
@@ -194,7 +173,10 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="bench-checkout-")
     fake = FakeStripeServer("127.0.0.1", 0, webhook_retry_base=0.05, webhook_timeout=10).start()
     fs = FakeStripeClient(fake.url)
-    _setup_django(fake.url, f"{tmp}/db.sqlite3")
+    # Failures are counted, not retried here: a retry would only add calls to both sides.
+    django_in_process(
+        stripe_url=fake.url, db_path=f"{tmp}/db.sqlite3", BILLING_EVENT_MAX_ATTEMPTS="1"
+    )
 
     from django.conf import settings
     from django.contrib.auth import get_user_model

@@ -21,6 +21,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -115,6 +118,87 @@ def _api_key() -> str:
     return key
 
 
+# --- A person waiting on a page: a time budget for every Stripe call the request makes ------
+
+
+@dataclass(frozen=True)
+class _Budget:
+    deadline: float  # time.monotonic() by which the page must have its answer
+    call_timeout: float
+    retries: int
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("stripe_budget", default=None)
+# Below this, a call is not started: it could not finish in time anyway.
+MIN_CALL_SECONDS = 0.5
+# A network retry is worth it only with time left for the sleep and a short attempt after it.
+HTTP_RETRY_MIN_SECONDS = 1.5
+
+
+@contextmanager
+def customer_facing(seconds: float | None = None) -> Iterator[None]:
+    """Stripe calls made while a customer waits: each gets a short timeout and few retries, and
+    together they stay within ``seconds`` (``STRIPE_CUSTOMER_BUDGET_SECONDS``), so a page
+    answers in time during a Stripe outage instead of waiting out the worker's 30 s timeouts
+    and retries. A call that cannot start in time fails as a retryable ``timeout``.
+
+    Usable as a view decorator; covers dj-stripe's own fetches too (one HTTP client class).
+    """
+    budget = _Budget(
+        deadline=time.monotonic() + (seconds or settings.STRIPE_CUSTOMER_BUDGET_SECONDS),
+        call_timeout=settings.STRIPE_CUSTOMER_TIMEOUT_SECONDS,
+        retries=settings.STRIPE_CUSTOMER_MAX_NETWORK_RETRIES,
+    )
+    token = _budget.set(budget)
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def _out_of_time(operation: str) -> StripeAPIError:
+    return StripeAPIError(
+        f"Stripe did not answer within the page's time budget ({operation})",
+        retryable=True,
+        kind="timeout",
+    )
+
+
+class _BudgetedRequestsClient(stripe.RequestsClient):
+    """stripe-python's requests client, bounded by the current ``customer_facing`` budget:
+    the timeout of each attempt, the number of retries and the sleep between them."""
+
+    @property
+    def _timeout(self) -> float:
+        budget = _budget.get()
+        if budget is None:
+            return self._base_timeout
+        return max(min(budget.call_timeout, budget.remaining()), 0.1)
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._base_timeout = value
+
+    def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
+        budget = _budget.get()
+        if budget is not None:
+            if num_retries >= budget.retries:
+                return False
+            if budget.remaining() < HTTP_RETRY_MIN_SECONDS:
+                return False
+        return super()._should_retry(
+            response, api_connection_error, num_retries, max_network_retries
+        )
+
+    def _sleep_time_seconds(self, num_retries: int) -> float:
+        delay = super()._sleep_time_seconds(num_retries)
+        budget = _budget.get()
+        return delay if budget is None else min(delay, max(budget.remaining() / 4, 0))
+
+
 @lru_cache(maxsize=4)
 def _client_for(key: str, api_base: str | None, version: str, retries: int, timeout: float):
     return stripe.StripeClient(
@@ -122,7 +206,7 @@ def _client_for(key: str, api_base: str | None, version: str, retries: int, time
         stripe_version=version,
         base_addresses={"api": api_base} if api_base else None,
         max_network_retries=retries,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=_BudgetedRequestsClient(timeout=timeout),
     )
 
 
@@ -142,7 +226,7 @@ def configure_module() -> None:
     stripe.api_base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
     stripe.api_version = settings.STRIPE_API_VERSION
     stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
-    stripe.default_http_client = stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+    stripe.default_http_client = _BudgetedRequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
 
 
 def _service(object_type: str):
@@ -206,15 +290,20 @@ def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
 
 def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run one Stripe request; retry rate limits with jittered exponential backoff."""
+    budget = _budget.get()
     for attempt in range(RATE_LIMIT_RETRIES + 1):
+        if budget is not None and budget.remaining() < MIN_CALL_SECONDS:
+            raise _out_of_time(operation)
         with _calls_lock:
             _calls[operation] += 1
         try:
             return fn(*args, **kwargs)
         except stripe.RateLimitError as exc:
-            if attempt == RATE_LIMIT_RETRIES:
-                raise _translate(exc, operation) from exc
             delay = RATE_LIMIT_BASE_DELAY * 2**attempt * (0.5 + random.random())  # noqa: S311
+            if attempt == RATE_LIMIT_RETRIES or (
+                budget is not None and budget.remaining() < delay + MIN_CALL_SECONDS
+            ):
+                raise _translate(exc, operation) from exc
             logger.warning(
                 "stripe %s rate limited; retry %s in %.2fs", operation, attempt + 1, delay
             )

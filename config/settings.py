@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "orders.middleware.time_zone_middleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.csp.ContentSecurityPolicyMiddleware",
 ]
@@ -120,7 +121,9 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Times are shown in each customer's zone (orders.timezones); this is the default for visitors
+# whose browser has not said, and for the admin and logs.
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -136,6 +139,9 @@ STORAGES = {
         )
     },
 }
+
+# The shop's name on its pages and in page titles.
+SHOP_NAME = env.str("SHOP_NAME", default="Corner Shop")
 
 ADMIN_URL = env.str("ADMIN_URL", default="admin/")
 if not ADMIN_URL.endswith("/"):
@@ -226,6 +232,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 }
 
+# --- The embedded broker (make demo): a real worker with no server to install ---
+# CELERY_BROKER_URL=filesystem:// keeps the queue as files in CELERY_BROKER_FOLDER (kombu's
+# filesystem transport), so the demo runs the same worker, retries and beat schedule as
+# production. One machine only; production uses Redis.
+DEMO_DIR = Path(env.str("DEMO_DIR", default=str(BASE_DIR / ".demo")))
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_folder = Path(env.str("CELERY_BROKER_FOLDER", default=str(DEMO_DIR / "broker")))
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        {
+            "data_folder_in": str(_broker_folder / "queue"),
+            "data_folder_out": str(_broker_folder / "queue"),
+            "control_folder": str(_broker_folder / "control"),
+            "polling_interval": 0.5,
+        }
+    )
+
 # --- Stripe ---
 STRIPE_SECRET_KEY = env.str(
     "STRIPE_SECRET_KEY", default="sk_test_demo00000000000000000000000" if DEBUG else ""
@@ -237,6 +259,11 @@ STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-08-26.dahlia")
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=3)
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30.0)
+# Calls made while a customer waits on a page (billing.stripe_api.customer_facing): a short
+# timeout and one retry each, all of them within the budget, so pages answer during an outage.
+STRIPE_CUSTOMER_TIMEOUT_SECONDS = env.float("STRIPE_CUSTOMER_TIMEOUT_SECONDS", default=3.0)
+STRIPE_CUSTOMER_MAX_NETWORK_RETRIES = env.int("STRIPE_CUSTOMER_MAX_NETWORK_RETRIES", default=1)
+STRIPE_CUSTOMER_BUDGET_SECONDS = env.float("STRIPE_CUSTOMER_BUDGET_SECONDS", default=7.0)
 # Public base URL that Stripe reaches the product at (webhook endpoints, checkout return URLs).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 

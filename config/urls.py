@@ -1,12 +1,26 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from billing.admin_versions import api_versions_view
 from config.health import healthz
 from config.throttle import throttled
 from orders.forms import LoginForm
+
+
+class StaticRedirect(RedirectView):
+    """A redirect to a static file, resolved per request (the manifest exists only after
+    collectstatic, not when URLs are imported)."""
+
+    permanent = True
+    path = ""
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static(self.path)
+
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -17,6 +31,8 @@ urlpatterns = [
         api_versions_view,
         name="billing_api_versions",
     ),
+    # Browsers ask for /favicon.ico when a page (a PDF, a JSON answer) names no icon.
+    path("favicon.ico", StaticRedirect.as_view(path="shop/favicon.svg")),
     path(settings.ADMIN_URL, admin.site.urls),
     path("", include("billing.urls")),
     path(

@@ -99,7 +99,7 @@ class Emulator:
         webhook_timeout: float = 10.0,
     ) -> None:
         # Importing the resource modules registers their routes and configurations.
-        from . import billing, checkout, control, payments, resources  # noqa: F401
+        from . import billing, checkout, control, payments, receipts, resources  # noqa: F401
 
         indexed = {r.object: r.indexed for r in api.REGISTRY.values() if r.indexed}
         self.store = Store(state_file, indexed=indexed)

@@ -144,8 +144,9 @@ def announce_and_finalize(emu, call, inv: dict[str, Any]) -> None:
         status="open",
         number=inv["_number"],
         effective_at=now,
-        hosted_invoice_url=f"{inv['_base_url']}/invoices/{inv['id']}",
-        invoice_pdf=f"{inv['_base_url']}/invoices/{inv['id']}/pdf",
+        # Stripe's shape (invoice.stripe.com/i/acct_.../...); the page is fakestripe.receipts.
+        hosted_invoice_url=f"{inv['_base_url']}/i/{objects.ACCOUNT_ID}/{inv['id']}",
+        invoice_pdf=f"{inv['_base_url']}/i/{objects.ACCOUNT_ID}/{inv['id']}/pdf",
     )
     inv["status_transitions"]["finalized_at"] = now
     emu.store.save(inv)

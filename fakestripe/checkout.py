@@ -402,8 +402,9 @@ def fake_complete(emu, call, cs_id: str):
 # -- hosted page --------------------------------------------------------------------------
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Pay - fakestripe checkout</title>
-<style>body{{font-family:sans-serif;max-width:32rem;margin:2rem auto}}
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Pay - fakestripe checkout</title>
+<style>body{{font-family:sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem}}
 table{{width:100%}}td.amount{{text-align:right}}.error{{color:#b00020}}</style></head>
 <body><h1>fakestripe checkout</h1>
 <p class="mode">Mode: {mode}</p>

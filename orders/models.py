@@ -69,6 +69,11 @@ class Order(models.Model):
         "djstripe.Subscription", to_field="id", on_delete=models.PROTECT,
         null=True, blank=True, related_name="+",
     )  # fmt: skip
+    # Set when the customer bought the same product again before paying this order: this one
+    # is then canceled and kept out of their list (``orders.services.cancellation``).
+    replaced_by = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaces",
+    )  # fmt: skip
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -83,6 +88,12 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @property
+    def number(self) -> str:
+        """What the customer sees and quotes: 8 characters of the public id, upper case (hex has
+        no O/0 or I/1 to confuse); support finds the order by it (a substring of public_id)."""
+        return self.public_id.removeprefix("ord_")[:8].upper()
 
     @property
     def is_payable(self) -> bool:
@@ -134,7 +145,28 @@ class OrderItem(models.Model):
 
 
 class OrderHistory(models.Model):
-    """A status change (or a noteworthy fact, when the status stays) and who caused it."""
+    """A status change (or a noteworthy fact, when the status stays) and who caused it.
+
+    ``note`` is for support; ``kind`` (and ``data``) is what the customer is told, worded in
+    one place (``orders.wording``). Entries without a kind are internal.
+    """
+
+    class Kind(models.TextChoices):
+        PLACED = "placed", "order placed"
+        PAYMENT_RESTARTED = "payment_restarted", "payment started again"
+        PAID = "paid", "payment received"
+        FULFILLED = "fulfilled", "fulfilled"
+        PAYMENT_FAILED = "payment_failed", "payment failed"
+        EXPIRED = "expired", "checkout expired"
+        CANCELED = "canceled", "canceled"
+        CANCELED_BY_CUSTOMER = "canceled_by_customer", "canceled by the customer"
+        REPLACED = "replaced", "replaced by a newer order"
+        SUBSCRIPTION_ENDED = "subscription_ended", "subscription ended"
+        REFUNDED = "refunded", "refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "partially refunded"
+        RENEWED = "renewed", "subscription renewed"
+        CANCEL_SCHEDULED = "cancel_scheduled", "subscription set to end"
+        CANCEL_UNDONE = "cancel_undone", "subscription resumed"
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="history")
     from_status = models.CharField(max_length=32, blank=True)
@@ -148,6 +180,8 @@ class OrderHistory(models.Model):
     event_id = models.CharField(max_length=255, blank=True, help_text="Stripe event (evt_...)")
     source = models.CharField(max_length=64, help_text="Which code path: webhook, return page, ...")
     note = models.TextField(blank=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, blank=True)
+    data = models.JSONField(default=dict, blank=True, help_text="Facts the wording needs")
 
     class Meta:
         ordering = ["at", "pk"]
@@ -155,3 +189,18 @@ class OrderHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status or '-'} → {self.to_status} ({self.source})"
+
+
+class CustomerSettings(models.Model):
+    """A customer's own choices: the time zone their pages show times in."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shop_settings"
+    )
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name_plural = "customer settings"
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.time_zone or 'default time zone'}"

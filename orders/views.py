@@ -1,8 +1,15 @@
-"""Customer pages. Thin: parse the request, call one service or selector, render."""
+"""Customer pages. Thin: parse the request, call one service or selector, render.
+
+Views that call Stripe run under ``stripe_api.customer_facing()``: short timeouts and few
+retries, so they answer within seconds during a Stripe outage. What went wrong is logged with
+Stripe's detail; the customer reads ``orders.wording.trouble``.
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
@@ -10,13 +17,17 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.stripe_api import StripeAPIError
+from billing import stripe_api
 from config.throttle import throttled
-from orders import accounts, selectors, services
-from orders.forms import BuyForm, SignupFinishForm, SignupForm
+from orders import accounts, selectors, services, wording
+from orders.forms import BuyForm, SignupFinishForm, SignupForm, TimeZoneForm
 from orders.models import PAID_STATES, Order
+
+logger = logging.getLogger(__name__)
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -26,12 +37,42 @@ def _see_other(url: str) -> HttpResponseRedirect:
     return response
 
 
+def _detail_url(order: Order) -> str:
+    return reverse("orders:detail", args=[order.public_id])
+
+
 def _to_payment(step: services.PaymentStep) -> HttpResponseRedirect:
-    if step.url:
-        return _see_other(step.url)
-    return _see_other(reverse("orders:detail", args=[step.order.public_id]))
+    return _see_other(step.url or _detail_url(step.order))
 
 
+def _stripe_trouble(
+    request: HttpRequest, exc: stripe_api.StripeAPIError, *, action: str, order: Order | None
+) -> None:
+    """Log what Stripe said (for us); tell the customer what they can do (for them)."""
+    logger.warning(
+        "stripe trouble on %s (user %s, order %s): %s [%s, request %s]",
+        action, request.user.pk, order.public_id if order else "-", exc.message, exc.kind,
+        exc.request_id,
+    )  # fmt: skip
+    messages.error(request, wording.trouble(action, retryable=exc.retryable))
+
+
+def _order_action(
+    request: HttpRequest, order: Order, *, action: str, run: Callable[[], object], done: str
+) -> HttpResponse:
+    """Run a customer's action on their order; say how it went; back to the order page."""
+    try:
+        run()
+    except services.CheckoutError as exc:
+        messages.error(request, exc.message)
+    except stripe_api.StripeAPIError as exc:
+        _stripe_trouble(request, exc, action=action, order=order)
+    else:
+        messages.success(request, done)
+    return _see_other(_detail_url(order))
+
+
+@never_cache  # a new purchase token per view of the page, Back included
 @require_GET
 def catalog(request: HttpRequest) -> HttpResponse:
     return render(
@@ -85,6 +126,7 @@ def signup_finish(request: HttpRequest, token: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@stripe_api.customer_facing()
 def buy(request: HttpRequest) -> HttpResponse:
     form = BuyForm(request.POST)
     if not form.is_valid():
@@ -94,41 +136,43 @@ def buy(request: HttpRequest) -> HttpResponse:
         step = services.order_checkout_start(user=request.user, **form.cleaned_data)
     except services.CheckoutError as exc:
         messages.error(request, exc.message)
+        return _see_other(_detail_url(exc.order) if exc.order else reverse("orders:catalog"))
+    except stripe_api.StripeAPIError as exc:
+        _stripe_trouble(request, exc, action="pay", order=None)
         return _see_other(reverse("orders:catalog"))
-    except StripeAPIError as exc:
-        messages.error(request, f"Payment could not be started: {exc.message}")
-        return _see_other(reverse("orders:list"))
     return _to_payment(step)
 
 
 @login_required
 @require_POST
+@stripe_api.customer_facing()
 def pay(request: HttpRequest, public_id: str) -> HttpResponse:
     order = selectors.order_get(user=request.user, public_id=public_id)
     if not order.is_payable:
-        return _see_other(reverse("orders:detail", args=[public_id]))
+        return _see_other(_detail_url(order))
     try:
         step = services.order_payment_start(order=order)
-    except StripeAPIError as exc:
-        messages.error(request, f"Payment could not be started: {exc.message}")
-        return _see_other(reverse("orders:detail", args=[public_id]))
+    except stripe_api.StripeAPIError as exc:
+        _stripe_trouble(request, exc, action="pay", order=order)
+        return _see_other(_detail_url(order))
     return _to_payment(step)
 
 
 @login_required
 @require_GET
+@stripe_api.customer_facing()
 def checkout_return(request: HttpRequest, public_id: str) -> HttpResponse:
     order = selectors.order_get(user=request.user, public_id=public_id)
     session_id = request.GET.get("session_id", "")
     try:
         order = services.order_return_check(order=order, session_id=session_id, user=request.user)
-    except StripeAPIError as exc:
-        # The webhook will still fulfil it; the page says so and refreshes.
-        messages.warning(request, f"Could not confirm the payment with Stripe yet: {exc.message}")
-    paid = order.status in PAID_STATES
+    except stripe_api.StripeAPIError as exc:
+        # The webhook will still confirm it; the page says so and refreshes itself.
+        logger.warning("return page for %s: could not confirm with Stripe: %s [%s]",
+                       order.public_id, exc.message, exc.kind)  # fmt: skip
     context = {
         "order": order,
-        "paid": paid,
+        "paid": order.status in PAID_STATES,
         "receipt_url": selectors.order_receipt_url(order=order),
     }
     return render(request, "orders/return.html", context)
@@ -137,8 +181,26 @@ def checkout_return(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def checkout_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Where Stripe Checkout's "back" link lands: nothing was paid."""
     order = selectors.order_get(user=request.user, public_id=public_id)
     return render(request, "orders/cancel.html", {"order": order})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@stripe_api.customer_facing()
+def order_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
+    """GET asks "cancel this order?"; POST cancels it (an unpaid order only)."""
+    order = selectors.order_get(user=request.user, public_id=public_id)
+    if request.method == "GET":
+        if not order.is_payable:
+            return redirect(_detail_url(order))
+        return render(request, "orders/order_cancel.html", {"order": order})
+    return _order_action(
+        request, order, action="cancel_order",
+        run=lambda: services.order_cancel(order=order, user=request.user),
+        done=f"Order {order.number} is cancelled. Nothing was charged.",
+    )  # fmt: skip
 
 
 @login_required
@@ -153,27 +215,66 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     order = selectors.order_get(user=request.user, public_id=public_id)
+    subscription = selectors.subscription_summary(order=order)
     context = {
         "order": order,
         "items": order.items.all(),
-        "history": order.history.all(),
+        "history": selectors.order_history(order=order),
         "refunds": selectors.order_refunds(order=order),
         "receipt_url": selectors.order_receipt_url(order=order),
-        "subscription": selectors.subscription_summary(order=order),
-        "can_cancel_subscription": order.mode == Order.Mode.SUBSCRIPTION
+        "subscription": subscription,
+        "subscription_active": subscription is not None
+        and subscription.status != "canceled"
         and order.status in (Order.Status.PAID, Order.Status.FULFILLED),
     }
     return render(request, "orders/order_detail.html", context)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
+@stripe_api.customer_facing()
 def subscription_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
+    """GET asks for confirmation (when it ends, that it can be resumed); POST cancels at the
+    end of the paid period."""
     order = selectors.order_get(user=request.user, public_id=public_id)
-    try:
-        services.order_subscription_cancel(order=order, user=request.user)
-    except services.CheckoutError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Your subscription will end at the close of the current period.")
-    return _see_other(reverse("orders:detail", args=[public_id]))
+    if request.method == "GET":
+        subscription = selectors.subscription_summary(order=order)
+        if subscription is None or subscription.cancel_at_period_end:
+            return redirect(_detail_url(order))
+        context = {"order": order, "subscription": subscription}
+        return render(request, "orders/subscription_cancel.html", context)
+    return _order_action(
+        request, order, action="subscription",
+        run=lambda: services.order_subscription_cancel(order=order, user=request.user),
+        done="Your subscription is cancelled: it ends at the close of the paid period. "
+        "You can resume it until then.",
+    )  # fmt: skip
+
+
+@login_required
+@require_POST
+@stripe_api.customer_facing()
+def subscription_resume(request: HttpRequest, public_id: str) -> HttpResponse:
+    order = selectors.order_get(user=request.user, public_id=public_id)
+    return _order_action(
+        request, order, action="subscription",
+        run=lambda: services.order_subscription_resume(order=order, user=request.user),
+        done="Your subscription is resumed: it will renew as before.",
+    )  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    """The customer's settings: the time zone their pages show times in."""
+    # The zone in use now (their choice, else their browser's, else the site's).
+    form = TimeZoneForm(
+        request.POST or None, initial={"time_zone": timezone.get_current_timezone_name()}
+    )
+    if request.method == "POST" and form.is_valid():
+        services.customer_time_zone_set(
+            user=request.user, time_zone=form.cleaned_data["time_zone"], session=request.session
+        )
+        messages.success(request, "Saved. Times are now shown in your time zone.")
+        return _see_other(reverse("orders:account"))
+    return render(request, "orders/account.html", {"form": form})

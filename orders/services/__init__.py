@@ -3,6 +3,8 @@ outcomes and subscriptions. Stripe calls go through ``billing.stripe_api`` only,
 through ``billing.sync``. The public actions are importable from here.
 """
 
+from orders.services.account import customer_time_zone_set
+from orders.services.cancellation import order_cancel
 from orders.services.catalog import catalog_sync
 from orders.services.checkout import (
     PaymentStep,
@@ -19,13 +21,19 @@ from orders.services.payments import (
     order_refund_sync,
 )
 from orders.services.state import CheckoutError, TransitionRefused, order_transition
-from orders.services.subscriptions import order_subscription_cancel, order_subscription_sync
+from orders.services.subscriptions import (
+    order_subscription_cancel,
+    order_subscription_resume,
+    order_subscription_sync,
+)
 
 __all__ = [
     "CheckoutError",
     "PaymentStep",
     "TransitionRefused",
     "catalog_sync",
+    "customer_time_zone_set",
+    "order_cancel",
     "order_checkout_start",
     "order_create",
     "order_expire",
@@ -36,6 +44,7 @@ __all__ = [
     "order_refund_sync",
     "order_return_check",
     "order_subscription_cancel",
+    "order_subscription_resume",
     "order_subscription_sync",
     "order_transition",
 ]

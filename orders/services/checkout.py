@@ -16,6 +16,7 @@ from djstripe.models import Price
 from billing import stripe_api, sync
 from billing.services import customer_get_or_create
 from orders.models import PAID_STATES, Order, OrderItem
+from orders.services.cancellation import orders_replace, unpaid_orders_close
 from orders.services.payments import order_fulfil
 from orders.services.state import CheckoutError, S, _record, _transition
 
@@ -87,10 +88,18 @@ class PaymentStep:
 def order_checkout_start(
     *, user: AbstractBaseUser, price_id: str, quantity: int, request_token: str
 ) -> PaymentStep:
-    """The buy button: create (or find) the order, then a Checkout Session to pay it."""
+    """The buy button: create (or find) the order, then a Checkout Session to pay it.
+
+    A new order of a product replaces the customer's unpaid orders of the same product (their
+    sessions expired in Stripe first), so Back, another quantity and Buy leave one order.
+    """
+    repeat = Order.objects.filter(user=user, request_token=request_token).exists()
+    stale = None if repeat else unpaid_orders_close(user=user, price_id=price_id)
     order = order_create(
         user=user, price_id=price_id, quantity=quantity, request_token=request_token
     )
+    if stale is not None and stale.orders:
+        orders_replace(closed=stale, by=order, user=user)
     return order_payment_start(order=order)
 
 

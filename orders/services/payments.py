@@ -16,7 +16,7 @@ from django.utils import timezone
 from djstripe.models import Customer, PaymentIntent, Session, Subscription
 
 from orders.models import PAID_STATES, PAYABLE, TRANSITIONS, Order
-from orders.services.state import S, _note, _transition
+from orders.services.state import K, S, _note, _transition
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def order_invoice_paid(*, invoice: dict[str, Any], source: str, event_id: str = 
             order.save()
             return f"order {order.public_id} paid and fulfilled"
         if invoice.get("billing_reason") == "subscription_cycle":
-            _note(order=order, source=source, event_id=event_id,
+            _note(order=order, source=source, event_id=event_id, kind=K.RENEWED,
                   note=f"renewal invoice {invoice['id']} paid ({invoice.get('amount_paid')})")  # fmt: skip
         order.save()
         return f"order {order.public_id}: invoice {invoice['id']} paid"

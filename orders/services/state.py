@@ -9,14 +9,17 @@ from django.db import transaction
 from orders.models import TRANSITIONS, Order, OrderHistory
 
 S = Order.Status
+K = OrderHistory.Kind
 
 
 class CheckoutError(Exception):
-    """The purchase cannot go ahead; ``message`` is for the customer."""
+    """The purchase cannot go ahead; ``message`` is for the customer, ``order`` (when set) is
+    the order to show them instead."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, order: Order | None = None):
         super().__init__(message)
         self.message = message
+        self.order = order
 
 
 class TransitionRefused(Exception):
@@ -28,6 +31,18 @@ class TransitionRefused(Exception):
 
 # --- State machine ------------------------------------------------------------------------
 
+# What a status change tells the customer when the caller names nothing more precise.
+KIND_FOR_STATUS: dict[str, str] = {
+    S.AWAITING_PAYMENT: K.PAYMENT_RESTARTED,
+    S.PAID: K.PAID,
+    S.FULFILLED: K.FULFILLED,
+    S.PAYMENT_FAILED: K.PAYMENT_FAILED,
+    S.EXPIRED: K.EXPIRED,
+    S.CANCELED: K.CANCELED,
+    S.REFUNDED: K.REFUNDED,
+    S.PARTIALLY_REFUNDED: K.PARTIALLY_REFUNDED,
+}
+
 
 def _record(
     *,
@@ -38,15 +53,29 @@ def _record(
     event_id: str = "",
     note: str = "",
     from_status: str | None = None,
+    kind: str | None = None,
+    data: dict | None = None,
 ) -> None:
+    """One history entry. ``kind`` defaults from the change: a new order is "placed", a status
+    change says what the status means, a note without a kind stays internal (support only)."""
+    from_status = order.status if from_status is None else from_status
+    if kind is None:
+        if not from_status:
+            kind = K.PLACED
+        elif from_status != to_status:
+            kind = KIND_FOR_STATUS.get(to_status, "")
+        else:
+            kind = ""
     OrderHistory.objects.create(
         order=order,
-        from_status=order.status if from_status is None else from_status,
+        from_status=from_status,
         to_status=to_status,
         source=source,
         actor=actor if actor is not None and actor.is_authenticated else None,
         event_id=event_id,
         note=note,
+        kind=kind,
+        data=data or {},
     )
 
 
@@ -58,13 +87,15 @@ def _transition(
     actor: AbstractBaseUser | None = None,
     event_id: str = "",
     note: str = "",
+    kind: str | None = None,
 ) -> None:
     """Change the status of a locked order in memory and record it; the caller saves."""
     if to_status not in TRANSITIONS[order.status]:
         raise TransitionRefused(order, to_status)
     _record(
-        order=order, to_status=to_status, source=source, actor=actor, event_id=event_id, note=note
-    )
+        order=order, to_status=to_status, source=source, actor=actor, event_id=event_id,
+        note=note, kind=kind,
+    )  # fmt: skip
     order.status = to_status
 
 
@@ -88,9 +119,19 @@ def order_transition(
     return locked
 
 
-def _note(*, order: Order, source: str, note: str, event_id: str = "", actor=None) -> None:
-    """A fact worth keeping that does not change the status (a renewal, a cancellation request)."""
+def _note(
+    *,
+    order: Order,
+    source: str,
+    note: str,
+    event_id: str = "",
+    actor=None,
+    kind: str = "",
+    data: dict | None = None,
+) -> None:
+    """A fact worth keeping that does not change the status (a renewal, a cancellation request);
+    shown to the customer only with a ``kind``."""
     _record(
         order=order, to_status=order.status, source=source, actor=actor, event_id=event_id,
-        note=note,
+        note=note, kind=kind, data=data,
     )  # fmt: skip

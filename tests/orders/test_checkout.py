@@ -154,7 +154,7 @@ def test_return_page_fulfils_when_no_webhook_came(client, customer, catalog, str
     order = bought(client, catalog["usd"])
     # before paying, the return page says it is waiting and refreshes
     page = client.get(f"/orders/{order.public_id}/return/?session_id={order.checkout_session_id}")
-    assert b"Payment processing" in page.content and b'http-equiv="refresh"' in page.content
+    assert b"Confirming your payment" in page.content and b'http-equiv="refresh"' in page.content
     # when the customer pays and comes back before any webhook
     stripe_emulator.complete_checkout(order.checkout_session_id)
     page = client.get(f"/orders/{order.public_id}/return/?session_id={order.checkout_session_id}")
@@ -205,7 +205,7 @@ def test_cancel_then_pay_again_reuses_the_open_session(client, customer, catalog
     first_url = stripe_obj("checkout.session", order.checkout_session_id)["url"]
     # when the customer cancels on Checkout and comes back
     page = client.get(f"/orders/{order.public_id}/cancel/")
-    assert b"Payment canceled" in page.content and b"awaiting payment" in page.content
+    assert b"Payment not completed" in page.content and b"Awaiting payment" in page.content
     # then paying again goes to the same open session
     response = client.post(f"/orders/{order.public_id}/pay/")
     assert response.status_code == 303 and response["Location"] == first_url
@@ -344,7 +344,7 @@ def test_subscription_purchase_renewal_and_cancellation(
     assert order.status == S.FULFILLED and order.subscription_id
     assert order.history.filter(to_status=S.PAID).count() == 1
     page = client.get(f"/orders/{order.public_id}/").content.decode()
-    assert 'id="subscription-status">active' in page and "Next renewal" in page
+    assert 'id="subscription-status">Active<' in page and "Renews on" in page
 
     # a renewal is recorded on the order
     stripe_emulator.renew_subscription(order.subscription_id)
@@ -376,11 +376,11 @@ def test_order_list_query_count_does_not_grow(
     client, customer, catalog, django_assert_max_num_queries
 ):
     client.force_login(customer)
-    for price in ("usd", "jpy", "eur", "monthly", "usd"):
+    for price in ("usd", "jpy", "eur", "monthly"):
         bought(client, catalog[price])
     with django_assert_max_num_queries(5):
         page = client.get("/orders/")
-    assert page.content.decode().count('class="order"') == 5
+    assert page.content.decode().count('class="order"') == 4
 
 
 def test_order_admin(admin_client, customer, catalog):

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from orders.models import Order
 from tests.admin_pages import admin_urls
-from tests.orders.test_browser import (
+from tests.orders.test_signup_browser import (
     GOOD_CARD,
     click_buy,
     expect_fulfilled,

@@ -16,7 +16,7 @@ from billing.services import webhook_endpoint_create
 from orders.demo import demo_catalog_seed
 from orders.services import catalog_sync
 
-DEMO_DIR = Path(settings.BASE_DIR) / ".demo"
+DEMO_DIR = Path(settings.DEMO_DIR)
 
 
 def _demo_user(
@@ -75,6 +75,8 @@ class Command(BaseCommand):
         counts = catalog_sync()
         base = settings.SITE_URL
         endpoint, new = _webhook_endpoint(base)
+        if options["verbosity"] == 0:
+            return  # make demo prints its own summary, logins included
         self.stdout.write(
             f"Catalog: {created} new demo products; mirrored {counts['product']} products, "
             f"{counts['price']} prices."

@@ -211,6 +211,8 @@ SILENCED_SYSTEM_CHECKS = [
     "django_ratelimit.W001",
     # Development and tests keep counters in process memory (one process, or its threads).
     *(["django_ratelimit.E003"] if DEBUG else []),
+    # A deployment's own exceptions, e.g. the demo: one web process, whose memory is shared.
+    *env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[]),
 ]
 
 # --- Celery ---

@@ -185,7 +185,8 @@ def production_like(demo_dir: Path) -> dict[str, str]:
 
 def logins(demo_dir: Path) -> dict[str, str]:
     return {
-        name: (demo_dir / f"{name}.password").read_text().strip() for name in ("customer", "admin")
+        name: (demo_dir / f"{name}.password").read_text().strip()
+        for name in ("customer", "admin", "support", "billing")
     }
 
 
@@ -272,6 +273,8 @@ def run() -> int:
         say(f"The shop is serving at {site}/")
         say(f"  customer: log in as customer / {passwords['customer']} (or sign up)")
         say(f"  admin:    {site}/admin/  log in as admin / {passwords['admin']}")
+        say(f"  support staff: support / {passwords['support']} (Support group), "
+            f"billing / {passwords['billing']} (Billing admin group)")  # fmt: skip
         say("  pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined")
         say("Press Ctrl-C to stop.")
         say("")

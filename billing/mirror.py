@@ -9,6 +9,9 @@ these functions: they know nothing of ordering.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -70,6 +73,49 @@ def upsert(data: Any) -> djstripe_models.StripeModel | None:
     return model.sync_from_stripe_data(
         stripe_api.as_stripe_object(data), api_key=settings.STRIPE_SECRET_KEY
     )
+
+
+def rows_for(objects: list[dict[str, Any]]) -> dict[str, djstripe_models.StripeModel]:
+    """The mirror rows of ``objects`` by Stripe id: one query per model."""
+    ids_by_model: dict[type, set[str]] = {}
+    for data in objects:
+        model = model_for(data.get("object", ""))
+        if model is not None:
+            ids_by_model.setdefault(model, set()).add(data["id"])
+    return {
+        row.id: row
+        for model, ids in ids_by_model.items()
+        for row in model.objects.filter(id__in=ids)
+    }
+
+
+# dj-stripe looks up the owner account (API key row, account row) for every object it syncs;
+# within one batch of writes it cannot change, so the batch asks once.
+_batch = threading.local()
+_account_lookup = djstripe_models.Account.get_or_retrieve_for_api_key.__func__
+
+
+def _account_for_key(cls, api_key: str):
+    cache = getattr(_batch, "accounts", None)
+    if cache is None:
+        return _account_lookup(cls, api_key)
+    if api_key not in cache:
+        cache[api_key] = _account_lookup(cls, api_key)
+    return cache[api_key]
+
+
+djstripe_models.Account.get_or_retrieve_for_api_key = classmethod(_account_for_key)
+
+
+@contextmanager
+def owner_account_cached() -> Iterator[None]:
+    """Within the block, this thread looks each API key's owner account up once."""
+    outer = getattr(_batch, "accounts", None)
+    _batch.accounts = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _batch.accounts = outer
 
 
 def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:

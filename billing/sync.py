@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,10 +51,14 @@ def object_lock(*stripe_ids: str) -> Iterator[None]:
     default): transactions begin IMMEDIATE (see settings) and hold the database's single write
     lock from BEGIN to COMMIT, so they are serialised already.
     """
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and stripe_ids:
         with connection.cursor() as cursor:
-            for stripe_id in sorted(set(stripe_ids)):
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [stripe_id])
+            # One statement; a function scan yields the array in its (sorted) order.
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(id, 0)))"
+                " FROM unnest(%s::text[]) AS id",
+                [sorted(set(stripe_ids))],
+            )
     yield
 
 
@@ -172,14 +176,40 @@ def object_write(
 def objects_write(
     *, objects: Iterable[dict[str, Any] | Any], started_at: datetime, expand: Iterable[str] = ()
 ) -> list[Synced]:
-    """Write objects from one Stripe answer (e.g. a list page) in one short transaction."""
+    """Write objects from one Stripe answer (e.g. a list page) in one short transaction.
+
+    Per batch, not per object: one statement takes every lock, one query reads the guard's
+    state, one query per model reads the rows as they were, one statement stores the new
+    state, and dj-stripe looks the owner account up once.
+    """
     objects = [stripe_api.as_dict(o) for o in objects]
-    expand = tuple(sorted(expand))
-    ids = [d["id"] for o in objects for d in _with_children(o)]
-    with transaction.atomic(), object_lock(*ids):
-        states = {s.stripe_id: s for s in ObjectSync.objects.filter(stripe_id__in=ids)}
-        done: set[str] = set()
-        return [_write(data, started_at, states, expand, done, top=True) for data in objects]
+    every = [d for o in objects for d in _with_children(o)]
+    ids = [d["id"] for d in every]
+    with transaction.atomic(), object_lock(*ids), mirror.owner_account_cached():
+        batch = _Batch(
+            started_at=started_at,
+            states={s.stripe_id: s for s in ObjectSync.objects.filter(stripe_id__in=ids)},
+            rows=mirror.rows_for(every),
+        )
+        results = [_write(data, batch, tuple(sorted(expand)), top=True) for data in objects]
+        ObjectSync.objects.bulk_create(
+            batch.written.values(),
+            update_conflicts=True,
+            unique_fields=["stripe_id"],
+            update_fields=[
+                "object_type", "fetch_started_at", "synced_at", "snapshot", "snapshot_expand",
+                "deleted_at", "fetch_count",
+            ],
+        )  # fmt: skip
+        return results
+
+
+@dataclass
+class _Batch:
+    started_at: datetime
+    states: dict[str, ObjectSync]  # the guard's state of every object in the batch
+    rows: dict[str, Any]  # mirror rows before the batch, by Stripe id
+    written: dict[str, ObjectSync] = field(default_factory=dict)  # new states, saved at the end
 
 
 def _with_children(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -188,58 +218,45 @@ def _with_children(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _with_children(child)
 
 
-def _write(
-    data: dict[str, Any],
-    started_at: datetime,
-    states: dict[str, ObjectSync],
-    expand: tuple[str, ...],
-    done: set[str],
-    *,
-    top: bool,
-) -> Synced:
+def _write(data: dict[str, Any], batch: _Batch, expand: tuple[str, ...], *, top: bool) -> Synced:
     # Children first: dj-stripe, syncing a parent, creates a missing related row by fetching
     # it from Stripe, and leaves an existing one as it is; writing each child through the
     # guard makes the row exist and keeps a newer one.
     for child in mirror.expanded_children(data):
-        if not child.get("deleted") and child["id"] not in done:
-            _write(child, started_at, states, (), done, top=False)
+        if not child.get("deleted") and child["id"] not in batch.written:
+            _write(child, batch, (), top=False)
 
     stripe_id = data["id"]
-    state = states.get(stripe_id)
-    if state is not None and state.fetch_started_at and state.fetch_started_at > started_at:
+    state = batch.states.get(stripe_id)
+    if state is not None and state.fetch_started_at and state.fetch_started_at > batch.started_at:
         # The mirror holds a later fetch: keep it. Hand back its copy when it has what ours
         # has (the handler then acts on the newest state), otherwise ours, which is still at
         # least as new as whatever the caller is reacting to.
         newer = _serves(state, state.fetch_started_at, expand) and not state.deleted_at
-        obj = state.snapshot if newer else data
         return Synced(
-            obj=obj,
-            mirror=mirror.row_for(data),
+            obj=state.snapshot if newer else data,
+            mirror=batch.rows.get(stripe_id),
             previous=None,
             written=False,
             coalesced=False,
             deleted=state.deleted_at is not None,
         )
 
-    row = mirror.row_for(data)
+    row = batch.rows.get(stripe_id)
     previous = dict(row.stripe_data) if row is not None and row.stripe_data else None
     deleted = bool(data.get("deleted"))
     row = mirror.mark_deleted(data) if deleted else mirror.upsert(data)
     now = timezone.now()
-    state, _ = ObjectSync.objects.update_or_create(
+    batch.written[stripe_id] = ObjectSync(
         stripe_id=stripe_id,
-        defaults={
-            "object_type": data.get("object", ""),
-            "fetch_started_at": started_at,
-            "synced_at": now,
-            "snapshot": data,
-            "snapshot_expand": list(expand),
-            "deleted_at": ((state and state.deleted_at) or now) if deleted else None,
-            "fetch_count": (state.fetch_count if state else 0) + (1 if top else 0),
-        },
+        object_type=data.get("object", ""),
+        fetch_started_at=batch.started_at,
+        synced_at=now,
+        snapshot=data,
+        snapshot_expand=list(expand),
+        deleted_at=((state and state.deleted_at) or now) if deleted else None,
+        fetch_count=(state.fetch_count if state else 0) + (1 if top else 0),
     )
-    states[stripe_id] = state
-    done.add(stripe_id)
     return Synced(
         obj=data, mirror=row, previous=previous, written=True, coalesced=False, deleted=deleted
     )

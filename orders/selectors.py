@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +163,8 @@ def subscription_summary(*, order: Order) -> SubscriptionSummary | None:
 
 
 def order_search(*, term: str) -> Q | None:
-    """Orders a Stripe id (``cs_ pi_ ch_ re_ cus_ sub_ in_``, or an ``evt_``) is tied to.
+    """Orders a Stripe id (``cs_ pi_ ch_ re_ cus_ sub_ in_``, or an ``evt_``) is tied to, or
+    the order an order id or the customer's order number (``3F9A0C21``) names.
 
     Returns a filter for ``Order`` objects, or None when ``term`` is not such an id. Follows
     the order's own links (session, payment intent, customer, subscription) and, through the
@@ -173,6 +175,9 @@ def order_search(*, term: str) -> Q | None:
     term = term.strip()
     if term.startswith("ord_"):
         return Q(public_id=term)
+    if re.fullmatch(r"[0-9a-fA-F]{8}", term):
+        # The order number customers see and quote (``Order.number``).
+        return Q(public_id__startswith=f"ord_{term.lower()}")
     if term.startswith("evt_"):
         event = InboundEvent.objects.filter(pk=term).only("object_id").first()
         term = event.object_id if event is not None else ""

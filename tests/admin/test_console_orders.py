@@ -39,6 +39,9 @@ def test_an_order_is_found_by_every_id_a_customer_may_quote(world, staff):
     event = InboundEvent.objects.filter(object_id=world.refund_id).first()
     expectations = {
         paid.public_id: {paid.public_id},
+        # the order number the customer's pages show, as they would read it out
+        paid.number: {paid.public_id},
+        paid.number.lower(): {paid.public_id},
         paid.checkout_session_id: {paid.public_id},
         paid.payment_intent_id: {paid.public_id},
         charge.id: {paid.public_id},

@@ -176,8 +176,9 @@ def order_search(*, term: str) -> Q | None:
     if term.startswith("ord_"):
         return Q(public_id=term)
     if re.fullmatch(r"[0-9a-fA-F]{8}", term):
-        # The order number customers see and quote (``Order.number``).
-        return Q(public_id__startswith=f"ord_{term.lower()}")
+        # The order number customers see and quote (``Order.number``), or a username that
+        # happens to look like one.
+        return Q(public_id__startswith=f"ord_{term.lower()}") | Q(user__username__iexact=term)
     if term.startswith("evt_"):
         event = InboundEvent.objects.filter(pk=term).only("object_id").first()
         term = event.object_id if event is not None else ""

@@ -1,13 +1,17 @@
 """The only module that calls stripe-python.
 
 Every call goes through ``_call``: one pinned API version, the key passed per client (never
-module-global state of ours), idempotency keys on creates, retries for rate limits (Stripe
-asks clients to back off on 429; stripe-python itself retries only connection errors, 409s
-and 5xx), call counting, and ``StripeError`` turned into ``StripeAPIError`` with a message
-a person can act on.
+module-global state of ours), an idempotency key on every POST (derived from the business
+identity for creates, random otherwise, the same across retries), the one retry policy
+(``retry_delay``: 429s, 409s, 5xx and timeouts, honouring Retry-After where sent), an optional
+client-side rate limit (``throttle``), call counting, and ``StripeError`` turned into
+``StripeAPIError`` with a message a person can act on.
 
-dj-stripe's own fetches (related objects during ``sync_from_stripe_data``) use stripe-python's
-module-level configuration, which ``configure_module`` sets from the same settings.
+stripe-python's own retries are off for our client (they would retry inside ours, and do not
+retry Stripe's rate-limit 429s: those carry no ``Stripe-Should-Retry``). dj-stripe's own
+fetches (related objects during ``sync_from_stripe_data``) use stripe-python's module-level
+configuration, which ``configure_module`` sets from the same settings; they are counted too
+(as ``dj-stripe GET /v1/...``), so a caller can see calls it did not make itself.
 """
 
 from __future__ import annotations
@@ -17,12 +21,17 @@ import hmac
 import json
 import logging
 import random
+import re
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
@@ -46,8 +55,11 @@ SERVICES: dict[str, str] = {
     "subscription": "subscriptions",
     "webhook_endpoint": "webhook_endpoints",
 }
-RATE_LIMIT_RETRIES = 4
-RATE_LIMIT_BASE_DELAY = 0.25
+# The retry policy (see retry_delay): attempts after the first come from
+# settings.STRIPE_MAX_NETWORK_RETRIES unless a caller raises them (``throttle``).
+RETRY_BASE_DELAY = 0.5
+RETRY_MAX_DELAY = 8.0
+RETRY_AFTER_MAX = 60.0
 
 
 class StripeAPIError(Exception):
@@ -89,9 +101,20 @@ _calls_lock = threading.Lock()
 
 
 def call_counts() -> dict[str, int]:
-    """Calls made by this process, by operation (``customer.retrieve``), since start or reset."""
+    """Requests made by this process, by operation (``customer.retrieve``; dj-stripe's own as
+    ``dj-stripe GET /v1/...``), retries included, since start or reset."""
     with _calls_lock:
         return dict(_calls)
+
+
+def calls_total() -> int:
+    with _calls_lock:
+        return sum(_calls.values())
+
+
+def _count(operation: str) -> None:
+    with _calls_lock:
+        _calls[operation] += 1
 
 
 def call_counts_reset() -> None:
@@ -116,12 +139,12 @@ def _api_key() -> str:
 
 
 @lru_cache(maxsize=4)
-def _client_for(key: str, api_base: str | None, version: str, retries: int, timeout: float):
+def _client_for(key: str, api_base: str | None, version: str, timeout: float):
     return stripe.StripeClient(
         key,
         stripe_version=version,
         base_addresses={"api": api_base} if api_base else None,
-        max_network_retries=retries,
+        max_network_retries=0,  # _call retries, with one policy for every error
         http_client=stripe.RequestsClient(timeout=timeout),
     )
 
@@ -132,9 +155,22 @@ def client() -> stripe.StripeClient:
         _api_key(),
         settings.STRIPE_API_BASE,
         settings.STRIPE_API_VERSION,
-        settings.STRIPE_MAX_NETWORK_RETRIES,
         settings.STRIPE_TIMEOUT_SECONDS,
     )
+
+
+_OBJECT_ID = re.compile(r"/[a-z]+_[A-Za-z0-9_]+")
+
+
+class _CountingRequestsClient(stripe.RequestsClient):
+    """stripe-python's HTTP client for module-level calls (dj-stripe's), counting each request
+    (attempts included) by method and path with ids elided."""
+
+    def request(self, method, url, headers, post_data=None):
+        path = _OBJECT_ID.sub("/{id}", urlsplit(url).path)
+        _count(f"dj-stripe {method.upper()} {path}")
+        _throttle_wait()
+        return super().request(method, url, headers, post_data)
 
 
 def configure_module() -> None:
@@ -142,7 +178,7 @@ def configure_module() -> None:
     stripe.api_base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
     stripe.api_version = settings.STRIPE_API_VERSION
     stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
-    stripe.default_http_client = stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+    stripe.default_http_client = _CountingRequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
 
 
 def _service(object_type: str):
@@ -204,28 +240,127 @@ def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
     )
 
 
+def _header(exc: stripe.StripeError, name: str) -> str | None:
+    headers = exc.headers or {}
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def retry_delay(exc: stripe.StripeError, attempt: int) -> float | None:
+    """Seconds to wait before retrying a request that failed with ``exc`` (None: do not).
+
+    The one retry policy. Retried: rate limits and lock timeouts (429), conflicts (409),
+    Stripe's 5xx, and connection errors or timeouts stripe-python marks retryable. Stripe's
+    ``Stripe-Should-Retry`` header, when present, decides. A ``Retry-After`` header is honoured
+    (up to a minute); otherwise the wait doubles from RETRY_BASE_DELAY, with jitter, capped.
+    Every POST carries an idempotency key (``_options``), so retrying one is safe.
+    """
+    should = (_header(exc, "stripe-should-retry") or "").lower()
+    if should == "false":
+        return None
+    if isinstance(exc, stripe.APIConnectionError):
+        retryable = exc.should_retry
+    else:
+        status = exc.http_status or 0
+        retryable = should == "true" or status in (409, 429) or status >= 500
+    if not retryable:
+        return None
+    retry_after = _header(exc, "retry-after")
+    if retry_after:
+        try:
+            return min(max(float(retry_after), 0.0), RETRY_AFTER_MAX)
+        except ValueError:
+            pass  # an HTTP date: Stripe does not send those; fall back to backoff
+    delay = min(RETRY_BASE_DELAY * 2**attempt, RETRY_MAX_DELAY)
+    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+
+
+@dataclass
+class _Throttle:
+    """A client-side limit: request starts spaced at least ``interval`` apart, across threads."""
+
+    interval: float
+    retries: int
+    next_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_at)
+            self.next_at = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+    def hold(self, seconds: float) -> None:
+        """After a 429 nobody sends for ``seconds``: the limit is shared, so is the wait."""
+        with self.lock:
+            self.next_at = max(self.next_at, time.monotonic() + seconds)
+
+
+_throttle: _Throttle | None = None
+
+
+@contextmanager
+def throttle(*, max_rps: float | None, retries: int | None = None):
+    """Within the block, every Stripe request of this process (dj-stripe's included) starts
+    at most ``max_rps`` times a second, and ``retries`` replaces STRIPE_MAX_NETWORK_RETRIES
+    (a long backfill outlasts a minute of 5xx rather than stopping)."""
+    global _throttle
+    previous = _throttle
+    _throttle = _Throttle(
+        interval=1.0 / max_rps if max_rps else 0.0,
+        retries=settings.STRIPE_MAX_NETWORK_RETRIES if retries is None else retries,
+    )
+    try:
+        yield
+    finally:
+        _throttle = previous
+
+
+def _throttle_wait() -> None:
+    current = _throttle
+    if current is not None and current.interval:
+        current.wait()
+
+
 def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run one Stripe request; retry rate limits with jittered exponential backoff."""
-    for attempt in range(RATE_LIMIT_RETRIES + 1):
-        with _calls_lock:
-            _calls[operation] += 1
+    """Run one Stripe request under the limit, retrying as ``retry_delay`` says."""
+    current = _throttle
+    retries = current.retries if current else settings.STRIPE_MAX_NETWORK_RETRIES
+    attempt = 0
+    while True:
+        _throttle_wait()
+        _count(operation)
         try:
             return fn(*args, **kwargs)
-        except stripe.RateLimitError as exc:
-            if attempt == RATE_LIMIT_RETRIES:
-                raise _translate(exc, operation) from exc
-            delay = RATE_LIMIT_BASE_DELAY * 2**attempt * (0.5 + random.random())  # noqa: S311
-            logger.warning(
-                "stripe %s rate limited; retry %s in %.2fs", operation, attempt + 1, delay
-            )
-            time.sleep(delay)
         except stripe.StripeError as exc:
-            raise _translate(exc, operation) from exc
-    raise AssertionError("unreachable")
+            delay = retry_delay(exc, attempt) if attempt < retries else None
+            if delay is None:
+                raise _translate(exc, operation) from exc
+            attempt += 1
+            logger.warning(
+                "stripe %s: %s (%s); retry %s in %.2fs",
+                operation,
+                type(exc).__name__,
+                exc.http_status or "no response",
+                attempt,
+                delay,
+            )
+            if current is not None and exc.http_status == 429:
+                current.hold(delay)
+            time.sleep(delay)
 
 
-def _options(idempotency_key: str | None) -> dict[str, str] | None:
-    return {"idempotency_key": idempotency_key} if idempotency_key else None
+def _options(idempotency_key: str | None) -> dict[str, str]:
+    """Request options of a POST: its idempotency key, made here when the caller has none, so
+    every retry of this call is the same request to Stripe (stripe-python would make a new
+    key for each attempt)."""
+    return {"idempotency_key": idempotency_key or f"shop-auto-{uuid.uuid4().hex}"}
 
 
 def as_dict(value: stripe.StripeObject | Mapping[str, Any]) -> dict[str, Any]:
@@ -293,18 +428,31 @@ def delete(*, object_type: str, stripe_id: str) -> stripe.StripeObject:
     return _call(f"{object_type}.delete", _service(object_type).delete, stripe_id)
 
 
+def list_page(
+    *,
+    object_type: str,
+    params: Mapping[str, Any] | None = None,
+    starting_after: str | None = None,
+) -> stripe.ListObject:
+    """One page of a list, newest first: 100 objects after ``starting_after`` (the last id of
+    the previous page). ``params`` may carry filters and ``expand`` (``data.<field>``)."""
+    page_params = {"limit": 100, **(params or {})}
+    if starting_after:
+        page_params["starting_after"] = starting_after
+    return _call(f"{object_type}.list", _service(object_type).list, page_params)
+
+
 def list_all(
     *, object_type: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[stripe.StripeObject]:
     """Every object matching ``params``, newest first, fetched 100 to a page."""
-    page_params = {"limit": 100, **(params or {})}
-    page = _call(f"{object_type}.list", _service(object_type).list, page_params)
+    after = None
     while True:
+        page = list_page(object_type=object_type, params=params, starting_after=after)
         yield from page.data
         if not page.has_more or not page.data:
             return
-        page_params = {**page_params, "starting_after": page.data[-1].id}
-        page = _call(f"{object_type}.list", _service(object_type).list, page_params)
+        after = page.data[-1].id
 
 
 def action(

@@ -3,29 +3,29 @@
 Rules this module keeps (see DESIGN.md):
 - act on the latest object, re-fetched from Stripe with the expansions handlers need, never on
   the event's snapshot;
-- the mirror never goes back to an older state: fetch and write happen under a per-object
-  lock, so a later fetch is always written after an earlier one;
+- no transaction or lock is held while Stripe is called: fetch first, then write briefly;
+- the mirror never goes back to an older state: every write goes through ``billing.sync``'s
+  ordering guard;
 - a fetch that started after an event was received already reflects that event, so a burst of
   events for one object costs one fetch, not one each (coalescing);
-- an event's effects happen once: the event row is locked for the whole processing and its
-  status checked first; handlers are idempotent themselves as a second layer.
+- an event's effects happen once: the event row is locked and its status checked in the
+  transaction that applies them; handlers are idempotent themselves as a second layer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import mirror, stripe_api
-from billing.models import InboundEvent, ObjectSync
+from billing import sync
+from billing.models import InboundEvent
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ Handler = Callable[[EventContext], str | None]
 # Event type -> business handler (None: the event only refreshes the mirror).
 HANDLERS: dict[str, Handler | None] = {}
 # Stripe object type -> expansions to ask for whenever that object is fetched.
-EXPANSIONS: dict[str, set[str]] = {}
+EXPANSIONS = sync.EXPANSIONS
 
 # Event types whose object type is not their first dotted segment.
 _EVENT_OBJECT_PREFIXES = {
@@ -93,133 +93,55 @@ def subscribed_event_types() -> list[str]:
     return sorted(HANDLERS)
 
 
-# --- Locks ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def object_lock(stripe_id: str):
-    """Serialise work on one Stripe object across workers (inside a transaction).
-
-    PostgreSQL: a transaction-scoped advisory lock on the id, released at commit/rollback.
-    SQLite (the embedded default): transactions begin IMMEDIATE (see settings), holding the
-    database's single write lock from BEGIN to COMMIT, so they are serialised already.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [stripe_id])
-    yield
-
-
-def db_now() -> datetime:
-    """The database's clock, so web and worker machines compare times on one clock."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT clock_timestamp()")
-            return cursor.fetchone()[0]
-    return timezone.now()
-
-
-# --- The mirror, refreshed under the ordering guard ----------------------------------------
-
-
-@dataclass(frozen=True)
-class Refreshed:
-    obj: dict[str, Any]
-    mirror: Any | None
-    coalesced: bool
-    deleted: bool
-
-
-def object_refresh(
-    *, object_type: str, stripe_id: str, not_older_than: datetime | None = None
-) -> Refreshed:
-    """Bring the mirror of one object up to Stripe's current state; return that state.
-
-    Call inside ``transaction.atomic``. With ``not_older_than``, a fetch that started at or
-    after that moment is reused instead of fetching again.
-    """
-    with object_lock(stripe_id):
-        state = ObjectSync.objects.filter(stripe_id=stripe_id).first()
-        if (
-            not_older_than is not None
-            and state is not None
-            and state.snapshot is not None
-            and state.fetch_started_at is not None
-            and state.fetch_started_at >= not_older_than
-        ):
-            return Refreshed(
-                obj=state.snapshot,
-                mirror=mirror.row_for(state.snapshot),
-                coalesced=True,
-                deleted=state.deleted_at is not None,
-            )
-
-        started = db_now()
-        try:
-            fetched = stripe_api.retrieve(
-                object_type=object_type,
-                stripe_id=stripe_id,
-                expand=sorted(EXPANSIONS.get(object_type, ())),
-            )
-            data = stripe_api.as_dict(fetched)
-        except stripe_api.StripeNotFound:
-            data = {"id": stripe_id, "object": object_type, "deleted": True}
-
-        deleted = bool(data.get("deleted"))
-        row = mirror.mark_deleted(data) if deleted else mirror.upsert(data)
-        now = timezone.now()
-        ObjectSync.objects.update_or_create(
-            stripe_id=stripe_id,
-            defaults={
-                "object_type": object_type,
-                "fetch_started_at": started,
-                "synced_at": now,
-                "snapshot": data,
-                "deleted_at": ((state and state.deleted_at) or now) if deleted else None,
-                "fetch_count": (state.fetch_count if state else 0) + 1,
-            },
-        )
-        return Refreshed(obj=data, mirror=row, coalesced=False, deleted=deleted)
-
-
 # --- Processing one event -------------------------------------------------------------------
 
 
 def process(event_id: str) -> str:
     """Process one stored event exactly once; return its resulting status.
 
-    Raises on failure (the caller records it and schedules a retry); the whole attempt,
-    mirror writes and business effects included, is rolled back with it.
+    Three steps, so no transaction or lock is held while Stripe is called:
+    1. claim: a short look at the event (skip it if final; types nobody handles and events
+       without an object finish here);
+    2. fetch the object from Stripe with the registered expansions, outside any transaction,
+       unless a fetch that started after this event was received already wrote the mirror;
+    3. one short transaction: the event row locked and checked again (a concurrent copy of
+       this task may have finished it), the mirror written through the ordering guard
+       (``billing.sync``), the handler run, the outcome recorded.
+    Raises on failure (the caller records it and schedules a retry); the mirror writes and
+    business effects of the attempt are rolled back with it.
     """
+    event = _claim(event_id)
+    if event.is_final:
+        return event.status
+
+    reused = sync.coalesced(
+        object_type=event.object_type,
+        stripe_id=event.object_id,
+        not_older_than=event.received_at,
+    )
+    fetched = (
+        None
+        if reused is not None
+        else sync.object_fetch(object_type=event.object_type, stripe_id=event.object_id)
+    )
+
     with transaction.atomic():
         event = InboundEvent.objects.select_for_update().get(pk=event_id)
         if event.is_final:
             return event.status
         started = timezone.now()
-        if event.type not in HANDLERS:
-            _finish(
-                event, InboundEvent.Status.IGNORED, "no handler registered for this type", started
-            )
-            return event.status
-        if not event.object_id:
-            _finish(event, InboundEvent.Status.PROCESSED, "event has no object to fetch", started)
-            return event.status
-
-        refreshed = object_refresh(
-            object_type=event.object_type,
-            stripe_id=event.object_id,
-            not_older_than=event.received_at,
+        synced = reused or sync.object_write(
+            data=fetched.data, started_at=fetched.started_at, expand=fetched.expand
         )
         handler = HANDLERS[event.type]
-        notes = ["mirror reused (coalesced)" if refreshed.coalesced else "object fetched"]
-        if refreshed.deleted:
+        notes = ["mirror reused (coalesced)" if synced.coalesced else "object fetched"]
+        if fetched is not None and not synced.written:
+            notes.append("mirror already held a later fetch; kept it")
+        if synced.deleted:
             notes.append("object deleted in Stripe; marked deleted in the mirror")
         if handler is not None:
             context = EventContext(
-                event=event,
-                obj=refreshed.obj,
-                mirror=refreshed.mirror,
-                coalesced=refreshed.coalesced,
+                event=event, obj=synced.obj, mirror=synced.mirror, coalesced=synced.coalesced
             )
             result = handler(context)
             if result:
@@ -227,6 +149,22 @@ def process(event_id: str) -> str:
         event.attempts += 1
         _finish(event, InboundEvent.Status.PROCESSED, "; ".join(notes), started)
         return event.status
+
+
+def _claim(event_id: str) -> InboundEvent:
+    """Finish at once what needs no Stripe object; otherwise hand the event on to fetch."""
+    with transaction.atomic():
+        event = InboundEvent.objects.select_for_update().get(pk=event_id)
+        if event.is_final:
+            return event
+        started = timezone.now()
+        if event.type not in HANDLERS:
+            _finish(
+                event, InboundEvent.Status.IGNORED, "no handler registered for this type", started
+            )
+        elif not event.object_id:
+            _finish(event, InboundEvent.Status.PROCESSED, "event has no object to fetch", started)
+        return event
 
 
 def _finish(event: InboundEvent, status: str, outcome: str, started: datetime) -> None:

@@ -1,9 +1,10 @@
-"""Writes to the dj-stripe mirror.
+"""Row-level writes to the dj-stripe mirror, used only by ``billing.sync``.
 
 dj-stripe's ``sync_from_stripe_data`` upserts one object and creates missing related rows,
 but leaves related rows that already exist as they were, even when the data carries a fresh
-expanded copy of them. ``upsert`` therefore also syncs every expanded related object it finds,
-so one fetch with ``expand`` refreshes all the rows it describes.
+expanded copy of them. ``billing.sync`` therefore writes every expanded related object first,
+each through the ordering guard, then the object itself with ``upsert``. Nothing else calls
+these functions: they know nothing of ordering.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def _is_mirrored_object(value: Any) -> bool:
     return isinstance(value, dict) and value.get("object") in MODELS and "id" in value
 
 
-def _expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
+def expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Related objects that came expanded inside ``data`` (one level; recursion does the rest)."""
     children = []
     for key, value in data.items():
@@ -54,18 +55,16 @@ def _expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def upsert(data: Any) -> djstripe_models.StripeModel | None:
-    """Write ``data`` (a full object as Stripe returned it) and its expanded relations."""
+    """Write ``data`` (a full object as Stripe returned it); ``billing.sync`` has written its
+    expanded children already, so dj-stripe finds their rows instead of fetching them.
+
+    (A child pointing back at a parent that is not mirrored yet makes dj-stripe fetch that
+    parent: handlers avoid such expansions.)
+    """
     data = stripe_api.as_dict(data)
     model = model_for(data.get("object", ""))
     if model is None:
         return None
-    # Children first: dj-stripe creating a missing related row from the nested copy goes
-    # through a plain dict and fails on nested lists (a subscription's items), so every
-    # expanded child is written by its own sync. (A child pointing back at a parent that is
-    # not mirrored yet makes dj-stripe fetch that parent: handlers avoid such expansions.)
-    for child in _expanded_children(data):
-        if not child.get("deleted"):
-            upsert(child)
     # dj-stripe pages nested lists (subscription items, refunds) with auto_paging_iter, so it
     # needs stripe-python objects rather than the plain dict.
     return model.sync_from_stripe_data(

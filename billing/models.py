@@ -120,9 +120,10 @@ class WebhookSecret(models.Model):
 class ObjectSync(models.Model):
     """How fresh the mirror of one Stripe object is: the ordering guard's memory.
 
-    ``fetch_started_at`` is when the latest fetch from Stripe began. An event received
+    ``fetch_started_at`` is when the fetch (or the request) whose answer the mirror holds
+    began. A copy from an earlier fetch is never written over it, and an event received
     before that moment is already reflected in ``snapshot`` (Stripe answered with a state at
-    least as new as the event), so it needs no fetch of its own.
+    least as new as the event), so it needs no fetch of its own. See ``billing.sync``.
     """
 
     stripe_id = models.CharField(primary_key=True, max_length=255)
@@ -133,6 +134,9 @@ class ObjectSync(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     snapshot = models.JSONField(
         null=True, blank=True, help_text="The object as last fetched, with its expansions"
+    )
+    snapshot_expand = models.JSONField(
+        default=list, blank=True, help_text="The expansions the snapshot carries"
     )
 
     class Meta:

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from djstripe.models import Customer, WebhookEndpoint
 
-from billing import events, mirror, stripe_api
+from billing import events, stripe_api, sync
 from billing.models import InboundEvent, WebhookDelivery, WebhookSecret
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,8 @@ def delivery_accept(
         raise
 
     with transaction.atomic():
-        received_at = events.db_now()
+        # On the clock fetches are compared with (coalescing in billing.sync).
+        received_at = sync.fetch_started()
         event, created = InboundEvent.objects.get_or_create(
             id=payload["id"], defaults={**fields, "received_at": received_at}
         )
@@ -240,6 +241,7 @@ def webhook_endpoint_create(
     """
     local_uuid = uuid.uuid4()
     url = f"{base_url.rstrip('/')}/stripe/webhook/{local_uuid}/"
+    started = sync.fetch_started()
     created = stripe_api.create(
         object_type="webhook_endpoint",
         params={
@@ -250,8 +252,9 @@ def webhook_endpoint_create(
             "metadata": {"djstripe_uuid": str(local_uuid)},
         },
         idempotency_key=stripe_api.idempotency_key("webhook_endpoint", local_uuid),
+        refetch_replayed=False,
     )
-    return mirror.upsert(created)
+    return sync.object_write(data=created, started_at=started).mirror
 
 
 def webhook_secret_rotate(
@@ -284,6 +287,7 @@ def customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
     customer = existing.order_by("created").first()
     if customer is not None:
         return customer
+    started = sync.fetch_started()
     created = stripe_api.create(
         object_type="customer",
         params={
@@ -294,7 +298,7 @@ def customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
         idempotency_key=stripe_api.idempotency_key("customer", user.pk),
     )
     with transaction.atomic():
-        customer = mirror.upsert(created)
+        customer = sync.object_write(data=created, started_at=started).mirror
         Customer.objects.filter(pk=customer.pk).update(subscriber=user)
     customer.refresh_from_db()
     return customer

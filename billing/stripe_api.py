@@ -398,14 +398,31 @@ def retrieve(
 
 
 def create(
-    *, object_type: str, params: Mapping[str, Any], idempotency_key: str | None = None
+    *,
+    object_type: str,
+    params: Mapping[str, Any],
+    idempotency_key: str | None = None,
+    refetch_replayed: bool = True,
 ) -> stripe.StripeObject:
-    return _call(
+    """Create an object. An answer replayed from Stripe's idempotency cache is the object as
+    it was when first created (a session since paid still says ``open``), so the object is
+    then retrieved: callers write what they get to the mirror and must get the present.
+    ``refetch_replayed=False`` keeps the replayed answer (a webhook endpoint's secret is in
+    its create answer only)."""
+    created = _call(
         f"{object_type}.create",
         _service(object_type).create,
         dict(params),
         _options(idempotency_key),
     )
+    if refetch_replayed and _replayed(created):
+        return retrieve(object_type=object_type, stripe_id=created.id)
+    return created
+
+
+def _replayed(answer: stripe.StripeObject) -> bool:
+    response = getattr(answer, "last_response", None)
+    return bool(response) and response.headers.get("Idempotent-Replayed") == "true"
 
 
 def update(

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from djstripe.models import Customer, PaymentIntent, Price, Session, Subscription
 
-from billing import events, mirror, stripe_api
+from billing import stripe_api, sync
 from billing.services import customer_get_or_create
 from orders.models import PAID_STATES, PAYABLE, TRANSITIONS, Order, OrderHistory, OrderItem
 
@@ -128,11 +128,11 @@ def catalog_sync() -> dict[str, int]:
     again one by one.
     """
     counts = {"product": 0, "price": 0}
-    with transaction.atomic():
-        for object_type in ("product", "price"):
-            for obj in stripe_api.list_all(object_type=object_type):
-                mirror.upsert(stripe_api.as_dict(obj))
-                counts[object_type] += 1
+    for object_type in ("product", "price"):
+        started = sync.fetch_started()
+        found = list(stripe_api.list_all(object_type=object_type))
+        sync.objects_write(objects=found, started_at=started)
+        counts[object_type] = len(found)
     return counts
 
 
@@ -236,18 +236,18 @@ def _session_create(*, order: Order, attempt: int) -> dict[str, Any]:
         "success_url": _site_url("orders:return", order) + "?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": _site_url("orders:cancel", order),
     }
+    started = sync.fetch_started()
     session = stripe_api.create(
         object_type="checkout.session",
         params=params,
         # Derived from the order and its attempt: a double submit gets the same session.
         idempotency_key=stripe_api.idempotency_key("checkout.session", order.public_id, attempt),
     )
-    return stripe_api.as_dict(session)
+    return sync.object_write(data=session, started_at=started).obj
 
 
 def _session_link(*, order: Order, session: dict[str, Any], attempt: int) -> Order:
-    with transaction.atomic(), events.object_lock(session["id"]):
-        mirror.upsert(session)
+    with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if locked.checkout_attempt != attempt or locked.checkout_session_id == session["id"]:
             return locked
@@ -285,12 +285,11 @@ def order_payment_start(*, order: Order) -> PaymentStep:
     """
     attempt = order.checkout_attempt
     if order.checkout_session_id:
-        with transaction.atomic():
-            session = events.object_refresh(
-                object_type="checkout.session", stripe_id=order.checkout_session_id
-            ).obj
-            if session.get("status") == "complete":
-                order_fulfil(session=session, source="pay again")
+        session = sync.object_sync(
+            object_type="checkout.session", stripe_id=order.checkout_session_id
+        ).obj
+        if session.get("status") == "complete":
+            order_fulfil(session=session, source="pay again")
         order.refresh_from_db()
         if session.get("status") == "open":
             if session.get("expires_at", 0) > time.time() + SESSION_REUSE_MARGIN:
@@ -547,18 +546,19 @@ def order_subscription_cancel(*, order: Order, user: AbstractBaseUser) -> dict[s
         raise CheckoutError("This order has no subscription.")
     if order.status not in (S.PAID, S.FULFILLED, S.PARTIALLY_REFUNDED):
         raise CheckoutError("This subscription is not active.")
-    with transaction.atomic(), events.object_lock(order.subscription_id):
-        try:
-            updated = stripe_api.as_dict(
-                stripe_api.update(
-                    object_type="subscription",
-                    stripe_id=order.subscription_id,
-                    params={"cancel_at_period_end": True},
-                )
+    started = sync.fetch_started()
+    try:
+        updated = stripe_api.as_dict(
+            stripe_api.update(
+                object_type="subscription",
+                stripe_id=order.subscription_id,
+                params={"cancel_at_period_end": True},
             )
-        except stripe_api.StripeAPIError as exc:
-            raise CheckoutError(exc.message) from exc
-        mirror.upsert(updated)
+        )
+    except stripe_api.StripeAPIError as exc:
+        raise CheckoutError(exc.message) from exc
+    with transaction.atomic():
+        sync.object_write(data=updated, started_at=started)
         locked = Order.objects.select_for_update().get(pk=order.pk)
         _note(order=locked, source="customer", actor=user,
               note=f"asked to cancel {order.subscription_id} at period end")  # fmt: skip
@@ -576,9 +576,8 @@ def order_return_check(*, order: Order, session_id: str, user: AbstractBaseUser)
     """
     if order.status in PAID_STATES or session_id != order.checkout_session_id:
         return order
-    with transaction.atomic():
-        session = events.object_refresh(object_type="checkout.session", stripe_id=session_id).obj
-        if (session.get("metadata") or {}).get("order_id") == order.public_id:
-            order_fulfil(session=session, source="return page", actor=user)
+    session = sync.object_sync(object_type="checkout.session", stripe_id=session_id).obj
+    if (session.get("metadata") or {}).get("order_id") == order.public_id:
+        order_fulfil(session=session, source="return page", actor=user)
     order.refresh_from_db()
     return order

@@ -1,45 +1,101 @@
-"""The mirror upsert refreshes expanded related rows, which dj-stripe alone leaves stale."""
+"""The one mirror write path: expanded children refreshed, never older over newer."""
+
+import threading
+import time
+from datetime import timedelta
 
 import pytest
-from djstripe.models import Charge, PaymentIntent, Subscription
+from django.db import connection
+from djstripe.models import Charge, Customer, PaymentIntent, Subscription
 
-from billing import mirror, stripe_api
+from billing import events, stripe_api, sync
+from billing.models import ObjectSync
+from config.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_expanded_related_object_refreshes_its_existing_row(stripe_emulator):
-    # Given a payment intent already mirrored
-    intent = stripe_api.create(
+def paid_intent(metadata: dict) -> stripe_api.stripe.StripeObject:
+    return stripe_api.create(
         object_type="payment_intent",
         params={"amount": 1500, "currency": "usd", "payment_method": "pm_card_visa",
-                "confirm": True, "metadata": {"v": "1"}},
+                "confirm": True, "metadata": metadata},
     )  # fmt: skip
-    mirror.upsert(intent)
+
+
+def write_now(obj) -> sync.Synced:
+    return sync.object_write(data=obj, started_at=sync.fetch_started())
+
+
+def test_expanded_related_object_refreshes_its_existing_row(stripe_emulator):
+    # Given a payment intent already mirrored
+    intent = paid_intent({"v": "1"})
+    write_now(intent)
     assert PaymentIntent.objects.get(id=intent.id).metadata == {"v": "1"}
     # and changed in Stripe since
     stripe_api.update(
         object_type="payment_intent", stripe_id=intent.id, params={"metadata": {"v": "2"}}
     )
 
-    # When its charge is fetched with the intent expanded and upserted
+    # When its charge is fetched with the intent expanded and written
     charge = stripe_api.retrieve(
         object_type="charge", stripe_id=intent.latest_charge, expand=["payment_intent"]
     )
-    mirror.upsert(charge)
+    write_now(charge)
 
     # Then both rows hold Stripe's current state
     assert Charge.objects.get(id=charge.id).payment_intent_id == intent.id
     assert PaymentIntent.objects.get(id=intent.id).metadata == {"v": "2"}
 
 
-def test_upsert_stores_json_safe_data(stripe_emulator):
+def test_an_older_copy_never_replaces_a_newer_one(stripe_emulator):
+    # Given a customer fetched twice, the second fetch after a change
+    customer = stripe_api.create(object_type="customer", params={"name": "Old"})
+    old_started = sync.fetch_started()
+    old = stripe_api.retrieve(object_type="customer", stripe_id=customer.id)
+    stripe_api.update(object_type="customer", stripe_id=customer.id, params={"name": "New"})
+    new_started = sync.fetch_started()
+    new = stripe_api.retrieve(object_type="customer", stripe_id=customer.id)
+
+    # When the later fetch is written first, then the earlier one arrives
+    first = sync.object_write(data=new, started_at=new_started)
+    second = sync.object_write(data=old, started_at=old_started)
+
+    # Then the mirror keeps the newer state, and says so
+    assert first.written and not second.written
+    assert second.obj["name"] == "New"
+    assert Customer.objects.get(id=customer.id).stripe_data["name"] == "New"
+    assert ObjectSync.objects.get(stripe_id=customer.id).fetch_started_at == new_started
+
+
+def test_an_older_expanded_child_never_replaces_a_newer_row(stripe_emulator):
+    # Given a charge fetched with its intent expanded, before the intent changed
+    intent = paid_intent({"v": "1"})
+    old_started = sync.fetch_started()
+    charge = stripe_api.retrieve(
+        object_type="charge", stripe_id=intent.latest_charge, expand=["payment_intent"]
+    )
+    stripe_api.update(
+        object_type="payment_intent", stripe_id=intent.id, params={"metadata": {"v": "2"}}
+    )
+    # and the intent's newer state already mirrored by a later fetch
+    sync.object_sync(object_type="payment_intent", stripe_id=intent.id)
+
+    # When the older charge (carrying the older intent) is written
+    sync.object_write(data=charge, started_at=old_started)
+
+    # Then the charge is written, and the intent keeps its newer state
+    assert Charge.objects.filter(id=charge.id).exists()
+    assert PaymentIntent.objects.get(id=intent.id).metadata == {"v": "2"}
+
+
+def test_write_stores_json_safe_data(stripe_emulator):
     price = stripe_api.create(
         object_type="price",
         params={"currency": "jpy", "unit_amount": 1500, "product_data": {"name": "Ramen"}},
     )
 
-    row = mirror.upsert(price)
+    row = write_now(price).mirror
 
     # stripe-python hands decimals as Decimal; the mirror keeps Stripe's wire form
     assert row.stripe_data["unit_amount_decimal"] == "1500"
@@ -60,13 +116,87 @@ def test_expanded_object_not_yet_mirrored_is_created_with_its_lists(stripe_emula
     )  # fmt: skip
     stripe_emulator.complete_checkout(session.id)
 
-    # When the session is upserted with the subscription expanded
+    # When the session is written with the subscription expanded
     fetched = stripe_api.retrieve(
         object_type="checkout.session", stripe_id=session.id, expand=["subscription"]
     )
-    mirror.upsert(fetched)
+    write_now(fetched)
 
     # Then the subscription row exists, items and all
     subscription = Subscription.objects.get(id=fetched.subscription.id)
     assert subscription.stripe_data["status"] == "active"
     assert subscription.items.count() == 1
+
+
+def test_a_replayed_create_returns_the_present_state(stripe_emulator):
+    # Given a session created with an idempotency key, then paid
+    price = stripe_api.create(
+        object_type="price",
+        params={"currency": "usd", "unit_amount": 500, "product_data": {"name": "Pin"}},
+    )
+    params = {"mode": "payment", "success_url": "http://127.0.0.1/ok",
+              "line_items": [{"price": price.id, "quantity": 1}]}  # fmt: skip
+    first = stripe_api.create(object_type="checkout.session", params=params, idempotency_key="k1")
+    stripe_emulator.complete_checkout(first.id)
+
+    # When the same create is sent again (a retry), Stripe replays its first answer
+    again = stripe_api.create(object_type="checkout.session", params=params, idempotency_key="k1")
+
+    # Then the caller gets the session as it is now, not as it was
+    assert again.id == first.id
+    assert again.status == "complete"
+
+
+def idle_transactions() -> int:
+    """Other connections to this database sitting inside a transaction (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("path", ["event processing", "object_sync"])
+def test_no_transaction_is_held_while_stripe_is_slow(stripe_emulator, deliver_event, path):
+    """The fetch runs outside any transaction: a slow Stripe holds no lock and no
+    transaction (on SQLite one held write lock would stop every webhook intake)."""
+    customer = stripe_api.create(object_type="customer", params={"email": "slow@example.com"})
+    (created,) = [
+        e
+        for e in stripe_api.list_all(object_type="event", params={"type": "customer.created"})
+        if e.data.object.id == customer.id
+    ]
+    celery_app.conf.task_always_eager = False
+    deliver_event(stripe_api.as_dict(created))
+    celery_app.conf.task_always_eager = True
+    # Given a Stripe that takes 3 s to answer
+    stripe_emulator.set_faults(latency=3.0)
+
+    def slow():
+        try:
+            if path == "object_sync":
+                sync.object_sync(object_type="customer", stripe_id=customer.id)
+            else:
+                events.process(created.id)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    time.sleep(0.7)  # the fetch is now waiting on Stripe
+
+    # When another writer needs the database meanwhile
+    began = time.monotonic()
+    ObjectSync.objects.create(stripe_id="cus_other", object_type="customer")
+    waited = time.monotonic() - began
+
+    # Then it is not kept waiting, and no transaction is open behind the fetch
+    assert waited < 1.0, f"a writer waited {waited:.1f}s behind a Stripe call"
+    if connection.vendor == "postgresql":
+        assert idle_transactions() == 0
+    assert worker.is_alive(), "the fetch should still be waiting on Stripe"
+    worker.join(15)
+    assert Customer.objects.filter(id=customer.id).exists()
+    state = ObjectSync.objects.get(stripe_id=customer.id)
+    assert state.synced_at - state.fetch_started_at >= timedelta(seconds=2.5)

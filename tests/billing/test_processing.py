@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from djstripe.models import Customer, Invoice, Product, Subscription
 
-from billing import events, services, stripe_api
+from billing import events, services, stripe_api, sync
 from billing.models import InboundEvent, ObjectSync, WebhookDelivery
 from config.celery import app as celery_app
 
@@ -145,13 +145,13 @@ def test_an_event_received_after_the_last_fetch_is_fetched_again(stripe_emulator
 
 
 def test_object_lock_serialises_work_on_one_object(stripe_emulator):
-    """A second refresh of an object waits for the first transaction to commit."""
+    """A write of an object waits for the transaction holding its lock to commit."""
     customer = stripe_api.create(object_type="customer", params={"email": "lock@example.com"})
     held = threading.Event()
     timings: dict[str, float] = {}
 
     def holder():
-        with transaction.atomic(), events.object_lock(customer.id):
+        with transaction.atomic(), sync.object_lock(customer.id):
             held.set()
             time.sleep(1.0)
             timings["released"] = time.monotonic()
@@ -159,9 +159,8 @@ def test_object_lock_serialises_work_on_one_object(stripe_emulator):
 
     def contender():
         held.wait(5)
-        with transaction.atomic():
-            events.object_refresh(object_type="customer", stripe_id=customer.id)
-            timings["refreshed"] = time.monotonic()
+        sync.object_sync(object_type="customer", stripe_id=customer.id)
+        timings["refreshed"] = time.monotonic()
         connection.close()
 
     threads = [threading.Thread(target=holder), threading.Thread(target=contender)]

@@ -1,0 +1,245 @@
+"""The one mirror write path: every writer of the dj-stripe mirror goes through here.
+
+Events, the return page, catalog sync, customer creation, cancellation, the admin's metadata
+edits and resyncs, backfill: each either fetches an object (``object_sync``) or already has
+Stripe's answer to a request (``object_write``, ``objects_write``), and writes it here.
+
+Rules (DESIGN.md):
+- No database transaction or lock is held across a call to Stripe. ``object_sync`` fetches
+  first, then writes in one short transaction.
+- Never older over newer. Each object remembers when the fetch that wrote it started
+  (``ObjectSync.fetch_started_at``, on the database clock). A copy is written only if its
+  fetch started at or after that moment; otherwise the mirror already holds a state at least
+  as new, and is kept. The check runs under the per-object lock, for the object and for each
+  expanded child it carries, so no path can put an older child over a newer row either.
+- A fetch that started after an event was received reflects that event: events received
+  before the last fetch of their object need no fetch of their own (coalescing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing import mirror, stripe_api
+from billing.models import ObjectSync
+
+# Stripe object type -> expansions to ask for whenever that object is fetched (filled by
+# ``billing.events.register``: each handler declares what it reads).
+EXPANSIONS: dict[str, set[str]] = {}
+
+
+def expansions(object_type: str) -> list[str]:
+    return sorted(EXPANSIONS.get(object_type, ()))
+
+
+# --- Locks and the clock --------------------------------------------------------------------
+
+
+@contextmanager
+def object_lock(*stripe_ids: str) -> Iterator[None]:
+    """Serialise work on Stripe objects across processes (inside a transaction).
+
+    PostgreSQL: transaction-scoped advisory locks, taken in sorted order so two writers of
+    overlapping objects cannot deadlock, released at commit or rollback. SQLite (the embedded
+    default): transactions begin IMMEDIATE (see settings) and hold the database's single write
+    lock from BEGIN to COMMIT, so they are serialised already.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for stripe_id in sorted(set(stripe_ids)):
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [stripe_id])
+    yield
+
+
+def fetch_started() -> datetime:
+    """Now, on the database's clock: read it just before a Stripe request whose answer you
+    will write, so web and worker machines compare fetch times on one clock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0]
+    return timezone.now()
+
+
+# --- What a write returns -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Synced:
+    """The outcome of bringing one object into the mirror."""
+
+    obj: dict[str, Any]  # the object as the mirror now has it (ours, or a newer copy)
+    mirror: Any | None  # the dj-stripe row (None for types without a model)
+    previous: dict[str, Any] | None  # the row's data before this write (None: new, or kept)
+    written: bool  # False when the mirror already held a copy from a later fetch
+    coalesced: bool  # served by an earlier fetch, without calling Stripe
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class Fetched:
+    data: dict[str, Any]
+    started_at: datetime
+    expand: tuple[str, ...]
+
+
+# --- Fetch (no lock, no transaction) --------------------------------------------------------
+
+
+def object_fetch(*, object_type: str, stripe_id: str) -> Fetched:
+    """Retrieve one object with its registered expansions. Call with no transaction open.
+
+    An object Stripe no longer has comes back as a deletion stub (``deleted: true``), which
+    the write marks deleted in the mirror.
+    """
+    expand = expansions(object_type)
+    started = fetch_started()
+    try:
+        data = stripe_api.as_dict(
+            stripe_api.retrieve(object_type=object_type, stripe_id=stripe_id, expand=expand)
+        )
+    except stripe_api.StripeNotFound:
+        data = {"id": stripe_id, "object": object_type, "deleted": True}
+    return Fetched(data=data, started_at=started, expand=tuple(expand))
+
+
+def coalesced(*, object_type: str, stripe_id: str, not_older_than: datetime) -> Synced | None:
+    """The mirror's copy when a fetch that started at or after ``not_older_than`` wrote it
+    with every expansion this type needs; None when a fetch is needed."""
+    state = ObjectSync.objects.filter(stripe_id=stripe_id).first()
+    if not _serves(state, not_older_than, expansions(object_type)):
+        return None
+    return Synced(
+        obj=state.snapshot,
+        mirror=mirror.row_for(state.snapshot),
+        previous=None,
+        written=False,
+        coalesced=True,
+        deleted=state.deleted_at is not None,
+    )
+
+
+def _serves(state: ObjectSync | None, not_older_than: datetime, expand: Iterable[str]) -> bool:
+    return (
+        state is not None
+        and state.snapshot is not None
+        and state.fetch_started_at is not None
+        and state.fetch_started_at >= not_older_than
+        and set(expand) <= set(state.snapshot_expand or ())
+    )
+
+
+def object_sync(
+    *, object_type: str, stripe_id: str, not_older_than: datetime | None = None
+) -> Synced:
+    """Bring one object's mirror up to Stripe's current state; return that state.
+
+    Call outside ``transaction.atomic``: the fetch must not hold locks. With
+    ``not_older_than`` (an event's receipt time), a fetch that started at or after that
+    moment is reused instead of calling Stripe again.
+    """
+    if not_older_than is not None:
+        reused = coalesced(
+            object_type=object_type, stripe_id=stripe_id, not_older_than=not_older_than
+        )
+        if reused is not None:
+            return reused
+    fetched = object_fetch(object_type=object_type, stripe_id=stripe_id)
+    return object_write(data=fetched.data, started_at=fetched.started_at, expand=fetched.expand)
+
+
+# --- Write (short transaction, per-object locks, the ordering guard) ------------------------
+
+
+def object_write(
+    *, data: dict[str, Any] | Any, started_at: datetime, expand: Iterable[str] = ()
+) -> Synced:
+    """Write one object Stripe returned (a fetch, or the answer to a create or update).
+
+    ``started_at`` is ``fetch_started()`` read just before that request; ``expand`` lists the
+    expansions ``data`` carries (what later coalescing may rely on).
+    """
+    return objects_write(objects=[data], started_at=started_at, expand=expand)[0]
+
+
+def objects_write(
+    *, objects: Iterable[dict[str, Any] | Any], started_at: datetime, expand: Iterable[str] = ()
+) -> list[Synced]:
+    """Write objects from one Stripe answer (e.g. a list page) in one short transaction."""
+    objects = [stripe_api.as_dict(o) for o in objects]
+    expand = tuple(sorted(expand))
+    ids = [d["id"] for o in objects for d in _with_children(o)]
+    with transaction.atomic(), object_lock(*ids):
+        states = {s.stripe_id: s for s in ObjectSync.objects.filter(stripe_id__in=ids)}
+        done: set[str] = set()
+        return [_write(data, started_at, states, expand, done, top=True) for data in objects]
+
+
+def _with_children(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield data
+    for child in mirror.expanded_children(data):
+        yield from _with_children(child)
+
+
+def _write(
+    data: dict[str, Any],
+    started_at: datetime,
+    states: dict[str, ObjectSync],
+    expand: tuple[str, ...],
+    done: set[str],
+    *,
+    top: bool,
+) -> Synced:
+    # Children first: dj-stripe, syncing a parent, creates a missing related row by fetching
+    # it from Stripe, and leaves an existing one as it is; writing each child through the
+    # guard makes the row exist and keeps a newer one.
+    for child in mirror.expanded_children(data):
+        if not child.get("deleted") and child["id"] not in done:
+            _write(child, started_at, states, (), done, top=False)
+
+    stripe_id = data["id"]
+    state = states.get(stripe_id)
+    if state is not None and state.fetch_started_at and state.fetch_started_at > started_at:
+        # The mirror holds a later fetch: keep it. Hand back its copy when it has what ours
+        # has (the handler then acts on the newest state), otherwise ours, which is still at
+        # least as new as whatever the caller is reacting to.
+        newer = _serves(state, state.fetch_started_at, expand) and not state.deleted_at
+        obj = state.snapshot if newer else data
+        return Synced(
+            obj=obj,
+            mirror=mirror.row_for(data),
+            previous=None,
+            written=False,
+            coalesced=False,
+            deleted=state.deleted_at is not None,
+        )
+
+    row = mirror.row_for(data)
+    previous = dict(row.stripe_data) if row is not None and row.stripe_data else None
+    deleted = bool(data.get("deleted"))
+    row = mirror.mark_deleted(data) if deleted else mirror.upsert(data)
+    now = timezone.now()
+    state, _ = ObjectSync.objects.update_or_create(
+        stripe_id=stripe_id,
+        defaults={
+            "object_type": data.get("object", ""),
+            "fetch_started_at": started_at,
+            "synced_at": now,
+            "snapshot": data,
+            "snapshot_expand": list(expand),
+            "deleted_at": ((state and state.deleted_at) or now) if deleted else None,
+            "fetch_count": (state.fetch_count if state else 0) + (1 if top else 0),
+        },
+    )
+    states[stripe_id] = state
+    done.add(stripe_id)
+    return Synced(
+        obj=data, mirror=row, previous=previous, written=True, coalesced=False, deleted=deleted
+    )

@@ -445,6 +445,11 @@ def delete(*, object_type: str, stripe_id: str) -> stripe.StripeObject:
     return _call(f"{object_type}.delete", _service(object_type).delete, stripe_id)
 
 
+def account() -> stripe.StripeObject:
+    """The account the key belongs to (its ``created`` bounds how far back objects go)."""
+    return _call("account.retrieve", client().v1.accounts.retrieve_current)
+
+
 def list_page(
     *,
     object_type: str,

@@ -1,0 +1,41 @@
+"""Business actions on orders, by concern: the state machine, the catalog, checkout, payment
+outcomes and subscriptions. Stripe calls go through ``billing.stripe_api`` only, mirror writes
+through ``billing.sync``. The public actions are importable from here.
+"""
+
+from orders.services.catalog import catalog_sync
+from orders.services.checkout import (
+    PaymentStep,
+    order_checkout_start,
+    order_create,
+    order_payment_start,
+    order_return_check,
+)
+from orders.services.payments import (
+    order_expire,
+    order_fulfil,
+    order_invoice_paid,
+    order_payment_fail,
+    order_refund_sync,
+)
+from orders.services.state import CheckoutError, TransitionRefused, order_transition
+from orders.services.subscriptions import order_subscription_cancel, order_subscription_sync
+
+__all__ = [
+    "CheckoutError",
+    "PaymentStep",
+    "TransitionRefused",
+    "catalog_sync",
+    "order_checkout_start",
+    "order_create",
+    "order_expire",
+    "order_fulfil",
+    "order_invoice_paid",
+    "order_payment_fail",
+    "order_payment_start",
+    "order_refund_sync",
+    "order_return_check",
+    "order_subscription_cancel",
+    "order_subscription_sync",
+    "order_transition",
+]

@@ -1,0 +1,214 @@
+"""Checkout: the order, its Checkout Session, paying again, and the customer's return."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from djstripe.models import Price
+
+from billing import stripe_api, sync
+from billing.services import customer_get_or_create
+from orders.models import PAID_STATES, Order, OrderItem
+from orders.services.payments import order_fulfil
+from orders.services.state import CheckoutError, S, _record, _transition
+
+logger = logging.getLogger(__name__)
+
+MAX_QUANTITY = 99
+# An open session this close to expiry is replaced rather than handed to the customer.
+SESSION_REUSE_MARGIN = 5 * 60
+
+
+def order_create(
+    *, user: AbstractBaseUser, price_id: str, quantity: int, request_token: str
+) -> Order:
+    """Create an order for one price, or return the one this buy form already created.
+
+    ``request_token`` comes from the rendered buy form, so a double-clicked button or a
+    resubmitted POST finds the first order (unique on user and token) instead of a second.
+    """
+    existing = Order.objects.filter(user=user, request_token=request_token).first()
+    if existing is not None:
+        return existing
+    price = (
+        Price.objects.select_related("product")
+        .filter(id=price_id, active=True, product__active=True)
+        .first()
+    )
+    if price is None:
+        raise CheckoutError("This product is not on sale any more.")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise CheckoutError(f"Choose a quantity between 1 and {MAX_QUANTITY}.")
+    unit_amount = price.stripe_data.get("unit_amount")
+    if unit_amount is None:
+        raise CheckoutError("This price cannot be bought here (it has no fixed amount).")
+    recurring = price.stripe_data.get("recurring") or {}
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                user=user,
+                request_token=request_token,
+                email=getattr(user, "email", "") or "",
+                mode=Order.Mode.SUBSCRIPTION if recurring else Order.Mode.PAYMENT,
+                currency=price.currency,
+                amount_total=unit_amount * quantity,
+            )
+            OrderItem.objects.create(
+                order=order,
+                price=price,
+                description=price.product.name,
+                quantity=quantity,
+                unit_amount=unit_amount,
+                recurring_interval=recurring.get("interval", ""),
+            )
+            _record(order=order, from_status="", to_status=order.status, source="checkout",
+                    actor=user, note=f"{quantity} x {price.id}")  # fmt: skip
+    except IntegrityError:
+        # The same form submitted twice at once: the other request created it.
+        return Order.objects.get(user=user, request_token=request_token)
+    return order
+
+
+@dataclass(frozen=True)
+class PaymentStep:
+    """Where to send the customer: Stripe Checkout (``url``), or back to the order."""
+
+    order: Order
+    url: str | None
+
+
+def order_checkout_start(
+    *, user: AbstractBaseUser, price_id: str, quantity: int, request_token: str
+) -> PaymentStep:
+    """The buy button: create (or find) the order, then a Checkout Session to pay it."""
+    order = order_create(
+        user=user, price_id=price_id, quantity=quantity, request_token=request_token
+    )
+    return order_payment_start(order=order)
+
+
+def _link_metadata(order: Order) -> dict[str, str]:
+    return {"order_id": order.public_id, "user_id": str(order.user_id)}
+
+
+def _site_url(name: str, order: Order) -> str:
+    return f"{settings.SITE_URL}{reverse(name, args=[order.public_id])}"
+
+
+def _session_create(*, order: Order, attempt: int) -> dict[str, Any]:
+    customer = customer_get_or_create(user=order.user)
+    link = _link_metadata(order)
+    params: dict[str, Any] = {
+        "mode": order.mode,
+        "customer": customer.id,
+        "client_reference_id": order.public_id,
+        "line_items": [
+            {"price": item.price_id, "quantity": item.quantity} for item in order.items.all()
+        ],
+        "metadata": link,
+        # Stripe does not copy session metadata to what the session creates; without these the
+        # charge, refund and invoice events could not be traced back to the order.
+        **(
+            {"subscription_data": {"metadata": link}}
+            if order.mode == Order.Mode.SUBSCRIPTION
+            else {"payment_intent_data": {"metadata": link}}
+        ),
+        "success_url": _site_url("orders:return", order) + "?session_id={CHECKOUT_SESSION_ID}",
+        "cancel_url": _site_url("orders:cancel", order),
+    }
+    started = sync.fetch_started()
+    session = stripe_api.create(
+        object_type="checkout.session",
+        params=params,
+        # Derived from the order and its attempt: a double submit gets the same session.
+        idempotency_key=stripe_api.idempotency_key("checkout.session", order.public_id, attempt),
+    )
+    return sync.object_write(data=session, started_at=started).obj
+
+
+def _session_link(*, order: Order, session: dict[str, Any], attempt: int) -> Order:
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.checkout_attempt != attempt or locked.checkout_session_id == session["id"]:
+            return locked
+        locked.checkout_session_id = session["id"]
+        locked.customer_id = session.get("customer") or locked.customer_id
+        if session.get("amount_total") is not None:
+            locked.amount_total = session["amount_total"]
+        if locked.status in (S.EXPIRED, S.PAYMENT_FAILED):
+            _transition(order=locked, to_status=S.AWAITING_PAYMENT, source="checkout",
+                        actor=order.user, note=f"new Checkout Session {session['id']}")  # fmt: skip
+        locked.save()
+        return locked
+
+
+def _attempt_next(*, order: Order, dead_session_id: str) -> int:
+    """Move the order to its next checkout attempt, once, however many requests ask at once."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if (
+            locked.checkout_session_id == dead_session_id
+            and locked.checkout_attempt == order.checkout_attempt
+        ):
+            locked.checkout_attempt += 1
+            locked.save(update_fields=["checkout_attempt", "updated_at"])
+        order.checkout_attempt = locked.checkout_attempt
+        return locked.checkout_attempt
+
+
+def order_payment_start(*, order: Order) -> PaymentStep:
+    """A Checkout Session that can pay ``order`` now: the open one, or a new one.
+
+    Reuses the order's session while it is open (double submit, back from the cancel page);
+    replaces it once it expired or failed, closing an almost-expired one first so two open
+    sessions never exist for one order. A session found paid is fulfilled instead.
+    """
+    attempt = order.checkout_attempt
+    if order.checkout_session_id:
+        session = sync.object_sync(
+            object_type="checkout.session", stripe_id=order.checkout_session_id
+        ).obj
+        if session.get("status") == "complete":
+            order_fulfil(session=session, source="pay again")
+        order.refresh_from_db()
+        if session.get("status") == "open":
+            if session.get("expires_at", 0) > time.time() + SESSION_REUSE_MARGIN:
+                return PaymentStep(order=order, url=session["url"])
+            try:
+                stripe_api.action(
+                    object_type="checkout.session", name="expire", stripe_id=session["id"]
+                )
+            except stripe_api.StripeAPIError as exc:
+                # Most likely paid this very moment: let the customer see the order.
+                logger.warning("could not expire %s: %s", session["id"], exc.message)
+                return PaymentStep(order=order, url=None)
+        if not order.is_payable:
+            return PaymentStep(order=order, url=None)
+        attempt = _attempt_next(order=order, dead_session_id=session["id"])
+    if not order.is_payable:
+        return PaymentStep(order=order, url=None)
+    session = _session_create(order=order, attempt=attempt)
+    order = _session_link(order=order, session=session, attempt=attempt)
+    return PaymentStep(order=order, url=session["url"])
+
+
+def order_return_check(*, order: Order, session_id: str, user: AbstractBaseUser) -> Order:
+    """The customer is back from Checkout: fetch the session and fulfil if it is paid.
+
+    Only the order's own session is fetched (the id in the URL is the customer's input), and
+    nothing is fetched once the order is paid, however often the page reloads.
+    """
+    if order.status in PAID_STATES or session_id != order.checkout_session_id:
+        return order
+    session = sync.object_sync(object_type="checkout.session", stripe_id=session_id).obj
+    if (session.get("metadata") or {}).get("order_id") == order.public_id:
+        order_fulfil(session=session, source="return page", actor=user)
+    order.refresh_from_db()
+    return order

@@ -1,0 +1,96 @@
+"""The order state machine: every status change goes through ``_transition``, recorded in
+history with who or what caused it."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from orders.models import TRANSITIONS, Order, OrderHistory
+
+S = Order.Status
+
+
+class CheckoutError(Exception):
+    """The purchase cannot go ahead; ``message`` is for the customer."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TransitionRefused(Exception):
+    def __init__(self, order: Order, to_status: str):
+        super().__init__(f"order {order.public_id}: {order.status} → {to_status} is not allowed")
+        self.order = order
+        self.to_status = to_status
+
+
+# --- State machine ------------------------------------------------------------------------
+
+
+def _record(
+    *,
+    order: Order,
+    to_status: str,
+    source: str,
+    actor: AbstractBaseUser | None = None,
+    event_id: str = "",
+    note: str = "",
+    from_status: str | None = None,
+) -> None:
+    OrderHistory.objects.create(
+        order=order,
+        from_status=order.status if from_status is None else from_status,
+        to_status=to_status,
+        source=source,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        event_id=event_id,
+        note=note,
+    )
+
+
+def _transition(
+    *,
+    order: Order,
+    to_status: str,
+    source: str,
+    actor: AbstractBaseUser | None = None,
+    event_id: str = "",
+    note: str = "",
+) -> None:
+    """Change the status of a locked order in memory and record it; the caller saves."""
+    if to_status not in TRANSITIONS[order.status]:
+        raise TransitionRefused(order, to_status)
+    _record(
+        order=order, to_status=to_status, source=source, actor=actor, event_id=event_id, note=note
+    )
+    order.status = to_status
+
+
+def order_transition(
+    *,
+    order: Order,
+    to_status: str,
+    source: str,
+    actor: AbstractBaseUser | None = None,
+    event_id: str = "",
+    note: str = "",
+) -> Order:
+    """Move an order to ``to_status`` if the state machine allows it; raise ``TransitionRefused``."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        _transition(
+            order=locked, to_status=to_status, source=source, actor=actor, event_id=event_id,
+            note=note,
+        )  # fmt: skip
+        locked.save(update_fields=["status", "updated_at"])
+    return locked
+
+
+def _note(*, order: Order, source: str, note: str, event_id: str = "", actor=None) -> None:
+    """A fact worth keeping that does not change the status (a renewal, a cancellation request)."""
+    _record(
+        order=order, to_status=order.status, source=source, actor=actor, event_id=event_id,
+        note=note,
+    )  # fmt: skip

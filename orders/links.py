@@ -1,6 +1,6 @@
 """Links between Stripe objects and the shop's rows, through the metadata link keys.
 
-The shop puts ``order_id`` and ``user_id`` (``orders.services.LINK_KEYS``) on the Checkout
+The shop puts ``order_id`` and ``user_id`` (``LINK_KEYS``) on the Checkout
 Session, its payment intent or subscription, and the customer; Stripe copies them to a charge
 when it is created and to an invoice's ``parent.subscription_details.metadata``. Operators'
 tools (backfill, reconcile) read them here, in one place: what keys an object carries, what
@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from djstripe.models import Customer
 
 from orders.models import Order
-from orders.services import LINK_KEYS, _order_locked
+from orders.services.payments import _order_locked
 
+LINK_KEYS = ("order_id", "user_id")
 # Stripe object type -> the Order foreign key that points at it.
 ORDER_FIELDS = {
     "checkout.session": "checkout_session",

@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from billing import backfill
+from billing.management.options import parse_when, split_types
 from billing.models import BackfillFailure
 
 RESUME = "manage.py stripe_backfill --resume"
 PLAIN_EVERY = 10.0  # seconds between progress lines when not on a terminal
 FAILURES_SHOWN = 50
-
-
-def parse_when(value: str) -> datetime:
-    """A date (2024-01-31, midnight UTC) or a time (2024-01-31T12:00Z)."""
-    moment = parse_datetime(value)
-    if moment is None:
-        day = parse_date(value)
-        if day is None:
-            raise CommandError(f"--since: {value!r} is not a date (2024-01-31) or a time.")
-        moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    return moment if moment.tzinfo else timezone.make_aware(moment)
-
-
-def split_types(values: list[str] | None) -> list[str] | None:
-    """--types customer charge, or --types customer,charge."""
-    if not values:
-        return None
-    return [t for value in values for t in value.split(",") if t]
 
 
 class Progress:

@@ -75,3 +75,6 @@ class ObjectSyncAdmin(ReadOnlyAdmin):
     list_display = ("stripe_id", "object_type", "fetch_started_at", "fetch_count", "deleted_at")
     list_filter = ("object_type",)
     search_fields = ("stripe_id",)
+
+
+from billing import admin_ops  # noqa: E402, F401 - backfill runs, reconcile reports

@@ -197,7 +197,7 @@ def _type_run(*, run: BackfillRun, progress: BackfillProgress, floor: int, repor
             try:
                 data, has_more = pending.result()
             except stripe_api.StripeAPIError as exc:
-                if progress.cursor and exc.kind == "invalid_request" and exc.http_status == 400:
+                if progress.cursor and exc.code == "resource_missing":
                     # The object the cursor names is gone (deleted since): start the type over.
                     logger.warning("%s: cursor %s rejected (%s); listing from the start",
                                    source.object_type, progress.cursor, exc.message)  # fmt: skip

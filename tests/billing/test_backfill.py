@@ -315,3 +315,45 @@ def test_an_api_that_stays_down_stops_the_run_resumably(stripe_emulator, monkeyp
     run_backfill("--resume")
     assert_mirror_is_the_emulator()
     assert not BackfillFailure.objects.exists()
+
+
+def test_an_object_that_cannot_be_written_is_recorded_listed_and_fails_the_run(
+    stripe_emulator,
+):
+    from billing import sync
+
+    # Given a page of customers one of which dj-stripe cannot store (a broken `created`)
+    for n in range(3):
+        stripe_api.create(object_type="customer", params={"email": f"p{n}@example.com"})
+    page = [stripe_api.as_dict(c) for c in stripe_api.list_all(object_type="customer")]
+    broken = {**page[1], "created": "not a time"}
+    run = backfill.backfill_start(types=["customer"], since=None, max_rps=20)
+    progress = run.progress.get()
+
+    # When the page is written
+    progress, _ = backfill._page_write(
+        run=run,
+        progress=progress,
+        source=backfill.BY_TYPE["customer"],
+        data=[page[0], broken, page[2]],
+        started=sync.fetch_started(),
+        calls_at=stripe_api.calls_total(),
+        last=True,
+    )
+
+    # Then the others are written, the broken one recorded, the checkpoint moved past it
+    assert set(djstripe_models.Customer.objects.values_list("id", flat=True)) == {
+        page[0]["id"],
+        page[2]["id"],
+    }
+    assert (progress.created, progress.errors, progress.cursor) == (2, 1, page[2]["id"])
+    failure = BackfillFailure.objects.get()
+    assert failure.stripe_id == broken["id"]
+    # and the command, finishing the run, lists it and exits non-zero
+    from io import StringIO
+
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 object\\(s\\) failed"):
+        call_command("stripe_backfill", "--resume", stdout=StringIO(), stderr=err)
+    assert broken["id"] in err.getvalue()
+    assert BackfillRun.objects.get().status == BackfillRun.Status.COMPLETED

@@ -42,8 +42,13 @@ class Progress:
             self._bar(page, fraction, rate)
         elif page.done or now - self.last_line >= PLAIN_EVERY:
             self.last_line = now
-            left = elapsed * (1 - fraction) / fraction if 0 < fraction < 1 else 0.0
-            state = "done" if page.done else f"{fraction:.0%}, about {left:.0f} s left"
+            if page.done:
+                state = "done"
+            elif fraction >= 0.01:
+                left = elapsed * (1 - fraction) / fraction
+                state = f"{fraction:.0%} of the time span, about {left:,.0f} s left"
+            else:  # everything so far is recent: too early for an estimate
+                state = f"back to {time.strftime('%Y-%m-%d %H:%M', time.gmtime(reached))} UTC"
             self.out.write(
                 f"{page.object_type}: {page.total:,} objects ({rate:,.0f}/s), "
                 f"{page.counts['api_calls']} API calls, {state}"

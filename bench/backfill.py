@@ -25,11 +25,9 @@ import http.client
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,7 +42,13 @@ if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
 elif str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench._support import Processes, free_port, port_open, wait_until  # noqa: E402
+from bench._support import (  # noqa: E402
+    Processes,
+    bench_main,
+    free_port,
+    port_open,
+    wait_until,
+)
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 LIMIT = 25  # test mode's requests per second
@@ -332,24 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="also 5,000 customers")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
-    bench = Bench(args, log_dir)
-    ok = False
-    try:
-        bench.run()
-        ok = True
-    except BenchError as exc:
-        print(f"bench failed: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-    finally:
-        bench.cleanup()
-        if ok and not args.keep_logs:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"logs in {log_dir}", file=sys.stderr)
-    return 0 if ok else 1
+    return bench_main(
+        lambda log_dir: Bench(args, log_dir), prefix="bench-backfill-", keep_logs=args.keep_logs
+    )
 
 
 if __name__ == "__main__":

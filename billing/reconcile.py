@@ -172,20 +172,13 @@ class Reconciler:
             "paid",
             "no_payment_required",
         )
-        if paid and order.status not in PAID_STATES and order.status != Order.Status.CANCELED:
+        if paid and _awaits_payment(order):
             repairs.append(
-                self._found(
-                    Finding(
-                        kind="unfulfilled_payment",
-                        object_type="checkout.session",
-                        stripe_id=session["id"],
-                        order=order.public_id,
-                        detail=f"session paid; order is {order.status}",
-                        fix="fulfil the order from the session as Stripe has it now",
-                    ),
+                self._unfulfilled(
+                    session, order, "fulfil the order from the session as Stripe has it now",
                     lambda sid=session["id"]: _session_fulfil(sid),
                 )
-            )
+            )  # fmt: skip
         elif current and not paid and order.status in PAID_STATES:
             self._found(
                 Finding(
@@ -247,26 +240,28 @@ class Reconciler:
             if keys:
                 repairs.append(self._keys_finding("invoice", invoice, keys, "its subscription"))
         order = link.order
-        if (
-            order is not None
-            and invoice.get("status") == "paid"
-            and order.status not in PAID_STATES
-            and order.status != Order.Status.CANCELED
-        ):
+        if order is not None and invoice.get("status") == "paid" and _awaits_payment(order):
             repairs.append(
-                self._found(
-                    Finding(
-                        kind="unfulfilled_payment",
-                        object_type="invoice",
-                        stripe_id=invoice["id"],
-                        order=order.public_id,
-                        detail=f"invoice paid; order is {order.status}",
-                        fix="record the invoice's payment from the invoice as Stripe has it now",
-                    ),
+                self._unfulfilled(
+                    invoice, order, "record the invoice's payment from it as Stripe has it now",
                     lambda iid=invoice["id"]: _invoice_paid(iid),
                 )
-            )
+            )  # fmt: skip
         return repairs
+
+    def _unfulfilled(self, obj: dict, order: Order, fix: str, action: Callable[[], str]):
+        kind = obj["object"].replace("checkout.", "")
+        return self._found(
+            Finding(
+                kind="unfulfilled_payment",
+                object_type=obj["object"],
+                stripe_id=obj["id"],
+                order=order.public_id,
+                detail=f"{kind} paid; order is {order.status}",
+                fix=fix,
+            ),
+            action,
+        )
 
     def _check_charge(self, charge: dict[str, Any]):
         self._resolve(charge)
@@ -311,6 +306,10 @@ class Reconciler:
                     detail="the order's Checkout Session is not in Stripe (or does not link back)",
                 )
             )
+
+
+def _awaits_payment(order: Order) -> bool:
+    return order.status not in PAID_STATES and order.status != Order.Status.CANCELED
 
 
 def _attempt(action: Callable[[], str]) -> str:

@@ -7,11 +7,12 @@ identity for creates, random otherwise, the same across retries), the one retry 
 client-side rate limit (``throttle``), call counting, and ``StripeError`` turned into
 ``StripeAPIError`` with a message a person can act on.
 
-stripe-python's own retries are off for our client (they would retry inside ours, and do not
-retry Stripe's rate-limit 429s: those carry no ``Stripe-Should-Retry``). dj-stripe's own
-fetches (related objects during ``sync_from_stripe_data``) use stripe-python's module-level
-configuration, which ``configure_module`` sets from the same settings; they are counted too
-(as ``dj-stripe GET /v1/...``), so a caller can see calls it did not make itself.
+stripe-python's own retries are off (they would retry inside ours, and do not retry Stripe's
+rate-limit 429s: those carry no ``Stripe-Should-Retry``). dj-stripe's own fetches (related
+objects during ``sync_from_stripe_data``) use stripe-python's module-level configuration,
+which ``configure_module`` sets from the same settings, with an HTTP client that applies the
+same limit and retry policy and counts them (as ``dj-stripe GET /v1/...``), so a caller sees
+calls it did not make itself.
 """
 
 from __future__ import annotations
@@ -163,21 +164,39 @@ _OBJECT_ID = re.compile(r"/[a-z]+_[A-Za-z0-9_]+")
 
 
 class _CountingRequestsClient(stripe.RequestsClient):
-    """stripe-python's HTTP client for module-level calls (dj-stripe's), counting each request
-    (attempts included) by method and path with ids elided."""
+    """stripe-python's HTTP client for module-level calls (dj-stripe's): each request counted
+    (attempts included, by method and path with ids elided), throttled, and retried by the
+    same policy as ours (stripe-python's own retries are off: it would not retry a 429)."""
 
     def request(self, method, url, headers, post_data=None):
-        path = _OBJECT_ID.sub("/{id}", urlsplit(url).path)
-        _count(f"dj-stripe {method.upper()} {path}")
-        _throttle_wait()
-        return super().request(method, url, headers, post_data)
+        operation = f"dj-stripe {method.upper()} {_OBJECT_ID.sub('/{id}', urlsplit(url).path)}"
+        attempt = 0
+        while True:
+            _throttle_wait()
+            _count(operation)
+            try:
+                answer = super().request(method, url, headers, post_data)
+            except stripe.APIConnectionError as exc:
+                delay = retry_delay(exc, attempt) if attempt < _retries() else None
+                if delay is None:
+                    raise
+                status = None
+            else:
+                status, answer_headers = answer[1], answer[2]
+                delay = None
+                if status >= 400 and attempt < _retries():
+                    delay = _delay(status=status, headers=answer_headers, attempt=attempt)
+                if delay is None:
+                    return answer
+            attempt += 1
+            _backoff(operation, status, attempt, delay)
 
 
 def configure_module() -> None:
     """Point stripe-python's module-level configuration (used by dj-stripe) at our settings."""
     stripe.api_base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
     stripe.api_version = settings.STRIPE_API_VERSION
-    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
+    stripe.max_network_retries = 0  # _CountingRequestsClient retries, by the one policy
     stripe.default_http_client = _CountingRequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
 
 
@@ -240,34 +259,42 @@ def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
     )
 
 
-def _header(exc: stripe.StripeError, name: str) -> str | None:
-    headers = exc.headers or {}
-    for key, value in headers.items():
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
         if key.lower() == name:
             return value
     return None
 
 
 def retry_delay(exc: stripe.StripeError, attempt: int) -> float | None:
-    """Seconds to wait before retrying a request that failed with ``exc`` (None: do not).
+    """Seconds to wait before retrying a request that failed with ``exc`` (None: do not)."""
+    if isinstance(exc, stripe.APIConnectionError):
+        return _delay(status=None, headers=exc.headers, attempt=attempt, reachable=exc.should_retry)
+    return _delay(status=exc.http_status, headers=exc.headers, attempt=attempt)
 
-    The one retry policy. Retried: rate limits and lock timeouts (429), conflicts (409),
-    Stripe's 5xx, and connection errors or timeouts stripe-python marks retryable. Stripe's
+
+def _delay(
+    *, status: int | None, headers: Mapping[str, str] | None, attempt: int, reachable=True
+) -> float | None:
+    """The one retry policy, for our calls (``_call``) and dj-stripe's (its HTTP client).
+
+    Retried: rate limits and lock timeouts (429), conflicts (409), Stripe's 5xx, and
+    connection errors or timeouts stripe-python marks retryable (``reachable``). Stripe's
     ``Stripe-Should-Retry`` header, when present, decides. A ``Retry-After`` header is honoured
     (up to a minute); otherwise the wait doubles from RETRY_BASE_DELAY, with jitter, capped.
-    Every POST carries an idempotency key (``_options``), so retrying one is safe.
+    Every POST carries an idempotency key (``_options``; stripe-python's for dj-stripe's, set
+    before the first attempt), so retrying one is safe.
     """
-    should = (_header(exc, "stripe-should-retry") or "").lower()
+    should = (_header(headers, "stripe-should-retry") or "").lower()
     if should == "false":
         return None
-    if isinstance(exc, stripe.APIConnectionError):
-        retryable = exc.should_retry
+    if status is None:
+        retryable = reachable
     else:
-        status = exc.http_status or 0
         retryable = should == "true" or status in (409, 429) or status >= 500
     if not retryable:
         return None
-    retry_after = _header(exc, "retry-after")
+    retry_after = _header(headers, "retry-after")
     if retry_after:
         try:
             return min(max(float(retry_after), 0.0), RETRY_AFTER_MAX)
@@ -328,10 +355,23 @@ def _throttle_wait() -> None:
         current.wait()
 
 
+def _retries() -> int:
+    current = _throttle
+    return current.retries if current else settings.STRIPE_MAX_NETWORK_RETRIES
+
+
+def _backoff(operation: str, status: int | None, attempt: int, delay: float) -> None:
+    logger.warning(
+        "stripe %s: %s; retry %s in %.2fs", operation, status or "no answer", attempt, delay
+    )
+    current = _throttle
+    if current is not None and status == 429:
+        current.hold(delay)
+    time.sleep(delay)
+
+
 def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run one Stripe request under the limit, retrying as ``retry_delay`` says."""
-    current = _throttle
-    retries = current.retries if current else settings.STRIPE_MAX_NETWORK_RETRIES
     attempt = 0
     while True:
         _throttle_wait()
@@ -339,21 +379,11 @@ def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> 
         try:
             return fn(*args, **kwargs)
         except stripe.StripeError as exc:
-            delay = retry_delay(exc, attempt) if attempt < retries else None
+            delay = retry_delay(exc, attempt) if attempt < _retries() else None
             if delay is None:
                 raise _translate(exc, operation) from exc
             attempt += 1
-            logger.warning(
-                "stripe %s: %s (%s); retry %s in %.2fs",
-                operation,
-                type(exc).__name__,
-                exc.http_status or "no response",
-                attempt,
-                delay,
-            )
-            if current is not None and exc.http_status == 429:
-                current.hold(delay)
-            time.sleep(delay)
+            _backoff(operation, exc.http_status, attempt, delay)
 
 
 def _options(idempotency_key: str | None) -> dict[str, str]:

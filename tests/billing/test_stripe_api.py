@@ -92,3 +92,16 @@ def test_dj_stripe_requests_are_counted(stripe_emulator, db):
     assert after.get("dj-stripe GET /v1/customers/{id}", 0) == (
         before.get("dj-stripe GET /v1/customers/{id}", 0) + 1
     )
+
+
+def test_dj_stripe_requests_follow_the_same_retry_policy(stripe_emulator, db):
+    from djstripe.models import Customer
+
+    created = stripe_api.create(object_type="customer", params={"email": "r@example.com"})
+    stripe_emulator.set_faults(rate_limit=1, rate_limit_retry_after=1)
+    stripe_api.list_page(object_type="customer")  # the second's slot is taken
+
+    Customer._get_or_retrieve(id=created.id)  # dj-stripe's fetch: 429, then after 1 s, 200
+
+    assert Customer.objects.filter(id=created.id).exists()
+    assert stripe_emulator.stats()["by_status"]["429"] >= 1

@@ -61,13 +61,14 @@ class Progress:
             self.close()
             self.bar = tqdm(
                 total=1000,
-                desc=f"{page.object_type:>16}",
-                bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]",
+                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
                 file=sys.stderr,
                 leave=True,
             )
             self.bar_type = page.object_type
-        self.bar.set_postfix_str(f"{page.total:,} objects, {rate:,.0f}/s", refresh=False)
+        self.bar.set_description_str(
+            f"{page.object_type:>16} {page.total:>9,} objects {rate:>6,.0f}/s", refresh=False
+        )
         self.bar.update(round(fraction * 1000) - self.bar.n)
         if page.done:
             self.close()

@@ -53,7 +53,7 @@ def run_backfill(*args: str) -> str:
 
 
 def test_backfill_mirrors_every_object_with_list_calls_only(stripe_emulator):
-    seeded = stripe_emulator.seed(120)["created"]
+    seeded = stripe_emulator.seed(70)["created"]
     stripe_emulator.reset_stats()
 
     output = run_backfill("--max-rps", "500")
@@ -207,7 +207,7 @@ def pages_written() -> int:
 
 
 def test_killed_mid_run_then_resumed_leaves_exactly_the_emulators_objects(stripe_emulator):
-    seeded = stripe_emulator.seed(250)["created"]
+    seeded = stripe_emulator.seed(200)["created"]
     stripe_emulator.set_faults(latency=0.02)
     proc = backfill_process("--max-rps", "200")
     try:
@@ -238,7 +238,7 @@ def test_killed_mid_run_then_resumed_leaves_exactly_the_emulators_objects(stripe
 
 
 def test_ctrl_c_exits_cleanly_with_how_to_resume(stripe_emulator):
-    stripe_emulator.seed(150)
+    stripe_emulator.seed(100)
     stripe_emulator.set_faults(latency=0.02)
     proc = backfill_process("--max-rps", "200")
     wait_for(lambda: pages_written() >= 2 or proc.poll() is not None, timeout=120)
@@ -258,7 +258,7 @@ def test_ctrl_c_exits_cleanly_with_how_to_resume(stripe_emulator):
 
 
 def test_completes_under_a_25_per_second_limit_with_429s(stripe_emulator):
-    seeded = stripe_emulator.seed(150)["created"]
+    seeded = stripe_emulator.seed(80)["created"]
     # Given test mode's 25 requests/s, shared with the live shop, which keeps using them
     stripe_emulator.set_faults(rate_limit=25)
     stripe_emulator.reset_stats()

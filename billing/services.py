@@ -271,7 +271,23 @@ def webhook_endpoint_create(
         idempotency_key=stripe_api.idempotency_key("webhook_endpoint", local_uuid),
         refetch_replayed=False,
     )
-    return sync.object_write(data=created, started_at=started).mirror
+    return webhook_endpoint_write(data=created, started_at=started)
+
+
+def webhook_endpoint_write(*, data: dict[str, Any] | Any, started_at: datetime) -> WebhookEndpoint:
+    """Mirror an endpoint as Stripe returned it; its signing secret goes to ``secret`` only.
+
+    Stripe includes the secret in the create response alone. Kept out of ``stripe_data`` (and
+    the sync snapshot), it is never shown by a page that renders the mirrored JSON.
+    """
+    data = stripe_api.as_dict(data)
+    secret = data.pop("secret", None)
+    with transaction.atomic():
+        endpoint = sync.object_write(data=data, started_at=started_at).mirror
+        if secret:
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=secret)
+            endpoint.secret = secret
+    return endpoint
 
 
 def webhook_secret_rotate(

@@ -1,11 +1,20 @@
-"""Keep secrets out of the logs, whatever a library decides to print."""
+"""Keep secrets out of the logs, whatever a library decides to print.
+
+Two layers, both on the one stdout handler (settings.LOGGING):
+- ``RedactSecretsFilter`` rewrites the record itself (message, traceback text, stack), so any
+  handler added later sees it redacted too;
+- ``RedactingFormatter`` redacts the final formatted line, traceback included, as a backstop for
+  anything a formatter adds (e.g. exception notes, chained exceptions).
+"""
 
 import logging
 import re
 
 # Stripe secret and restricted keys, webhook signing secrets, and client secrets.
 SECRET_PATTERN = re.compile(
-    r"\b(sk|rk)_(live|test)_[0-9A-Za-z]+|\bwhsec_[0-9A-Za-z+/=]+|\b(pi|seti|cs)_[0-9A-Za-z]+_secret_[0-9A-Za-z]+"
+    r"\b(sk|rk)_(live|test)_[0-9A-Za-z]+"
+    r"|\bwhsec_[0-9A-Za-z+/=_-]+"
+    r"|\b(pi|seti|cs)_[0-9A-Za-z_]+?_secret_[0-9A-Za-z]+"
 )
 
 
@@ -13,10 +22,28 @@ def redact(text: str) -> str:
     return SECRET_PATTERN.sub("[redacted]", text)
 
 
+_traceback_formatter = logging.Formatter()
+
+
 class RedactSecretsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: let the handler report it, never raise here
+            return True
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # What Formatter.format would print; it reuses exc_text once set.
+            record.exc_text = _traceback_formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

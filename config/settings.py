@@ -8,6 +8,7 @@ DEBUG, so a production process without them refuses to start.
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "csp",
+    "django_ratelimit",
     "djstripe",
     "billing",
     "orders",
@@ -55,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -99,6 +103,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache: rate-limit counters, shared by every web process (Redis in production) ---
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# One backend: a username or an email address (any case) and the password.
+AUTHENTICATION_BACKENDS = ["orders.auth.AccountBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -153,8 +162,49 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+# The proxy terminates TLS and appends the client's address to X-Forwarded-For.
+BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (django-csp): only this site's own scripts, styles and images, and
+# forms that post here or to Stripe Checkout (config.csp adds Checkout's origin, which is
+# fakestripe's when STRIPE_API_BASE points there). Inline <script>/<style> need the request's
+# nonce ({{ request.csp_nonce }}).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
+
+# --- Rate limits (django-ratelimit, counters in the default cache) ---
+# Each throttled form is limited per client IP and per account it names (the username or
+# email typed, normalised), so neither many accounts from one address nor one account from
+# many addresses gets through. Rates are "count/period" (15m = fifteen minutes).
+RATE_LIMITS = {
+    "login": {"ip": "30/15m", "account": "10/15m", "account_field": "username"},
+    "signup": {"ip": "10/h", "account": "3/h", "account_field": "email"},
+    "password_reset": {"ip": "10/h", "account": "3/h", "account_field": "email"},
+}
+RATELIMIT_USE_CACHE = "default"
+# Behind the TLS proxy the client is the last address it appended to X-Forwarded-For.
+RATELIMIT_IP_META_KEY = "config.throttle.client_ip"
+SILENCED_SYSTEM_CHECKS = [
+    # django-ratelimit lists django-redis but not Django's own RedisCache, whose atomic INCR
+    # it works with; billing.checks requires a shared cache in production instead.
+    "django_ratelimit.W001",
+    # Development and tests keep counters in process memory (one process, or its threads).
+    *(["django_ratelimit.E003"] if DEBUG else []),
+]
 
 # --- Celery ---
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -168,6 +218,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers log through LOGGING below (one format, stdout, secrets redacted), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # A killed worker's unacknowledged task comes back after this many seconds.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
@@ -203,7 +255,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"redact_secrets": {"()": "config.logging.RedactSecretsFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+        "plain": {
+            "()": "config.logging.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+        },
     },
     "handlers": {
         "stdout": {

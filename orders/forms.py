@@ -1,12 +1,25 @@
 from django import forms
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, SetPasswordForm
 
 
-class SignupForm(UserCreationForm):
-    email = forms.EmailField(required=True, help_text="For receipts and password resets.")
+class LoginForm(AuthenticationForm):
+    """Log in with the account's email address (or, for older accounts, its username)."""
 
-    class Meta(UserCreationForm.Meta):
-        fields = ("username", "email")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email or username"
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(
+        max_length=254,
+        help_text="We send a link to this address to finish creating your account.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+    )
+
+
+class SignupFinishForm(SetPasswordForm):
+    """The password of the account being created (``user`` is unsaved until the service runs)."""
 
 
 class BuyForm(forms.Form):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.stripe_api import StripeAPIError
-from orders import selectors, services
-from orders.forms import BuyForm, SignupForm
+from config.throttle import throttled
+from orders import accounts, selectors, services
+from orders.forms import BuyForm, SignupFinishForm, SignupForm
 from orders.models import PAID_STATES, Order
 
 
@@ -40,17 +41,46 @@ def catalog(request: HttpRequest) -> HttpResponse:
     )
 
 
+@throttled("signup")
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    """Ask for an address only; the answer is the same whether or not it has an account."""
     if request.user.is_authenticated:
         return redirect("orders:catalog")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, f"Welcome, {user.username}.")
-        return redirect("orders:catalog")
+        accounts.account_signup_start(email=form.cleaned_data["email"])
+        return _see_other(reverse("orders:signup_sent"))
     return render(request, "registration/signup.html", {"form": form})
+
+
+@require_GET
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/signup_sent.html")
+
+
+@require_http_methods(["GET", "POST"])
+def signup_finish(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the email: choose a password, and the account exists and is logged in."""
+    try:
+        email = accounts.signup_link_email(token=token)
+    except accounts.SignupLinkInvalid as exc:
+        return render(request, "registration/signup_link.html", {"problem": str(exc)}, status=400)
+    if accounts.email_in_use(email=email):
+        return render(request, "registration/signup_link.html", {"used": True}, status=409)
+    pending = get_user_model()(username=accounts.username_for(email=email), email=email)
+    form = SignupFinishForm(pending, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = accounts.account_signup_finish(
+                token=token, password=form.cleaned_data["new_password1"]
+            )
+        except accounts.SignupLinkUsed:
+            return render(request, "registration/signup_link.html", {"used": True}, status=409)
+        login(request, user, backend="orders.auth.AccountBackend")
+        messages.success(request, f"Welcome, {user.email}.")
+        return _see_other(reverse("orders:catalog"))
+    return render(request, "registration/signup_finish.html", {"form": form, "email": email})
 
 
 @login_required

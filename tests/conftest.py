@@ -1,4 +1,7 @@
+import importlib
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -9,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.conf import settings
 from django.db import connection
 
@@ -18,6 +22,34 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_STRIPE_KEY = "sk_test_shoptests0000000000000000"
 
 pytest_plugins = ["fakestripe.pytest_plugin"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The suite builds tables from the models (--no-migrations); add the schema that only a
+    migration creates: the unique index on LOWER(auth_user.email) (orders.0003)."""
+    user_email_index = importlib.import_module("orders.migrations.0003_user_email_unique_ci")
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(user_email_index.CREATE_INDEX)
+
+
+@pytest.fixture
+def log_output():
+    """What the configured log handler writes (its formatter and filters), in a buffer."""
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "stdout")
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate-limit counters live in the (in-process) cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
 
 
 @pytest.fixture
@@ -142,6 +174,10 @@ def _celery_eager_unless_worker(request):
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+    # Task.apply (eager) saves and restores Celery's process-wide "inside a task" flag; eager
+    # tasks running at once in live-server threads can leave it set, and a later
+    # result.get() then refuses to run. Clear it between tests.
+    _set_task_join_will_block(False)
 
 
 def database_url_for_subprocess() -> str:

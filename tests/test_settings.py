@@ -9,12 +9,19 @@ PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": "a-production-secret-key-that-is-long-and-random-0123456789abcdefgh",
     "DJANGO_ALLOWED_HOSTS": "shop.example.com",
     "STRIPE_SECRET_KEY": "sk_test_production_like",
+    "SITE_URL": "https://shop.example.com",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    "CACHE_URL": "redis://127.0.0.1:6379/1",
     "DATABASE_URL": "sqlite:////tmp/deploy-check.sqlite3",
 }
 
 
 def run_django(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "STRIPE_"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "STRIPE_", "CELERY_", "SITE_URL", "CACHE_URL"))
+    }
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,

@@ -47,14 +47,21 @@ def page(browser, catalog, live_webhook_endpoint, site_url):
 
 
 def sign_up(page, username: str) -> None:
+    """Sign up as a person does: the address, the link from the email, a password."""
+    from django.core import mail
+
+    email = f"{username}@example.com"
     page.goto("/signup/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=email]", f"{username}@example.com")
-    page.fill("input[name=password1]", "correct-horse-battery-9")
-    page.fill("input[name=password2]", "correct-horse-battery-9")
+    page.fill("input[name=email]", email)
     page.click("#signup")
+    page.wait_for_url(re.compile(r"/signup/sent/$"))
+    message = next(m for m in reversed(mail.outbox) if m.to == [email])
+    page.goto(re.search(r"https?://\S+", message.body).group(0))
+    page.fill("input[name=new_password1]", "correct-horse-battery-9")
+    page.fill("input[name=new_password2]", "correct-horse-battery-9")
+    page.click("#signup-finish")
     page.wait_for_url(re.compile(r"/$"))
-    assert f"Welcome, {username}" in page.content()
+    assert f"Welcome, {email}" in page.content()
 
 
 def click_buy(page, price_id: str) -> None:
@@ -100,7 +107,7 @@ def test_declined_card_then_a_good_one(page, catalog, stripe_emulator):
     assert page.locator("#total").inner_text() == "1,500 JPY"  # zero-decimal
     pay(page, DECLINED_CARD)
     assert "declined" in page.get_by_role("alert").inner_text()
-    order = Order.objects.get(user__username="bob")
+    order = Order.objects.get(user__email="bob@example.com")
     assert order.status == Order.Status.AWAITING_PAYMENT
     pay(page, GOOD_CARD)
     expect_fulfilled(page)
@@ -118,7 +125,7 @@ def test_cancel_on_checkout_and_pay_again(page, catalog, stripe_emulator):
     assert page.url == checkout_url  # the open session is reused
     pay(page, GOOD_CARD)
     expect_fulfilled(page)
-    assert Order.objects.filter(user__username="carol").count() == 1
+    assert Order.objects.filter(user__email="carol@example.com").count() == 1
 
 
 def test_subscription_purchase_and_cancel_at_period_end(page, catalog, stripe_emulator):

@@ -1,0 +1,55 @@
+"""Admin page: Stripe API versions (pinned, SDK, dj-stripe), endpoints, and events' versions.
+
+Gated by ``djstripe.view_webhookendpoint``: staff without it get 403. Endpoints are read from
+Stripe (one list call); when Stripe cannot be reached, the page falls back to the mirror and
+says so.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from billing import stripe_api, webhook_endpoints
+
+PERMISSION = "djstripe.view_webhookendpoint"
+
+
+def _api_versions(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm(PERMISSION):
+        raise PermissionDenied
+    pinned = settings.STRIPE_API_VERSION
+    stripe_error = None
+    try:
+        endpoints = webhook_endpoints.endpoints_list()
+    except stripe_api.StripeAPIError as exc:
+        stripe_error = exc.message
+        endpoints = webhook_endpoints.endpoints_list(from_stripe=False)
+    libraries = [
+        ("stripe-python (SDK)", webhook_endpoints.sdk_api_version()),
+        ("dj-stripe", webhook_endpoints.djstripe_api_version()),
+    ]
+    context = {
+        **admin.site.each_context(request),
+        "title": "Stripe API versions",
+        "pinned": pinned,
+        "libraries": [
+            {
+                "name": name,
+                "version": version,
+                "same": version == pinned,
+                "compatible": webhook_endpoints.api_versions_compatible(version, pinned),
+            }
+            for name, version in libraries
+        ],
+        "endpoints": endpoints,
+        "stripe_error": stripe_error,
+        "versions_seen": webhook_endpoints.api_versions_seen(),
+    }
+    return TemplateResponse(request, "admin/billing/api_versions.html", context)
+
+
+api_versions_view = admin.site.admin_view(_api_versions)

@@ -1,0 +1,212 @@
+"""Webhook endpoints as code: list, sync, upgrade to an API version, retire.
+
+manage.py stripe_webhooks list
+manage.py stripe_webhooks sync --base-url https://shop.example.com
+manage.py stripe_webhooks upgrade --to 2026-08-26.dahlia [--base-url URL]
+manage.py stripe_webhooks retire we_123 [--yes] [--last]
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from billing import services, stripe_api
+from billing import webhook_endpoints as endpoints
+
+
+class Command(BaseCommand):
+    help = "List, sync, upgrade and retire this deployment's Stripe webhook endpoints."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("list", help="every endpoint in Stripe and locally")
+        sync = sub.add_parser(
+            "sync", help="create or update this deployment's endpoint (idempotent)"
+        )
+        sync.add_argument("--base-url", default=None, help="public URL (default: SITE_URL)")
+        upgrade = sub.add_parser("upgrade", help="a second endpoint at another API version")
+        upgrade.add_argument("--to", required=True, dest="version", help="e.g. 2026-08-26.dahlia")
+        upgrade.add_argument("--base-url", default=None, help="default: the current endpoint's")
+        retire = sub.add_parser("retire", help="disable, then delete an endpoint")
+        retire.add_argument("endpoint", help="the endpoint id (we_...)")
+        retire.add_argument("--yes", action="store_true", help="delete without asking")
+        retire.add_argument(
+            "--last",
+            action="store_true",
+            help="allow retiring this site's last enabled endpoint (events stop arriving)",
+        )
+
+        rotate = sub.add_parser(
+            "rotate-secret",
+            help="store the endpoint's new signing secret (read from stdin, never an argument)",
+        )
+        rotate.add_argument("endpoint", help="the endpoint id (we_...)")
+        rotate.add_argument(
+            "--overlap-hours",
+            type=float,
+            default=24,
+            help="keep accepting the old secret this long (match the Dashboard's expiry)",
+        )
+
+    def handle(self, *args, action, **options):
+        try:
+            getattr(self, f"_{action.replace('-', '_')}")(**options)
+        except endpoints.EndpointError as exc:
+            raise CommandError(str(exc)) from None
+        except stripe_api.StripeAPIError as exc:
+            raise CommandError(f"Stripe: {exc.message}") from None
+
+    # -- list ------------------------------------------------------------------------------
+
+    def _list(self, **options):
+        rows = endpoints.endpoints_list()
+        self.stdout.write(f"pinned API version: {settings.STRIPE_API_VERSION}")
+        if not rows:
+            self.stdout.write(
+                "No webhook endpoint. Create one: stripe_webhooks sync --base-url URL"
+            )
+        for e in rows:
+            self._describe(e)
+
+    def _describe(self, e: endpoints.Endpoint) -> None:
+        where = ", ".join(
+            part
+            for part in (
+                "in Stripe" if e.in_stripe else "not in Stripe",
+                "local" if e.local else "NOT LOCAL (no secret here: deliveries are refused)",
+            )
+            if part
+        )
+        version = e.api_version + ("" if e.version_matches else "  (differs from pinned)")
+        self.stdout.write(f"\n{e.id}  {e.status}  [{where}]")
+        self.stdout.write(f"  url:      {e.url}")
+        self.stdout.write(f"  version:  {version}")
+        self.stdout.write(f"  types:    {len(e.enabled_events)}: {', '.join(e.enabled_events)}")
+        if e.missing_types:
+            self.stdout.write(f"  MISSING:  {', '.join(e.missing_types)} (handled, not subscribed)")
+        if e.extra_types:
+            self.stdout.write(f"  EXTRA:    {', '.join(e.extra_types)} (subscribed, no handler)")
+        self.stdout.write(f"  events received in the last 24 h: {e.received_24h}")
+
+    # -- sync ------------------------------------------------------------------------------
+
+    def _sync(self, *, base_url, **options):
+        result = endpoints.webhook_endpoint_sync(base_url=base_url or settings.SITE_URL)
+        e = result.endpoint
+        if result.action == "created":
+            self.stdout.write(self.style.SUCCESS(f"Created {e.id} at {e.api_version}: {e.url}"))
+            self.stdout.write("Its signing secret is stored locally (never printed).")
+        elif result.action == "updated":
+            changed = ", ".join(sorted(result.changes))
+            self.stdout.write(self.style.SUCCESS(f"Updated {e.id} ({changed}): {e.url}"))
+        else:
+            self.stdout.write(f"{e.id} is up to date: {e.url}")
+        for other in result.others:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Also pointing here: {other.id} ({other.api_version}, {other.status}). "
+                    f"Retire it when it is no longer needed: stripe_webhooks retire {other.id}"
+                )
+            )
+
+    # -- upgrade ---------------------------------------------------------------------------
+
+    def _upgrade(self, *, version, base_url, **options):
+        result = endpoints.webhook_endpoint_upgrade(to_version=version, base_url=base_url)
+        e = result.endpoint
+        if result.created:
+            self.stdout.write(self.style.SUCCESS(f"Created {e.id} at {e.api_version}: {e.url}"))
+        else:
+            self.stdout.write(f"{e.id} already delivers at {e.api_version}: {e.url}")
+        if version != settings.STRIPE_API_VERSION:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The pinned version is {settings.STRIPE_API_VERSION}; set "
+                    f"STRIPE_API_VERSION={version} too, or `check` will flag the endpoint."
+                )
+            )
+        self.stdout.write(f"\nSince {e.id} was created (each event is stored once, by id):")
+        for o in result.overlap:
+            self.stdout.write(
+                f"  {o.endpoint.id}  {o.endpoint.api_version:<22} {o.endpoint.status:<9} "
+                f"received {o.received} event(s), {o.only_here} that no other endpoint brought"
+            )
+        old = [o.endpoint.id for o in result.overlap if o.endpoint.id != e.id]
+        if old:
+            self.stdout.write(
+                "\nRun this command again to watch. When the new endpoint brings everything, "
+                f"retire the old: stripe_webhooks retire {old[0]}"
+            )
+
+    # -- retire ----------------------------------------------------------------------------
+
+    def _retire(self, *, endpoint, yes, last, **options):
+        self._refuse_if_at_risk(endpoint)
+        successors = endpoints.webhook_endpoint_successors(endpoint_id=endpoint)
+        if not successors and not last:
+            raise CommandError(
+                f"{endpoint} is the last enabled endpoint for its site: without it no event "
+                f"arrives. Create its successor first (stripe_webhooks upgrade --to VERSION or "
+                f"sync), or pass --last if the site is being shut down."
+            )
+        disabled = endpoints.webhook_endpoint_disable(endpoint_id=endpoint)
+        self.stdout.write(f"Disabled {disabled.id} ({disabled.url}): Stripe sends it nothing more.")
+        if not yes:
+            answer = input(f"Delete {endpoint} in Stripe now? This cannot be undone. [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                self.stdout.write(
+                    f"Left {endpoint} disabled, not deleted. Run retire again to delete it."
+                )
+                return
+        # A delivery in flight when it was disabled may have failed since: check again.
+        self._refuse_if_at_risk(endpoint)
+        endpoints.webhook_endpoint_delete(endpoint_id=endpoint)
+        self.stdout.write(self.style.SUCCESS(f"Deleted {endpoint}."))
+        for s in successors:
+            self.stdout.write(f"Events keep arriving through {s.id} ({s.api_version}).")
+
+    def _refuse_if_at_risk(self, endpoint: str) -> None:
+        """Refuse while events would be lost. A disabled endpoint is enabled again: Stripe keeps
+        retrying an endpoint re-enabled before the retry falls due (one due while it is
+        disabled is dropped; resend that event from the Dashboard)."""
+        at_risk = endpoints.webhook_endpoint_at_risk(endpoint_id=endpoint)
+        if not at_risk:
+            return
+        message = endpoints.at_risk_message(endpoint_id=endpoint, at_risk=at_risk)
+        if endpoints.endpoint_get(endpoint_id=endpoint).status == "disabled":
+            endpoints.webhook_endpoint_disable(endpoint_id=endpoint, disabled=False)
+            message += (
+                f" {endpoint} was disabled: it is enabled again so Stripe can retry them; resend "
+                f"any whose retry fell due while it was disabled (Dashboard, Events, Resend)."
+            )
+        raise CommandError(message)
+
+    # -- rotate-secret ---------------------------------------------------------------------
+
+    def _rotate_secret(self, *, endpoint, overlap_hours, **options):
+        from djstripe.models import WebhookEndpoint
+
+        row = WebhookEndpoint.objects.filter(id=endpoint).first()
+        if row is None:
+            raise CommandError(f"No local webhook endpoint {endpoint}.")
+        if sys.stdin.isatty():
+            secret = getpass.getpass(f"New signing secret of {endpoint} (whsec_...): ")
+        else:
+            secret = sys.stdin.readline()
+        try:
+            services.webhook_secret_rotate(
+                endpoint=row, new_secret=secret.strip(), overlap=timedelta(hours=overlap_hours)
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{endpoint} now verifies with the new secret; the old one is accepted for "
+                f"{overlap_hours:g} more hour(s)."
+            )
+        )

@@ -205,6 +205,13 @@ class Bench:
             exit_code=code,
         )
         self.drop(dbname)
+        # As each run ends, so a failure later in the bench keeps what was measured.
+        print(
+            f"[{label}] exit {code}, {run.api_calls} API calls, {wall:.1f} s, {peak:.0f} MB, "
+            f"{sum(run.rows.values()):,} rows, {run.statuses.get('429', 0)} answered 429",
+            file=sys.stderr,
+            flush=True,
+        )
         return run
 
     def drop(self, dbname: str) -> None:

@@ -11,6 +11,11 @@ charge), each in a child process:
 - at test mode's limit (fakestripe answering 429 past 25 requests/s): wall time against the
   floor, calls / 25 s. ``stripe_backfill`` runs with ``--max-rps 25``.
 
+Both run inside this project, so dj-stripe's own requests go through the HTTP client
+``billing.stripe_api.configure_module`` installs (counted, and retried by the project's policy,
+429s included); with stock stripe-python, which does not retry a 429 without
+``Stripe-Should-Retry``, ``djstripe_sync_models`` gives up at the limit within seconds.
+
     .venv/bin/python bench/backfill.py [--large] [--keep-logs]
 
 ``--large`` runs 5,000 customers after 1,000 (memory must stay flat from one to the other).

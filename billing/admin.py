@@ -1,13 +1,15 @@
-"""Read-only admin for the webhook inbox. Changes go through services, gated by permission."""
+"""Read-only admin for the webhook inbox and the console's records. Changes go through
+services, gated by permission; the mirrored Stripe objects' pages are in ``admin_stripe``."""
 
-from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
-from billing import services
-from billing.models import InboundEvent, ObjectSync, WebhookDelivery
+from billing import admin_stripe, admin_views, display, permissions, selectors, services
+from billing.models import AuditEntry, InboundEvent, ObjectSync, ResyncJob, WebhookDelivery
+from billing.templatetags.console import masked
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin_stripe.ConsoleStyles, admin.ModelAdmin):
     """Logs and mirrored state are never edited by hand."""
 
     def has_add_permission(self, request):
@@ -19,6 +21,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+def object_link(object_type: str, stripe_id: str) -> str:
+    """The console page of a mirrored object, when the type has one."""
+    if object_type in admin_stripe.ADMIN_MODEL_NAMES and stripe_id:
+        return admin_stripe.admin_link(object_type, stripe_id)
+    return stripe_id or "-"
+
 
 class DeliveryInline(admin.TabularInline):
     model = WebhookDelivery
@@ -28,53 +42,188 @@ class DeliveryInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
+    def get_queryset(self, request):
+        # The endpoint column would otherwise cost a query per delivery.
+        return super().get_queryset(request).select_related("endpoint")
+
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "type", "object_id", "status", "attempts", "created", "received_at")
+    list_display = ("id", "type", "object", "status", "attempts", "created", "received_at")
     list_filter = ("status", "type", "livemode")
-    search_fields = ("id", "object_id", "request_id")
-    date_hierarchy = "created"
-    readonly_fields = [f.name for f in InboundEvent._meta.fields] + ["error"]
-    exclude = ("last_error",)
+    search_fields = ("=id", "=object_id", "request_id")
+    search_help_text = "An event id (evt_...), the id of its object, or a request id."
+    readonly_fields = (
+        "id", "type", "object", "status", "outcome", "attempts", "error", "api_version",
+        "livemode", "created", "received_at", "last_attempt_at", "next_attempt_at",
+        "processed_at", "request_id", "idempotency_key", "payload_json",
+    )  # fmt: skip
+    fieldsets = [
+        (None, {"fields": ("id", "type", "object", "status", "outcome", "attempts", "error")}),
+        (
+            "When",
+            {
+                "fields": (
+                    "created",
+                    "received_at",
+                    "last_attempt_at",
+                    "next_attempt_at",
+                    "processed_at",
+                )
+            },
+        ),
+        ("Request", {"fields": ("api_version", "livemode", "request_id", "idempotency_key")}),
+        (
+            "Payload as delivered (secrets masked)",
+            {"fields": ("payload_json",), "classes": ("collapse",)},
+        ),
+    ]
     inlines = [DeliveryInline]
     actions = ["reprocess"]
+    show_full_result_count = False
+
+    @admin.display(description="object", ordering="object_id")
+    def object(self, obj):
+        return object_link(obj.object_type, obj.object_id)
 
     @admin.display(description="last error")
     def error(self, obj):
-        return format_html("<pre>{}</pre>", obj.last_error) if obj.last_error else "-"
+        return (
+            format_html("<pre>{}</pre>", display.mask_secrets(obj.last_error))
+            if obj.last_error
+            else "-"
+        )
+
+    @admin.display(description="payload")
+    def payload_json(self, obj):
+        return admin_stripe.json_block(obj.payload)
 
     @admin.action(description="Reprocess the selected events", permissions=["reprocess"])
     def reprocess(self, request, queryset):
-        count = 0
-        for event in queryset:
-            if not event.is_final:
-                services.event_reprocess(event=event)
-                count += 1
-        self.message_user(request, f"{count} event(s) queued for processing.", messages.SUCCESS)
+        outcomes = services.events_reprocess_selected(
+            actor=request.user, event_ids=list(queryset.values_list("pk", flat=True))
+        )
+        admin_views.report_reprocess(request, outcomes)
 
     def has_reprocess_permission(self, request):
-        return request.user.has_perm("billing.reprocess_inboundevent")
+        return request.user.has_perm(permissions.REPROCESS)
 
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("received_at", "outcome", "status_code", "event", "endpoint_uuid", "remote_ip")
     list_filter = ("outcome", "status_code")
-    search_fields = ("event__id", "endpoint_uuid", "reason")
+    search_fields = ("=event__id", "=endpoint_uuid", "reason")
+    search_help_text = "An event id (evt_...), an endpoint uuid, or words of the rejection reason."
     list_select_related = ("event",)
     exclude = ("body",)
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields if f.name != "body"]
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("event", "endpoint")
 
 
 @admin.register(ObjectSync)
 class ObjectSyncAdmin(ReadOnlyAdmin):
-    list_display = ("stripe_id", "object_type", "fetch_started_at", "fetch_count", "deleted_at")
+    list_display = (
+        "stripe_id", "object_type", "fetch_started_at", "synced_at", "fetch_count", "deleted_at",
+    )  # fmt: skip
     list_filter = ("object_type",)
-    search_fields = ("stripe_id",)
+    search_fields = ("=stripe_id",)
+    exclude = ("snapshot",)
+    readonly_fields = ("stripe_id", "object", "object_type", "fetch_started_at", "synced_at",
+                       "fetch_count", "deleted_at", "snapshot_json")  # fmt: skip
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        # The snapshot can be large; only the object's own page shows it.
+        view = getattr(request.resolver_match, "url_name", "") or ""
+        return queryset if view.endswith("_change") else queryset.defer("snapshot")
+
+    @admin.display(description="console page")
+    def object(self, obj):
+        return object_link(obj.object_type, obj.stripe_id)
+
+    @admin.display(description="snapshot (secrets masked)")
+    def snapshot_json(self, obj):
+        return admin_stripe.json_block(obj.snapshot)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("at", "actor_name", "action", "object", "result", "message")
+    list_filter = ("action", "result", "object_type")
+    search_fields = ("=stripe_id", "actor_name", "message")
+    search_help_text = "A Stripe id, a username, or words of the message."
+    readonly_fields = ("at", "actor_name", "action", "object", "result", "message", "job",
+                       "idempotency_key", "diff", "before_json", "after_json")  # fmt: skip
+    fields = readonly_fields
+    list_select_related = ()
+    show_full_result_count = False
+
+    @admin.display(description="object", ordering="stripe_id")
+    def object(self, obj):
+        return object_link(obj.object_type, obj.stripe_id)
+
+    @admin.display(description="what changed")
+    def diff(self, obj):
+        if not obj.changes:
+            return "-"
+        return format_html(
+            '<table class="console-diff"><tr><th>field</th><th>before</th><th>after</th></tr>{}</table>',
+            format_html_rows(obj.changes),
+        )
+
+    @admin.display(description="before")
+    def before_json(self, obj):
+        return admin_stripe.json_block(obj.before)
+
+    @admin.display(description="after")
+    def after_json(self, obj):
+        return admin_stripe.json_block(obj.after)
+
+
+def format_html_rows(changes) -> str:
+    return format_html_join(
+        "",
+        '<tr><td>{}</td><td class="before">{}</td><td class="after">{}</td></tr>',
+        ((field, masked(before), masked(after)) for field, before, after in changes),
+    )
+
+
+@admin.register(ResyncJob)
+class ResyncJobAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "created_by", "object_type", "progress", "status")
+    list_filter = ("status", "object_type")
+    list_select_related = ("created_by",)
+    change_form_template = "admin/billing/resyncjob/change_form.html"
+    readonly_fields = ("created_at", "created_by", "object_type", "status", "progress",
+                       "started_at", "finished_at", "error")  # fmt: skip
+    fields = readonly_fields
+    show_full_result_count = False
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        return (
+            f"{obj.done} of {obj.total} done ({obj.percent} %): {obj.changed} changed, "
+            f"{obj.failed} failed"
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["audits"] = list(
+                obj.entries.order_by("-result", "-at")[: selectors.HISTORY_LIMIT]
+            )
+            context["job"] = obj
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 from billing import admin_ops  # noqa: E402, F401 - backfill runs, reconcile reports

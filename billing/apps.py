@@ -15,7 +15,8 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from billing import checks, handlers, stripe_api  # noqa: F401 - registers checks, handlers
+        from billing import checks, handlers, metadata, stripe_api  # noqa: F401 - registers checks, handlers
 
         stripe_api.configure_module()
+        metadata.register_user_link()
         setting_changed.connect(_reconfigure_stripe, dispatch_uid="billing.reconfigure_stripe")

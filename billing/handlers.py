@@ -25,10 +25,17 @@ register_mirror(
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
+)
+
+# Since API version 2025-03-31 an invoice no longer names the payment intent that paid it; its
+# payments (included on request, in the same fetch) do. The support console follows them to tie
+# a subscription's charges to its order.
+register_mirror(
     "invoice.created",
     "invoice.finalized",
     "invoice.updated",
     "invoice.paid",
     "invoice.payment_succeeded",
     "invoice.payment_failed",
+    expand=["payments"],
 )

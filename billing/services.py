@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from djstripe.models import Customer, WebhookEndpoint
 
-from billing import events, stripe_api, sync
-from billing.models import InboundEvent, WebhookDelivery, WebhookSecret
+from billing import events, metadata, permissions, stripe_api, sync
+from billing.models import AuditEntry, InboundEvent, ResyncJob, WebhookDelivery, WebhookSecret
 
 logger = logging.getLogger(__name__)
 
@@ -335,3 +340,426 @@ def customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
         Customer.objects.filter(pk=customer.pk).update(subscriber=user)
     customer.refresh_from_db()
     return customer
+
+
+# --- The support console: metadata edits, resyncs, reprocessing ------------------------------
+# Each action is checked against the actor's permissions here (the admin also hides what a
+# user may not do), goes to Stripe first, writes the mirror from Stripe's answer through the
+# one write path (billing.sync), and leaves an AuditEntry and a Django admin LogEntry.
+
+
+class MetadataInvalid(Exception):
+    """The edit was not sent: ``errors`` maps a key (or "" for the whole edit) to messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" if k else " ".join(v)
+                                   for k, v in errors.items()))  # fmt: skip
+        self.errors = errors
+
+
+class MetadataConflict(Exception):
+    """Stripe's metadata changed since the form was loaded; nothing was sent."""
+
+    def __init__(self, *, current: dict[str, str], keys: list[str]):
+        super().__init__(
+            "The metadata changed in Stripe since this form was loaded "
+            f"({', '.join(keys)}); nothing was saved. The form now shows Stripe's current "
+            "values: check them and save again."
+        )
+        self.message = str(self)
+        self.current = current
+        self.keys = keys
+
+
+@dataclass(frozen=True)
+class MetadataUpdated:
+    before: dict[str, str]
+    after: dict[str, str]
+    sent: dict[str, str]
+    entry: AuditEntry | None  # None when nothing needed sending
+
+
+@dataclass(frozen=True)
+class Resynced:
+    object_type: str
+    stripe_id: str
+    changes: list[list[Any]]  # [[field, before, after], ...]
+    deleted: bool
+    written: bool
+    entry: AuditEntry
+
+
+@dataclass(frozen=True)
+class Reprocessed:
+    event_id: str
+    requeued: bool
+    reason: str
+
+
+def _require(actor: AbstractBaseUser, permissions: list[str]) -> None:
+    if not actor.has_perms(permissions):
+        raise PermissionDenied(f"{actor.get_username()} lacks {', '.join(permissions)}")
+
+
+def _as_metadata(data: dict[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (data.get("metadata") or {}).items()}
+
+
+def _log_entry(*, actor: AbstractBaseUser | None, rows: list[Any], message: str) -> None:
+    """The same action in Django's admin log (each object's History page)."""
+    if actor is None:
+        return
+    LogEntry.objects.bulk_create(
+        LogEntry(
+            user_id=actor.pk,
+            content_type=ContentType.objects.get_for_model(row),
+            object_id=str(row.pk),
+            # A mirrored row by its Stripe id: dj-stripe's str() misformats money, and queries.
+            object_repr=str(getattr(row, "id", None) or row)[:200],
+            action_flag=CHANGE,
+            change_message=message,
+        )
+        for row in rows
+    )
+
+
+def _audit(
+    *, actor: AbstractBaseUser | None, action: str, object_type: str, stripe_id: str, **fields
+) -> AuditEntry:
+    return AuditEntry.objects.create(
+        actor=actor,
+        actor_name=actor.get_username() if actor is not None else "",
+        action=action,
+        object_type=object_type,
+        stripe_id=stripe_id,
+        **fields,
+    )
+
+
+def metadata_fetch(*, object_type: str, stripe_id: str) -> dict[str, str]:
+    """The object's metadata as Stripe has it now (the edit form starts from this)."""
+    data = stripe_api.as_dict(stripe_api.retrieve(object_type=object_type, stripe_id=stripe_id))
+    return _as_metadata(data)
+
+
+def metadata_errors(
+    *, object_type: str, before: dict[str, str], changes: dict[str, str]
+) -> dict[str, list[str]]:
+    """Every reason not to send ``changes`` ({} when they may go): Stripe's limits, secrets,
+    card data, reserved keys, and link keys that name no existing row."""
+    errors: dict[str, list[str]] = {}
+    for key, value in changes.items():
+        problems = []
+        if key in metadata.RESERVED_KEYS:
+            problems.append(f"{key} is managed by the application and cannot be edited here.")
+        if value != "" or key not in before:
+            problems += metadata.key_errors(key)
+        if value != "":
+            problems += metadata.value_errors(value)
+        if problems:
+            errors[key] = problems
+    after = metadata.apply_changes(before, changes)
+    if count := metadata.count_error(after):
+        errors.setdefault("", []).append(count)
+    touched = [key for key, value in changes.items() if value != ""]
+    for key, message in metadata.link_errors(after, keys=touched).items():
+        errors.setdefault(key, []).append(message)
+    return errors
+
+
+def metadata_update(
+    *,
+    actor: AbstractBaseUser,
+    object_type: str,
+    stripe_id: str,
+    expected: dict[str, str],
+    changes: dict[str, str],
+    request_token: str,
+) -> MetadataUpdated:
+    """Change an object's metadata in Stripe: only the keys that changed ("" deletes one).
+
+    ``expected`` is the metadata the person saw (fetched when the form loaded). The object is
+    fetched again first; if its metadata differs, someone or something changed it meanwhile
+    and the edit is refused (``MetadataConflict``) rather than overwrite what they did. The
+    update carries an idempotency key from the form's token and content, so a double submit
+    is one change. The mirror is written from Stripe's answer through ``billing.sync``.
+    """
+    sent = {key: value for key, value in changes.items() if expected.get(key, "") != value}
+    _require(actor, permissions.metadata_permissions(object_type=object_type, keys=list(sent)))
+    if not sent:
+        return MetadataUpdated(before=expected, after=expected, sent={}, entry=None)
+    if errors := metadata_errors(object_type=object_type, before=expected, changes=sent):
+        raise MetadataInvalid(errors)
+
+    audit = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
+             "action": AuditEntry.Action.METADATA_UPDATE}  # fmt: skip
+    try:
+        current = metadata_fetch(object_type=object_type, stripe_id=stripe_id)
+    except stripe_api.StripeAPIError as exc:
+        _audit(**audit, before=expected, after=None, result=AuditEntry.Result.FAILED,
+               message=exc.message)  # fmt: skip
+        raise
+    if current != dict(expected) and current == metadata.apply_changes(expected, sent):
+        # Stripe already holds exactly this edit: the same form submitted twice.
+        return MetadataUpdated(before=expected, after=current, sent={}, entry=None)
+    if current != dict(expected):
+        keys = sorted(metadata.changes_between(expected, current))
+        _audit(**audit, before=expected, after=current, result=AuditEntry.Result.REFUSED,
+               message=f"refused: changed in Stripe since the form was loaded ({', '.join(keys)})")  # fmt: skip
+        raise MetadataConflict(current=current, keys=keys)
+
+    key = stripe_api.idempotency_key(
+        "metadata",
+        object_type,
+        stripe_id,
+        request_token,
+        json.dumps([current, sent], sort_keys=True),
+    )
+    started = sync.fetch_started()
+    try:
+        updated = stripe_api.update(
+            object_type=object_type,
+            stripe_id=stripe_id,
+            params={"metadata": sent},
+            idempotency_key=key,
+        )
+    except stripe_api.StripeAPIError as exc:
+        _audit(**audit, before=current, after=None, result=AuditEntry.Result.FAILED,
+               message=exc.message, idempotency_key=key)  # fmt: skip
+        raise
+    data = stripe_api.as_dict(updated)
+    after = _as_metadata(data)
+    changed = [[k, current.get(k), after.get(k)] for k in sorted(sent)]
+    with transaction.atomic():
+        written = sync.object_write(data=data, started_at=started)
+        entry = _audit(**audit, before=current, after=after, changes=changed,
+                       result=AuditEntry.Result.DONE, idempotency_key=key,
+                       message=f"changed {', '.join(sorted(sent))}")  # fmt: skip
+        _log_entry(actor=actor, rows=[written.mirror] if written.mirror is not None else [],
+                   message=f"Edited Stripe metadata: {', '.join(sorted(sent))}")  # fmt: skip
+    return MetadataUpdated(before=current, after=after, sent=sent, entry=entry)
+
+
+# Fields that say nothing to a person (and are secrets besides).
+_DIFF_IGNORED = frozenset({"client_secret"})
+
+
+def _collapse(value: Any) -> Any:
+    """Expanded related objects compare as their ids: expansions are not changes."""
+    if isinstance(value, dict):
+        if "id" in value and isinstance(value.get("object"), str) and value["object"] != "list":
+            return value["id"]
+        return {k: _collapse(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_collapse(v) for v in value]
+    return value
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+def _comparable(data: dict[str, Any] | None) -> dict[str, Any]:
+    # dj-stripe stores "deleted": false on rows Stripe sends without the field.
+    return {
+        key: _collapse(value)
+        for key, value in (data or {}).items()
+        if key not in _DIFF_IGNORED and not (key == "deleted" and not value)
+    }
+
+
+def data_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[list[Any]]:
+    """Field-by-field differences between two copies of an object: [[field, before, after]]."""
+    old, new = _flatten(_comparable(before)), _flatten(_comparable(after))
+    return [
+        [field, old.get(field), new.get(field)]
+        for field in sorted(set(old) | set(new))
+        if old.get(field) != new.get(field)
+    ]
+
+
+def _resync(
+    *, actor: AbstractBaseUser | None, object_type: str, stripe_id: str, job: ResyncJob | None
+) -> Resynced:
+    audit = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
+             "action": AuditEntry.Action.RESYNC, "job": job}  # fmt: skip
+    try:
+        synced = sync.object_sync(object_type=object_type, stripe_id=stripe_id)
+    except stripe_api.StripeAPIError as exc:
+        _audit(**audit, result=AuditEntry.Result.FAILED, message=exc.message)
+        raise
+    new = synced.written and synced.previous is None
+    changes = data_changes(synced.previous, synced.obj) if synced.previous is not None else []
+    notes = []
+    if new:
+        notes.append("not mirrored before; now it is")
+    if synced.deleted:
+        notes.append("deleted in Stripe; marked deleted in the mirror")
+    if not synced.written:
+        notes.append("the mirror already held a copy fetched later; kept that one")
+    notes.append(f"{len(changes)} field(s) changed" if changes else "no field changed")
+    entry = _audit(
+        **audit,
+        before={field: old for field, old, _ in changes},
+        after={field: new for field, _, new in changes},
+        changes=changes,
+        result=(
+            AuditEntry.Result.DONE
+            if changes or new or synced.deleted
+            else AuditEntry.Result.UNCHANGED
+        ),
+        message="; ".join(notes),
+    )
+    _log_entry(actor=actor, rows=[synced.mirror] if synced.mirror is not None else [],
+               message=f"Resynced from Stripe: {notes[-1]}")  # fmt: skip
+    return Resynced(
+        object_type=object_type,
+        stripe_id=stripe_id,
+        changes=changes,
+        deleted=synced.deleted,
+        written=synced.written,
+        entry=entry,
+    )
+
+
+def object_resync(*, actor: AbstractBaseUser, object_type: str, stripe_id: str) -> Resynced:
+    """Fetch one object from Stripe (registered expansions), write the mirror, say what changed.
+
+    Goes through ``billing.sync.object_sync``: no transaction is held during the fetch, and a
+    copy older than the mirror's is never written over it. Call outside ``transaction.atomic``.
+    Raises ``StripeAPIError`` (after auditing it) when Stripe cannot be asked.
+    """
+    _require(actor, permissions.resync_permissions(object_type=object_type))
+    return _resync(actor=actor, object_type=object_type, stripe_id=stripe_id, job=None)
+
+
+# More objects than this are resynced by a background job (Stripe allows 25 requests/s in
+# test mode; a request should not wait on hundreds of fetches).
+RESYNC_INLINE_LIMIT = 20
+# Errors after which every further call would fail the same way: the job stops.
+_JOB_STOPPERS = frozenset({"authentication", "configuration"})
+
+
+def resync_job_start(
+    *, actor: AbstractBaseUser, object_type: str, stripe_ids: list[str]
+) -> ResyncJob:
+    """Queue a background resync of many objects; its progress is on the job's admin page."""
+    _require(actor, permissions.resync_permissions(object_type=object_type))
+    ids = list(dict.fromkeys(stripe_ids))
+    with transaction.atomic():
+        job = ResyncJob.objects.create(
+            created_by=actor, object_type=object_type, stripe_ids=ids, total=len(ids)
+        )
+        _log_entry(
+            actor=actor, rows=[job], message=f"Queued a resync of {len(ids)} {object_type} objects"
+        )
+
+        def enqueue() -> None:
+            from billing.tasks import resync_job
+
+            resync_job.delay(job.pk)
+
+        transaction.on_commit(enqueue)
+    return job
+
+
+def resync_job_run(*, job_id: int) -> ResyncJob:
+    """Resync each object of a job, counting progress as it goes (safe to run again)."""
+    job = ResyncJob.objects.select_related("created_by").get(pk=job_id)
+    if not job.is_running:
+        return job
+    ResyncJob.objects.filter(pk=job.pk).update(
+        status=ResyncJob.Status.RUNNING, started_at=job.started_at or timezone.now()
+    )
+    already = set(job.entries.values_list("stripe_id", flat=True))
+    try:
+        for stripe_id in job.stripe_ids:
+            if stripe_id in already:
+                continue  # a redelivered task picks up where the killed one stopped
+            if stop := _resync_job_step(job=job, stripe_id=stripe_id):
+                return _resync_job_end(job=job, status=ResyncJob.Status.FAILED, error=stop)
+    except Exception:
+        _resync_job_end(job=job, status=ResyncJob.Status.FAILED, error=traceback.format_exc())
+        raise
+    return _resync_job_end(job=job, status=ResyncJob.Status.FINISHED)
+
+
+def _resync_job_step(*, job: ResyncJob, stripe_id: str) -> str | None:
+    """Resync one object of the job and count it; return why the job must stop, if it must."""
+    counters: dict[str, Any] = {"done": F("done") + 1}
+    stop = None
+    try:
+        result = _resync(
+            actor=job.created_by, object_type=job.object_type, stripe_id=stripe_id, job=job
+        )
+        if result.changes:
+            counters["changed"] = F("changed") + 1
+    except stripe_api.StripeAPIError as exc:
+        counters["failed"] = F("failed") + 1
+        if exc.kind in _JOB_STOPPERS:
+            stop = exc.message
+    ResyncJob.objects.filter(pk=job.pk).update(**counters)
+    return stop
+
+
+def _resync_job_end(*, job: ResyncJob, status: str, error: str = "") -> ResyncJob:
+    ResyncJob.objects.filter(pk=job.pk).update(
+        status=status, error=error, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _not_requeued_reason(event: InboundEvent) -> str:
+    when = f" on {event.processed_at:%Y-%m-%d %H:%M} UTC" if event.processed_at else ""
+    if event.status == InboundEvent.Status.IGNORED:
+        return (
+            f"not requeued: ignored{when}, no handler is registered for {event.type}, "
+            "so processing it again would do nothing"
+        )
+    return (
+        f"not requeued: already processed{when}; its effects happened once and are not "
+        "repeated (to refresh the object, use Resync from Stripe)"
+    )
+
+
+def events_reprocess_selected(
+    *, actor: AbstractBaseUser, event_ids: list[str]
+) -> list[Reprocessed]:
+    """Requeue the chosen events that are not final; say for each why it was or was not."""
+    _require(actor, [permissions.REPROCESS])
+    found = {event.pk: event for event in InboundEvent.objects.filter(pk__in=event_ids)}
+    outcomes = []
+    for event_id in event_ids:
+        event = found.get(event_id)
+        if event is None:
+            outcomes.append(Reprocessed(event_id, False, "not requeued: no such event stored"))
+            continue
+        before = event.status
+        if not event.is_final:
+            event = event_reprocess(event=event)
+        requeued = not event.is_final and event.status == InboundEvent.Status.PENDING
+        reason = (
+            f"requeued (was {InboundEvent.Status(before).label})"
+            if requeued
+            else _not_requeued_reason(event)
+        )
+        with transaction.atomic():
+            _audit(
+                actor=actor,
+                action=AuditEntry.Action.REPROCESS,
+                object_type=event.object_type or "event",
+                stripe_id=event.object_id or event.pk,
+                before={"event": event.pk, "status": before},
+                after={"event": event.pk, "status": event.status},
+                result=AuditEntry.Result.DONE if requeued else AuditEntry.Result.REFUSED,
+                message=f"{event.pk} ({event.type}): {reason}",
+            )
+            _log_entry(actor=actor, rows=[event], message=f"Reprocess: {reason}")
+        outcomes.append(Reprocessed(event.pk, requeued, reason))
+    return outcomes

@@ -45,3 +45,11 @@ def process_event(self, event_id: str) -> str:
             "event %s attempt %s failed (%s); retry in %.1fs", event_id, attempt, exc, delay
         )
         raise self.retry(exc=exc, countdown=delay) from exc
+
+
+@shared_task(name="billing.resync_job", acks_late=True)
+def resync_job(job_id: int) -> str:
+    """A support console resync of many objects (progress on the job's admin page)."""
+    from billing import services
+
+    return services.resync_job_run(job_id=job_id).status

@@ -32,3 +32,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("orders.urls")),
 ]
+
+handler403 = "config.errors.permission_denied"

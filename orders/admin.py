@@ -1,15 +1,37 @@
-"""A plain, read-only Order admin so support can find an order (the full one comes later).
-
-Status changes go through ``orders.services``; nothing here edits an order.
+"""The order's whole story for support: items, totals, refunds, every Stripe object behind it,
+one timeline, and the events of all its objects. Read-only: status changes go through
+``orders.services``, Stripe changes through ``billing.services``.
 """
 
-from django.contrib import admin
+from __future__ import annotations
 
-from orders.models import Order, OrderHistory, OrderItem
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.urls import path
+from django.utils.html import format_html
+
+from billing import admin_views, permissions, services
+from billing import selectors as billing_selectors
+from billing.admin_stripe import ConsoleStyles, admin_link
+from billing.display import admin_url, when
+from orders import selectors
+from orders.models import Order, OrderItem
 from orders.money import format_amount
 
 
-class ReadOnlyInline(admin.TabularInline):
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    fields = (
+        "description",
+        "price_link",
+        "quantity",
+        "unit_price",
+        "line_total",
+        "recurring_interval",
+    )
+    readonly_fields = fields
     extra = 0
     can_delete = False
 
@@ -19,51 +41,163 @@ class ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        # The order's currency on every line, without a query per line.
+        return super().get_queryset(request).select_related("order")
 
-class OrderItemInline(ReadOnlyInline):
-    model = OrderItem
-    fields = ("description", "price", "quantity", "unit_amount", "recurring_interval")
-    readonly_fields = fields
+    @admin.display(description="price")
+    def price_link(self, item: OrderItem) -> str:
+        return admin_link("price", item.price_id)
 
+    @admin.display(description="unit price")
+    def unit_price(self, item: OrderItem) -> str:
+        return format_amount(item.unit_amount, item.order.currency)
 
-class OrderHistoryInline(ReadOnlyInline):
-    model = OrderHistory
-    fields = ("at", "from_status", "to_status", "source", "event_id", "actor", "note")
-    readonly_fields = fields
+    @admin.display(description="line total")
+    def line_total(self, item: OrderItem) -> str:
+        return format_amount(item.amount, item.order.currency)
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "email", "status", "mode", "total", "created_at")
+class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
+    list_display = ("public_id", "buyer", "status", "total", "mode", "created")
     list_filter = ("status", "mode")
-    search_fields = ("public_id", "email", "user__email", "user__username")
+    search_fields = ("=public_id", "email", "user__email", "user__username")
+    search_help_text = (
+        "An order id (ord_...), an email, a username, or any Stripe id tied to the order: "
+        "cs_, pi_, ch_, re_, cus_, sub_, in_ (or an event evt_)."
+    )
     list_select_related = ("user",)
+    list_per_page = 50
+    show_full_result_count = False
     date_hierarchy = "created_at"
-    inlines = (OrderItemInline, OrderHistoryInline)
-    fields = (
-        "public_id", "user", "email", "status", "mode", "total", "refunded", "checkout_attempt",
-        "stripe_ids", "checkout_session", "payment_intent", "customer", "subscription",
-        "created_at", "paid_at", "fulfilled_at", "updated_at",
+    inlines = (OrderItemInline,)
+    change_form_template = "admin/orders/order/change_form.html"
+    fieldsets = [
+        (None, {"fields": ("public_id", "status", "mode", "user_link", "email", "created_at",
+                           "paid_at", "fulfilled_at", "updated_at")}),
+        ("Totals", {"fields": ("total", "refunded", "net")}),
+        ("Stripe links", {"fields": ("session_link", "payment_intent_link", "customer_link",
+                                     "subscription_link", "checkout_attempt")}),
+    ]  # fmt: skip
+    readonly_fields = (
+        "public_id", "status", "mode", "user_link", "email", "created_at", "paid_at",
+        "fulfilled_at", "updated_at", "total", "refunded", "net", "session_link",
+        "payment_intent_link", "customer_link", "subscription_link", "checkout_attempt",
     )  # fmt: skip
-    readonly_fields = fields
 
-    @admin.display(description="Stripe ids")
-    def stripe_ids(self, obj: Order) -> str:
-        ids = {
-            "session": obj.checkout_session_id,
-            "payment intent": obj.payment_intent_id,
-            "customer": obj.customer_id,
-            "subscription": obj.subscription_id,
-        }
-        return " · ".join(f"{name} {value}" for name, value in ids.items() if value) or "-"
+    def get_object(self, request, object_id, from_field=None):
+        # Links use the public order id (ord_...), which support quotes anyway.
+        if object_id and object_id.startswith("ord_"):
+            return self.get_queryset(request).filter(public_id=object_id).first()
+        return super().get_object(request, object_id, from_field)
 
-    @admin.display(description="refunded")
-    def refunded(self, obj: Order) -> str:
-        return format_amount(obj.amount_refunded, obj.currency)
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def get_search_results(self, request, queryset, search_term):
+        by_stripe_id = selectors.order_search(term=search_term)
+        if by_stripe_id is not None:
+            return queryset.filter(by_stripe_id), False
+        return super().get_search_results(request, queryset, search_term)
+
+    # Not "customer": Order.customer is the Stripe customer, and a field wins over a method.
+    @admin.display(description="customer", ordering="email")
+    def buyer(self, order: Order) -> str:
+        return format_html("{}<br><small>{}</small>", order.email or "-", order.user.get_username())
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, order: Order) -> str:
+        return when(order.created_at)
+
+    @admin.display(description="user")
+    def user_link(self, order: Order) -> str:
+        url = admin_url("auth_user", order.user_id)
+        return format_html(
+            '<a href="{}">{} ({})</a>', url, order.user.get_username(), order.user_id
+        )
 
     @admin.display(description="total", ordering="amount_total")
-    def total(self, obj: Order) -> str:
-        return format_amount(obj.amount_total, obj.currency)
+    def total(self, order: Order) -> str:
+        return format_amount(order.amount_total, order.currency)
+
+    @admin.display(description="refunded")
+    def refunded(self, order: Order) -> str:
+        return format_amount(order.amount_refunded, order.currency)
+
+    @admin.display(description="net (total less refunds)")
+    def net(self, order: Order) -> str:
+        return format_amount(order.amount_net, order.currency)
+
+    @admin.display(description="checkout session")
+    def session_link(self, order: Order) -> str:
+        return admin_link("checkout.session", order.checkout_session_id)
+
+    @admin.display(description="payment intent")
+    def payment_intent_link(self, order: Order) -> str:
+        return admin_link("payment_intent", order.payment_intent_id)
+
+    @admin.display(description="customer")
+    def customer_link(self, order: Order) -> str:
+        return admin_link("customer", order.customer_id)
+
+    @admin.display(description="subscription")
+    def subscription_link(self, order: Order) -> str:
+        return admin_link("subscription", order.subscription_id)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context.update(self.story(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def story(self, request, order: Order) -> dict:
+        linked = selectors.order_stripe_objects(order=order)
+        ids = [obj.id for obj in linked]
+        history = list(order.history.select_related("actor").order_by("-at", "-pk"))
+        events = billing_selectors.event_history(stripe_ids=ids)
+        audits = billing_selectors.audit_entries(stripe_ids=ids)
+        return {
+            "linked_objects": linked,
+            "refunds": [obj for obj in linked if obj.object_type == "refund"],
+            "timeline": selectors.order_timeline(
+                order=order, history=history, events=events, audits=audits
+            ),
+            "events": events,
+            "audits": audits,
+            "can_reprocess": request.user.has_perm(permissions.REPROCESS),
+            "reprocess_url": admin_url("orders_order", order.public_id, "reprocess"),
+        }
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/reprocess/",
+                self.admin_site.admin_view(self.reprocess_view),
+                name="orders_order_reprocess",
+            ),
+            *super().get_urls(),
+        ]
+
+    def reprocess_view(self, request, object_id):
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            raise Http404("No such order.")
+        if not self.has_view_permission(request, order):
+            raise PermissionDenied
+        back = admin_url("orders_order", order.public_id) + "#event-history"
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        if not request.user.has_perm(permissions.REPROCESS):
+            raise PermissionDenied
+        event_ids = request.POST.getlist("event")
+        if not event_ids:
+            messages.warning(request, "Choose the events to reprocess first.")
+        else:
+            admin_views.report_reprocess(
+                request,
+                services.events_reprocess_selected(actor=request.user, event_ids=event_ids),
+            )
+        return HttpResponseRedirect(back)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -74,3 +208,8 @@ class OrderAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         # View permission alone gives the read-only detail page.
         return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions

@@ -6,4 +6,6 @@ class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orders import handlers  # noqa: F401 - registers the webhook handlers
+        from orders import handlers, links  # noqa: F401 - handlers register themselves
+
+        links.register()

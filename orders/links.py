@@ -1,10 +1,11 @@
-"""Links between Stripe objects and the shop's rows, through the metadata link keys.
+"""Links between Stripe objects and the shop's orders and users, through the metadata link keys.
 
-The shop puts ``order_id`` and ``user_id`` (``LINK_KEYS``) on the Checkout
+The shop puts ``order_id`` and ``user_id`` (``billing.metadata.LINK_KEYS``) on the Checkout
 Session, its payment intent or subscription, and the customer; Stripe copies them to a charge
-when it is created and to an invoice's ``parent.subscription_details.metadata``. Operators'
-tools (backfill, reconcile) read them here, in one place: what keys an object carries, what
-they point at, and which link the shop keeps for it.
+when it is created and to an invoice's ``parent.subscription_details.metadata``. Here: how the
+support console finds and names an order (``register``), and, for the operators' tools
+(backfill, reconcile), what keys an object carries, what they point at, and which link the shop
+keeps for it.
 """
 
 from __future__ import annotations
@@ -15,10 +16,43 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from djstripe.models import Customer
 
+from billing.display import admin_url
+from billing.metadata import LINK_KEYS, LinkResolver, link_register
 from orders.models import Order
+from orders.money import format_amount
+from orders.selectors import order_search
 from orders.services.payments import _order_locked
 
-LINK_KEYS = ("order_id", "user_id")
+
+def _find(values: list[str]) -> dict[str, Any]:
+    return {o.public_id: o for o in Order.objects.filter(public_id__in=values)}
+
+
+def _label(order: Order) -> str:
+    total = format_amount(order.amount_total, order.currency)
+    return f"order {order.public_id} ({order.get_status_display()}, {total}, {order.email or 'no email'})"
+
+
+def _admin_url(order: Order) -> str:
+    return admin_url("orders_order", order.public_id)
+
+
+def _tied_to(stripe_id: str) -> list[Order]:
+    found = order_search(term=stripe_id)
+    return list(Order.objects.filter(found)[:5]) if found is not None else []
+
+
+def register() -> None:
+    link_register(
+        "order_id",
+        LinkResolver(
+            noun="order", find=_find, label=_label, admin_url=_admin_url, tied_to=_tied_to
+        ),
+    )
+
+
+# --- The operators' tools -------------------------------------------------------------------
+
 # Stripe object type -> the Order foreign key that points at it.
 ORDER_FIELDS = {
     "checkout.session": "checkout_session",

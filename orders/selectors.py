@@ -7,11 +7,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
-from djstripe.models import Charge, Price, Product, Refund
+from djstripe.models import (
+    Charge,
+    Customer,
+    Invoice,
+    PaymentIntent,
+    Price,
+    Product,
+    Refund,
+    Session,
+    Subscription,
+)
 
-from orders.models import Order
+from billing import display
+from billing import selectors as billing_selectors
+from billing.display import Described, admin_url, describe
+from billing.models import AuditEntry, InboundEvent
+from orders.models import Order, OrderHistory
 
 
 @dataclass(frozen=True)
@@ -95,3 +109,186 @@ def subscription_summary(*, order: Order) -> SubscriptionSummary | None:
         current_period_end=_timestamp(period_end),
         cancel_at=_timestamp(data.get("cancel_at")),
     )
+
+
+# --- The support console: finding an order and its whole story ------------------------------
+
+
+def order_search(*, term: str) -> Q | None:
+    """Orders a Stripe id (``cs_ pi_ ch_ re_ cus_ sub_ in_``, or an ``evt_``) is tied to.
+
+    Returns a filter for ``Order`` objects, or None when ``term`` is not such an id. Follows
+    the order's own links (session, payment intent, customer, subscription) and, through the
+    mirror, the order ids objects carry (``metadata.order_id``) and the objects they point to
+    (a refund's charge, its payment intent, the invoice it paid, that invoice's subscription):
+    a few queries, whatever the number of rows.
+    """
+    term = term.strip()
+    if term.startswith("ord_"):
+        return Q(public_id=term)
+    if term.startswith("evt_"):
+        event = InboundEvent.objects.filter(pk=term).only("object_id").first()
+        term = event.object_id if event is not None else ""
+    if not term or billing_selectors.object_type_for_id(term) is None:
+        return None
+    ids, public_ids = {term}, set()
+    frontier = [term]
+    for _hop in range(5):  # refund -> charge -> payment intent -> invoice -> subscription
+        rows = billing_selectors.mirror_rows(stripe_ids=frontier)
+        found = []
+        for row in rows:
+            data = {**(row.stripe_data or {}), "metadata": row.metadata or {}}
+            public_ids.update(display.order_ids(data))
+            found += display.related_ids(data)
+        # A subscription's payment intent names no invoice; the invoice names it.
+        intents = [row.id for row in rows if row.id.startswith("pi_")]
+        found += billing_selectors.invoices_paid_by(intent_ids=intents)
+        frontier = [stripe_id for stripe_id in dict.fromkeys(found) if stripe_id not in ids]
+        ids.update(frontier)
+        if not frontier:
+            break
+    return (
+        Q(public_id__in=public_ids)
+        | Q(checkout_session_id__in=ids)
+        | Q(payment_intent_id__in=ids)
+        | Q(customer_id__in=ids)
+        | Q(subscription_id__in=ids)
+    )
+
+
+@dataclass(frozen=True)
+class LinkedObject:
+    """One Stripe object behind an order, as the order page lists it."""
+
+    object_type: str
+    row: Any
+    described: Described
+    last_synced: datetime | None
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    @property
+    def admin_url(self) -> str:
+        meta = self.row._meta
+        return admin_url(f"{meta.app_label}_{meta.model_name}", self.row.id)
+
+
+def _linked_rows(order: Order) -> list[tuple[str, Any]]:
+    """Every mirrored object tied to the order, by its links or ``metadata.order_id``."""
+    tagged = Q(metadata__order_id=order.public_id)
+    sessions = list(Session.objects.filter(Q(id=order.checkout_session_id) | tagged))
+    subscriptions = list(Subscription.objects.filter(Q(id=order.subscription_id) | tagged))
+    subscription_ids = [s.id for s in subscriptions]
+    invoices = list(
+        Invoice.objects.filter(
+            Q(subscription_id__in=subscription_ids)
+            # API versions since 2025-03-31 keep the subscription under parent
+            | Q(stripe_data__parent__subscription_details__subscription__in=subscription_ids)
+            | Q(stripe_data__parent__subscription_details__metadata__order_id=order.public_id)
+        )
+    )
+    # (An invoice's payment_intent column holds dj-stripe's row id; its data holds Stripe's.)
+    intent_ids = {order.payment_intent_id, *(s.payment_intent_id for s in sessions)}
+    for invoice in invoices:
+        related = display.related_ids(invoice.stripe_data or {})
+        intent_ids.update(i for i in related if i.startswith("pi_"))
+    intent_ids.discard(None)
+    intents = list(PaymentIntent.objects.filter(Q(id__in=intent_ids) | tagged))
+    charges = list(
+        Charge.objects.filter(
+            Q(payment_intent_id__in=[p.id for p in intents])
+            | Q(invoice_id__in=[i.id for i in invoices])
+            | tagged
+        )
+    )
+    refunds = list(Refund.objects.filter(Q(charge_id__in=[c.id for c in charges]) | tagged))
+    customers = list(Customer.objects.filter(id=order.customer_id)) if order.customer_id else []
+    groups = [
+        ("checkout.session", sessions),
+        ("payment_intent", intents),
+        ("charge", charges),
+        ("refund", refunds),
+        ("customer", customers),
+        ("subscription", subscriptions),
+        ("invoice", invoices),
+    ]
+    return [
+        (object_type, row)
+        for object_type, rows in groups
+        for row in sorted(rows, key=lambda r: (r.created is None, r.created), reverse=True)
+    ]
+
+
+def order_stripe_objects(*, order: Order) -> list[LinkedObject]:
+    """The order's Stripe objects with status, amount and last sync (a fixed number of queries)."""
+    rows = _linked_rows(order)
+    states = billing_selectors.sync_states(stripe_ids=[row.id for _, row in rows])
+    return [
+        LinkedObject(
+            object_type=object_type,
+            row=row,
+            described=describe(object_type, row.stripe_data or {}, row.id),
+            last_synced=billing_selectors.last_synced(row=row, state=states.get(row.id)),
+        )
+        for object_type, row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # "order", "event", "console"
+    title: str
+    detail: str
+    outcome: str
+    url: str
+
+
+def order_timeline(
+    *,
+    order: Order,
+    history: list[OrderHistory],
+    events: list[InboundEvent],
+    audits: list[AuditEntry],
+) -> list[TimelineEntry]:
+    """The order's transitions, its objects' events and console actions, newest first."""
+    entries = [
+        TimelineEntry(
+            at=h.at,
+            kind="order",
+            title=f"{h.from_status or 'new'} → {h.to_status}".replace("_", " "),
+            detail=" · ".join(
+                part
+                for part in (h.source, h.actor.get_username() if h.actor else "", h.note)
+                if part
+            ),
+            outcome=h.event_id,
+            url=admin_url("billing_inboundevent", h.event_id) if h.event_id else "",
+        )
+        for h in history
+    ]
+    entries += [
+        TimelineEntry(
+            at=e.created,
+            kind="event",
+            title=e.type,
+            detail=f"{e.object_id} · {e.id}",
+            outcome=f"{e.get_status_display()}{': ' + e.outcome if e.outcome else ''}",
+            url=admin_url("billing_inboundevent", e.id),
+        )
+        for e in events
+    ]
+    entries += [
+        TimelineEntry(
+            at=a.at,
+            kind="console",
+            title=f"{a.get_action_display()} by {a.actor_name or '?'}",
+            detail=f"{a.stripe_id}: {a.message}",
+            outcome=a.get_result_display(),
+            url=admin_url("billing_auditentry", a.pk),
+        )
+        for a in audits
+    ]
+    return sorted(entries, key=lambda entry: entry.at, reverse=True)

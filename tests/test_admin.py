@@ -14,7 +14,7 @@ def test_admin_index_loads_for_superuser(admin_client):
     response = admin_client.get(f"/{settings.ADMIN_URL}")
 
     assert response.status_code == 200
-    assert b"Site administration" in response.content
+    assert b"Support console" in response.content
 
 
 @pytest.mark.django_db

@@ -13,9 +13,8 @@ from django.urls import reverse
 
 from orders.models import Order
 from tests.admin_pages import admin_urls
-from tests.orders.test_browser import (  # noqa: F401 - the browser fixture
+from tests.orders.test_browser import (
     GOOD_CARD,
-    browser,
     click_buy,
     expect_fulfilled,
     pay,
@@ -27,7 +26,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 @pytest.fixture
-def watched(browser, catalog, live_webhook_endpoint, site_url):  # noqa: F811
+def watched(browser, catalog, live_webhook_endpoint, site_url):
     """A page, and everything its console and error events said."""
     context = browser.new_context(base_url=site_url)
     context.set_default_timeout(15_000)

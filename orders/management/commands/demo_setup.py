@@ -6,10 +6,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from djstripe.models import WebhookEndpoint
 
 from billing import stripe_api
+from billing.permissions import BILLING_ADMIN, SUPPORT
 from billing.services import webhook_endpoint_create
 from orders.demo import demo_catalog_seed
 from orders.services import catalog_sync
@@ -17,8 +19,12 @@ from orders.services import catalog_sync
 DEMO_DIR = Path(settings.BASE_DIR) / ".demo"
 
 
-def _demo_user(*, username: str, email: str, superuser: bool) -> tuple[str, str]:
-    """Create the user once; return its username and the password saved beside the demo."""
+def _demo_user(
+    *, username: str, email: str, superuser: bool, group: str | None = None
+) -> tuple[str, str]:
+    """Create the user once; return its username and the password saved beside the demo.
+
+    With ``group``, a staff user in that support console group (created by migration)."""
     secret_file = DEMO_DIR / f"{username}.password"
     user_model = get_user_model()
     user = user_model.objects.filter(username=username).first()
@@ -35,6 +41,9 @@ def _demo_user(*, username: str, email: str, superuser: bool) -> tuple[str, str]
         DEMO_DIR.mkdir(exist_ok=True)
         secret_file.write_text(password)
         secret_file.chmod(0o600)
+    if group is not None:
+        user_model.objects.filter(pk=user.pk).update(is_staff=True)
+        user.groups.set([Group.objects.get(name=group)])
     return username, secret_file.read_text()
 
 
@@ -58,6 +67,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         admin = _demo_user(username="admin", email="admin@example.com", superuser=True)
         customer = _demo_user(username="customer", email="customer@example.com", superuser=False)
+        support = _demo_user(username="support", email="support@example.com", superuser=False,
+                             group=SUPPORT)  # fmt: skip
+        billing = _demo_user(username="billing", email="billing@example.com", superuser=False,
+                             group=BILLING_ADMIN)  # fmt: skip
         created = demo_catalog_seed()
         counts = catalog_sync()
         base = settings.SITE_URL
@@ -72,4 +85,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  shop:     {base}/  login {customer[0]} / {customer[1]} (or sign up)")
         self.stdout.write(f"  admin:    {base}/{settings.ADMIN_URL}  login {admin[0]} / {admin[1]}")
+        self.stdout.write(f"            support staff {support[0]} / {support[1]} ({SUPPORT}), "
+                          f"{billing[0]} / {billing[1]} ({BILLING_ADMIN})")  # fmt: skip
         self.stdout.write("  pay with card 4242 4242 4242 4242 (4000 0000 0000 0002 is declined)")

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0002_objectsync_snapshot_expand'),
+        ('billing', '0004_support_groups'),
     ]
 
     operations = [

@@ -1,0 +1,439 @@
+"""The support console's own admin views: metadata edit, resync, reprocess. Thin: each parses
+the request, checks the permission (403 otherwise), calls one service and reports."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core import signing
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views import View
+
+from billing import display, metadata, permissions, selectors, services
+from billing.stripe_api import StripeAPIError
+
+# --- Stripe errors, in words a support person can act on -------------------------------------
+
+_ERROR_ADVICE = {
+    "not_found": "Stripe has no such object: it may have been deleted, or belong to another "
+    "account or mode (test/live).",
+    "rate_limit": "Stripe is rate limiting this account: wait a minute and try again.",
+    "authentication": "Stripe refused the shop's API key: ask an operator to check "
+    "STRIPE_SECRET_KEY. Nothing was changed.",
+    "configuration": "The shop is not configured to reach Stripe: ask an operator. "
+    "Nothing was changed.",
+    "connection": "Stripe could not be reached: try again shortly; if it persists, check "
+    "status.stripe.com.",
+    "idempotency": "Stripe saw this exact request before with different content: reload the "
+    "page and make the change again.",
+}
+
+
+def stripe_error_text(exc: StripeAPIError) -> str:
+    advice = _ERROR_ADVICE.get(exc.kind, "")
+    request = f" (Stripe request {exc.request_id})" if exc.request_id else ""
+    return display.mask_secrets(" ".join(part for part in (advice, exc.message) if part) + request)
+
+
+# --- Context shared by every mirrored object's page ----------------------------------------
+
+
+def object_urls(model_admin, stripe_id: str) -> dict[str, str]:
+    info = model_admin.opts.app_label, model_admin.opts.model_name
+    return {
+        name: display.admin_url("{}_{}".format(*info), stripe_id, name)
+        for name in ("metadata", "resync", "reprocess", "change")
+    }
+
+
+def object_context(model_admin, request: HttpRequest, obj) -> dict[str, Any]:
+    """What the object's page adds to Django's: its metadata, console log and event history."""
+    data = obj.stripe_data or {}
+    user = request.user
+    described = display.describe(model_admin.object_type, data, obj.id)
+    title = " · ".join(part for part in (obj.id, described.amount, described.status) if part)
+    return {
+        "console": True,
+        "console_title": title,
+        # Django titles the page with str(obj); dj-stripe's reads "15.00 JPY" for ¥1,500.
+        "subtitle": title,
+        "object_type": model_admin.object_type,
+        "described": described,
+        "metadata_rows": sorted(described.metadata.items()),
+        "link_keys": metadata.LINK_KEYS,
+        "link_targets": model_admin._targets(obj),
+        "events": selectors.event_history(stripe_ids=[obj.id]),
+        "audits": selectors.audit_entries(stripe_ids=[obj.id]),
+        "console_urls": object_urls(model_admin, obj.id),
+        "dashboard_url": described.dashboard_url,
+        "can_edit_metadata": model_admin.may_edit_metadata(request),
+        "can_resync": model_admin.has_resync_permission(request),
+        "can_reprocess": user.has_perm(permissions.REPROCESS),
+    }
+
+
+class ConsoleView(View):
+    """An action on one mirrored object: 404 for an unknown one, 403 without the permission."""
+
+    model_admin = None
+    required: list[str] = []
+
+    def setup(self, request, *args, **kwargs):
+        super().setup(request, *args, **kwargs)
+        self.obj = self.model_admin.get_object(request, unquote(kwargs["object_id"]))
+        if self.obj is None:
+            raise Http404("No such object in the mirror.")
+        if not self.model_admin.has_view_permission(request, self.obj):
+            raise PermissionDenied
+        self.object_type = self.model_admin.object_type
+        self.urls = object_urls(self.model_admin, self.obj.id)
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.has_perms(self.permissions_needed()):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def permissions_needed(self) -> list[str]:
+        return self.required
+
+    def render(self, template: str, **context) -> TemplateResponse:
+        opts = self.model_admin.opts
+        return TemplateResponse(
+            self.request,
+            template,
+            {
+                **self.model_admin.admin_site.each_context(self.request),
+                "opts": opts,
+                "obj": self.obj,
+                "object_type": self.object_type,
+                "console_urls": self.urls,
+                "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+                **context,
+            },
+        )
+
+    def back(self, anchor: str = "") -> HttpResponseRedirect:
+        return HttpResponseRedirect(self.urls["change"] + anchor)
+
+
+# --- Resync ------------------------------------------------------------------------------------
+
+
+def resync_message(result: services.Resynced) -> str:
+    if result.deleted:
+        return f"{result.stripe_id} no longer exists in Stripe; the mirror marks it deleted."
+    if not result.changes:
+        return f"Resynced {result.stripe_id} from Stripe: the mirror was already up to date."
+    return (
+        f"Resynced {result.stripe_id} from Stripe: {len(result.changes)} field(s) changed "
+        "(shown under Console log)."
+    )
+
+
+class ResyncView(ConsoleView):
+    def permissions_needed(self) -> list[str]:
+        return permissions.resync_permissions(object_type=self.model_admin.object_type)
+
+    def get(self, request, object_id):
+        return self.render(
+            "admin/billing/stripe_object/resync_confirm.html", title="Resync from Stripe"
+        )
+
+    def post(self, request, object_id):
+        try:
+            result = services.object_resync(
+                actor=request.user, object_type=self.object_type, stripe_id=self.obj.id
+            )
+        except StripeAPIError as exc:
+            messages.error(request, f"Resync of {self.obj.id} failed. {stripe_error_text(exc)}")
+            return self.back()
+        messages.success(request, resync_message(result))
+        return self.back(f"?audit={result.entry.pk}#console-log")
+
+
+def resync_many(model_admin, request: HttpRequest, stripe_ids: list[str]):
+    """The changelist action: a few inline, many as a background job with a progress page."""
+    object_type = model_admin.object_type
+    noun = model_admin.opts.verbose_name_plural
+    if len(stripe_ids) > services.RESYNC_INLINE_LIMIT:
+        job = services.resync_job_start(
+            actor=request.user, object_type=object_type, stripe_ids=stripe_ids
+        )
+        url = display.admin_url("billing_resyncjob", job.pk)
+        messages.info(
+            request,
+            f"Resyncing {job.total} {noun} in the background; follow its progress on the job's "
+            "page.",
+        )
+        return HttpResponseRedirect(url)
+    changed = unchanged = 0
+    failures = []
+    for stripe_id in stripe_ids:
+        try:
+            result = services.object_resync(
+                actor=request.user, object_type=object_type, stripe_id=stripe_id
+            )
+        except StripeAPIError as exc:
+            failures.append(f"{stripe_id}: {stripe_error_text(exc)}")
+            if exc.kind in ("authentication", "configuration"):
+                break
+            continue
+        if result.changes:
+            changed += 1
+        else:
+            unchanged += 1
+    if changed + unchanged:
+        messages.success(
+            request,
+            f"Resynced {changed + unchanged} {noun} from Stripe: {changed} changed, "
+            f"{unchanged} already up to date.",
+        )
+    for failure in failures:
+        messages.error(request, f"Resync failed for {failure}")
+    return None
+
+
+# --- Reprocess ------------------------------------------------------------------------------
+
+
+class ReprocessView(ConsoleView):
+    """Requeue the chosen events of the object's Event history."""
+
+    required = [permissions.REPROCESS]
+
+    def get(self, request, object_id):
+        return self.back("#event-history")
+
+    def post(self, request, object_id):
+        event_ids = request.POST.getlist("event")
+        if not event_ids:
+            messages.warning(request, "Choose the events to reprocess first.")
+            return self.back("#event-history")
+        report_reprocess(request, services.events_reprocess_selected(
+            actor=request.user, event_ids=event_ids))  # fmt: skip
+        return self.back("#event-history")
+
+
+def report_reprocess(request: HttpRequest, outcomes: list[services.Reprocessed]) -> None:
+    for outcome in outcomes:
+        level = messages.SUCCESS if outcome.requeued else messages.WARNING
+        messages.add_message(request, level, f"{outcome.event_id}: {outcome.reason}")
+
+
+# --- Edit Stripe metadata ------------------------------------------------------------------
+
+_STATE_SALT = "billing.metadata-form"
+STATE_MAX_AGE = 24 * 3600
+EXTRA_ROWS = 3
+
+
+@dataclass
+class Row:
+    key: str
+    value: str
+    original: str = ""  # the key this row had when the form loaded ("" for a new row)
+    remove: bool = False
+    locked: bool = False  # a link key the user may not change
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def blank(self) -> bool:
+        return not self.key and not self.value and not self.original
+
+
+def scrub(rows: list[Row]) -> list[Row]:
+    """Refused secrets and card numbers are not echoed back into the page."""
+    for row in rows:
+        for name in ("key", "value"):
+            text = getattr(row, name)
+            if metadata.looks_like_secret(text) or metadata.looks_like_card_number(text):
+                setattr(row, name, "")
+                row.errors.append(f"The {name} was cleared: it is not shown again.")
+    return rows
+
+
+class MetadataEditView(ConsoleView):
+    """One row per key, fetched fresh from Stripe; rows to add, change and remove.
+
+    The metadata as loaded travels in a signed hidden field; the save compares it with a
+    fresh fetch (the service refuses when they differ). Link key changes need their own
+    permission and a confirmation step naming the order or user.
+    """
+
+    template = "admin/billing/stripe_object/metadata_form.html"
+    confirm_template = "admin/billing/stripe_object/metadata_confirm.html"
+
+    def permissions_needed(self) -> list[str]:
+        return permissions.metadata_permissions(object_type=self.model_admin.object_type)
+
+    @property
+    def may_link(self) -> bool:
+        return self.request.user.has_perm(permissions.EDIT_LINK_METADATA)
+
+    def rows_for(self, loaded: dict[str, str]) -> list[Row]:
+        rows = [
+            Row(key=k, value=v, original=k, locked=k in metadata.LINK_KEYS and not self.may_link)
+            for k, v in sorted(loaded.items())
+        ]
+        return rows + [Row(key="", value="") for _ in range(EXTRA_ROWS)]
+
+    def form(self, *, rows: list[Row], loaded: dict[str, str], token: str, **context):
+        state = signing.dumps({"loaded": loaded, "token": token}, salt=_STATE_SALT)
+        return self.render(
+            self.template,
+            title=f"Edit Stripe metadata of {self.obj.id}",
+            rows=rows,
+            state=state,
+            loaded=loaded,
+            may_link=self.may_link,
+            link_keys=metadata.LINK_KEYS,
+            limits={
+                "keys": metadata.MAX_KEYS,
+                "key": metadata.MAX_KEY_LENGTH,
+                "value": metadata.MAX_VALUE_LENGTH,
+            },
+            **context,
+        )
+
+    def get(self, request, object_id):
+        try:
+            loaded = services.metadata_fetch(object_type=self.object_type, stripe_id=self.obj.id)
+        except StripeAPIError as exc:
+            messages.error(
+                request, f"Could not load the metadata from Stripe. {stripe_error_text(exc)}"
+            )
+            return self.back()
+        return self.form(rows=self.rows_for(loaded), loaded=loaded, token=secrets.token_urlsafe(16))
+
+    def post(self, request, object_id):
+        try:
+            state = signing.loads(request.POST.get("state", ""), salt=_STATE_SALT,
+                                  max_age=STATE_MAX_AGE)  # fmt: skip
+        except signing.BadSignature:
+            messages.warning(
+                request, "The form was too old or damaged; it now shows Stripe's current metadata."
+            )
+            return HttpResponseRedirect(self.urls["metadata"])
+        loaded, token = state["loaded"], state["token"]
+        rows = self.parse_rows(request)
+        after, row_errors = self.read(rows)
+        changes = metadata.changes_between(loaded, after)
+        if metadata.link_keys_in(changes) and not self.may_link:
+            raise PermissionDenied("Changing order_id or user_id needs the link key permission.")
+        if not row_errors:
+            errors = services.metadata_errors(
+                object_type=self.object_type, before=loaded, changes=changes
+            )
+            row_errors = self.attach(rows, errors)
+        if row_errors:
+            return self.form(rows=scrub(rows), loaded=loaded, token=token, form_errors=row_errors)
+        if not changes:
+            messages.info(request, "Nothing changed; nothing was sent to Stripe.")
+            return self.back()
+        if metadata.link_keys_in(changes) and "confirm" not in request.POST:
+            return self.confirm(
+                rows=rows, loaded=loaded, after=after, changes=changes, state=request.POST["state"]
+            )
+        return self.save(rows=rows, loaded=loaded, changes=changes, token=token)
+
+    def parse_rows(self, request) -> list[Row]:
+        keys, values = request.POST.getlist("key"), request.POST.getlist("value")
+        originals = request.POST.getlist("original")
+        removed = set(request.POST.getlist("remove"))
+        rows = []
+        for index, key in enumerate(keys):
+            rows.append(
+                Row(
+                    key=key.strip(),
+                    value=values[index] if index < len(values) else "",
+                    original=originals[index] if index < len(originals) else "",
+                    remove=str(index) in removed,
+                )
+            )
+        for row in rows:
+            row.locked = row.original in metadata.LINK_KEYS and not self.may_link
+        return rows
+
+    def read(self, rows: list[Row]) -> tuple[dict[str, str], list[str]]:
+        """The metadata the rows describe, and per-row problems (attached to the rows)."""
+        after: dict[str, str] = {}
+        problems = []
+        for row in rows:
+            if row.blank or row.remove:
+                continue
+            if not row.key:
+                row.errors.append("A key is required (or clear the value to leave the row out).")
+            elif row.key in after:
+                row.errors.append(f"{row.key} appears twice; each key once.")
+            elif not row.value:
+                row.errors.append(
+                    "A value is required; to delete the key, tick remove (an empty value deletes it in Stripe)."
+                    if row.original
+                    else "A value is required."
+                )
+            else:
+                after[row.key] = row.value
+            problems += row.errors
+        return after, problems
+
+    def attach(self, rows: list[Row], errors: dict[str, list[str]]) -> list[str]:
+        messages_ = []
+        for key, problems in errors.items():
+            target = next((r for r in rows if key and (r.key == key or r.original == key)), None)
+            if target is not None:
+                target.errors += problems
+            messages_ += [f"{key}: {p}" if key else p for p in problems]
+        return messages_
+
+    def confirm(self, *, rows, loaded, after, changes, state):
+        targets = metadata.link_targets(after)
+        link_changes = [
+            {"key": key, "before": loaded.get(key), "after": value or None,
+             "target": targets.get(key)}
+            for key, value in sorted(changes.items()) if key in metadata.LINK_KEYS
+        ]  # fmt: skip
+        return self.render(
+            self.confirm_template,
+            title=f"Confirm the link change on {self.obj.id}",
+            rows=rows,
+            state=state,
+            changes=[(k, loaded.get(k), v or None) for k, v in sorted(changes.items())],
+            link_changes=link_changes,
+        )
+
+    def save(self, *, rows, loaded, changes, token):
+        request = self.request
+        try:
+            result = services.metadata_update(
+                actor=request.user,
+                object_type=self.object_type,
+                stripe_id=self.obj.id,
+                expected=loaded,
+                changes=changes,
+                request_token=token,
+            )
+        except services.MetadataConflict as exc:
+            attempted = [(k, loaded.get(k), v or None) for k, v in sorted(changes.items())]
+            return self.form(rows=self.rows_for(exc.current), loaded=exc.current,
+                             token=secrets.token_urlsafe(16), conflict=exc, attempted=attempted)  # fmt: skip
+        except services.MetadataInvalid as exc:
+            errors = self.attach(rows, exc.errors)
+            return self.form(rows=scrub(rows), loaded=loaded, token=token, form_errors=errors)
+        except StripeAPIError as exc:
+            messages.error(request, f"Stripe did not save the metadata. {stripe_error_text(exc)}")
+            return self.form(rows=rows, loaded=loaded, token=token)
+        if not result.sent:
+            messages.info(
+                request, "Stripe already has these values (saved once); nothing more was sent."
+            )
+            return self.back("#console-log")
+        keys = ", ".join(sorted(result.sent))
+        messages.success(request, f"Saved in Stripe: {keys} on {self.obj.id}.")
+        return self.back("#console-log")

@@ -1,0 +1,249 @@
+"""Stripe metadata: the link keys, Stripe's limits, and what must never be stored in it.
+
+Metadata links Stripe objects to our rows (``order_id``, ``user_id``); it is not storage.
+Stripe's limits: at most 50 keys, a key at most 40 characters and without ``[`` or ``]``, a
+value at most 500 characters; an empty value deletes the key. Secrets and card data never go
+in it: Stripe shows metadata to everyone with Dashboard access and copies it into events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from config.logging import SECRET_PATTERN
+
+MAX_KEYS = 50
+MAX_KEY_LENGTH = 40
+MAX_VALUE_LENGTH = 500
+
+# The keys that tie a Stripe object to our rows; changing them needs their own permission.
+LINK_KEYS = ("order_id", "user_id")
+# Keys nobody edits by hand: dj-stripe reads its endpoint uuid back from this one.
+RESERVED_KEYS = frozenset({"djstripe_uuid"})
+
+# A key named like one of these invites a secret in its value (whole words of the key, so
+# "passenger_count" or "tokenized_at" are fine; "apiKey" and "client_secret" are not).
+_SECRET_KEY_NAME = re.compile(
+    r"(?<![a-z])(pass|password|passwd|passphrase|pwd|secret|token|api_?key|private_?key"
+    r"|credentials?|cvc|cvv)(?![a-z])"
+)
+# 13 to 19 digits, possibly grouped by spaces or dashes, as card numbers are written.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+
+
+def _words(key: str) -> str:
+    """``apiKey`` → ``api_key``: camelCase split, lower case."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum every card number satisfies (``4242424242424242`` does)."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def looks_like_card_number(value: str) -> bool:
+    for match in _DIGIT_RUN.finditer(value):
+        digits = re.sub(r"[ -]", "", match.group())
+        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+            return True
+    return False
+
+
+def looks_like_secret(value: str) -> bool:
+    """A Stripe secret or restricted key, a webhook signing secret, or a client secret."""
+    return bool(SECRET_PATTERN.search(value))
+
+
+def key_errors(key: str) -> list[str]:
+    errors = []
+    if not key:
+        errors.append("A key is required.")
+        return errors
+    if len(key) > MAX_KEY_LENGTH:
+        errors.append(f"Keys can be at most {MAX_KEY_LENGTH} characters ({len(key)} given).")
+    if "[" in key or "]" in key:
+        errors.append("Keys cannot contain square brackets ([ or ]).")
+    if key != key.strip():
+        errors.append("Keys cannot start or end with spaces.")
+    if _SECRET_KEY_NAME.search(_words(key)):
+        errors.append("Keys named like a password, secret or token are refused: no secrets here.")
+    if looks_like_secret(key) or looks_like_card_number(key):
+        errors.append("This key looks like a secret or card number; those never go in metadata.")
+    return errors
+
+
+def value_errors(value: str) -> list[str]:
+    errors = []
+    if len(value) > MAX_VALUE_LENGTH:
+        errors.append(f"Values can be at most {MAX_VALUE_LENGTH} characters ({len(value)} given).")
+    if looks_like_secret(value):
+        errors.append(
+            "This value looks like a Stripe secret (sk_, rk_, whsec_ or a client secret); "
+            "secrets never go in metadata."
+        )
+    if looks_like_card_number(value):
+        errors.append("This value looks like a card number; card data never goes in metadata.")
+    return errors
+
+
+def changes_between(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str]:
+    """What to send Stripe to turn ``before`` into ``after``: changed keys, "" for removed."""
+    changes = {key: value for key, value in after.items() if before.get(key) != value}
+    changes.update({key: "" for key in before if key not in after})
+    return changes
+
+
+def apply_changes(before: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, str]:
+    """The metadata Stripe will hold after ``changes`` (an empty value deletes the key)."""
+    after = dict(before)
+    for key, value in changes.items():
+        if value == "":
+            after.pop(key, None)
+        else:
+            after[key] = value
+    return after
+
+
+def count_error(metadata: Mapping[str, str]) -> str | None:
+    if len(metadata) > MAX_KEYS:
+        return f"Stripe allows at most {MAX_KEYS} keys; this would leave {len(metadata)}."
+    return None
+
+
+def link_keys_in(keys: Iterable[str]) -> list[str]:
+    return [key for key in keys if key in LINK_KEYS]
+
+
+# --- What a link key points at --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """A row a link key names, for the confirmation step and the object's page."""
+
+    key: str
+    value: str
+    label: str  # "order ord_… (paid, $19.00, customer@example.com)"
+    admin_url: str
+    obj: Any
+
+
+@dataclass(frozen=True)
+class LinkResolver:
+    """How one link key finds its rows: ``find`` maps values to objects (one query)."""
+
+    noun: str
+    find: Callable[[list[str]], dict[str, Any]]
+    label: Callable[[Any], str]
+    admin_url: Callable[[Any], str]
+    # Rows an object is tied to without carrying the key (a subscription's charge and its
+    # order, through the invoice it paid); None when the key's owner cannot tell.
+    tied_to: Callable[[str], list[Any]] | None = None
+
+
+_RESOLVERS: dict[str, LinkResolver] = {}
+
+
+def link_register(key: str, resolver: LinkResolver) -> None:
+    """The app owning a link key says how to find its rows (orders registers ``order_id``)."""
+    if key not in LINK_KEYS:
+        raise ValueError(f"{key} is not a link key")
+    _RESOLVERS[key] = resolver
+
+
+def link_targets(metadata: Mapping[str, Any]) -> dict[str, LinkTarget | None]:
+    """For each link key present: what it points at, or None when no such row exists."""
+    found: dict[str, LinkTarget | None] = {}
+    for key in LINK_KEYS:
+        value = metadata.get(key)
+        resolver = _RESOLVERS.get(key)
+        if not value or resolver is None:
+            continue
+        obj = resolver.find([str(value)]).get(str(value))
+        found[key] = (
+            None
+            if obj is None
+            else LinkTarget(
+                key=key,
+                value=str(value),
+                label=resolver.label(obj),
+                admin_url=resolver.admin_url(obj),
+                obj=obj,
+            )
+        )
+    return found
+
+
+def tied_targets(key: str, stripe_id: str) -> list[LinkTarget]:
+    """What an object without ``key`` in its metadata is still tied to (for its page)."""
+    resolver = _RESOLVERS.get(key)
+    if resolver is None or resolver.tied_to is None:
+        return []
+    return [
+        LinkTarget(key=key, value="", label=resolver.label(obj),
+                   admin_url=resolver.admin_url(obj), obj=obj)
+        for obj in resolver.tied_to(stripe_id)
+    ]  # fmt: skip
+
+
+def link_errors(metadata: Mapping[str, str], *, keys: Iterable[str]) -> dict[str, str]:
+    """Problems with the link keys in ``keys`` as they would be in ``metadata``.
+
+    Each must name an existing row; when both are present the order must belong to the user,
+    or event processing would refuse the link (it treats a mismatch as tampering).
+    """
+    errors: dict[str, str] = {}
+    targets = link_targets(metadata)
+    for key in keys:
+        if key in LINK_KEYS and metadata.get(key) and targets.get(key) is None:
+            noun = _RESOLVERS[key].noun if key in _RESOLVERS else key
+            errors[key] = (
+                f"No {noun} {metadata[key]!r} exists; a link must name an existing {noun}."
+            )
+    order, user = targets.get("order_id"), targets.get("user_id")
+    touched = set(keys) & {"order_id", "user_id"}
+    if touched and order is not None and user is not None:
+        owner_id = getattr(order.obj, "user_id", None)
+        if owner_id is not None and str(owner_id) != user.value:
+            errors[sorted(touched)[0]] = (
+                f"Order {order.value} belongs to user {owner_id}, not user {user.value}; "
+                "the two link keys must agree."
+            )
+    return errors
+
+
+def _user_resolver() -> LinkResolver:
+    from django.contrib.auth import get_user_model
+
+    from billing.display import admin_url as change_url
+
+    user_model = get_user_model()
+
+    def find(values: list[str]) -> dict[str, Any]:
+        ids = [v for v in values if v.isdigit()]
+        return {str(u.pk): u for u in user_model.objects.filter(pk__in=ids)}
+
+    def label(user: Any) -> str:
+        email = getattr(user, "email", "")
+        return f"user {user.pk} ({user.get_username()}{', ' + email if email else ''})"
+
+    def admin_url(user: Any) -> str:
+        meta = user_model._meta
+        return change_url(f"{meta.app_label}_{meta.model_name}", user.pk)
+
+    return LinkResolver(noun="user", find=find, label=label, admin_url=admin_url)
+
+
+def register_user_link() -> None:
+    link_register("user_id", _user_resolver())

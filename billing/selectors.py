@@ -1,0 +1,103 @@
+"""Reads of the Stripe boundary for the support console: event history, audit, sync state.
+
+Each takes a list of Stripe ids, so a page about one object and a page about an order (many
+linked objects) make the same, fixed number of queries however many rows there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import Prefetch, QuerySet
+from djstripe.models import Invoice
+
+from billing import mirror
+from billing.models import AuditEntry, InboundEvent, ObjectSync, WebhookDelivery
+
+HISTORY_LIMIT = 200
+
+
+def event_history(*, stripe_ids: Iterable[str], limit: int = HISTORY_LIMIT) -> list[InboundEvent]:
+    """Stored events of these objects, newest first, each with its deliveries (3 queries)."""
+    deliveries = WebhookDelivery.objects.select_related("endpoint").order_by("received_at")
+    return list(
+        InboundEvent.objects.filter(object_id__in=list(stripe_ids))
+        .prefetch_related(Prefetch("deliveries", queryset=deliveries))
+        .order_by("-created", "-received_at")[:limit]
+    )
+
+
+def audit_entries(*, stripe_ids: Iterable[str], limit: int = HISTORY_LIMIT) -> list[AuditEntry]:
+    return list(
+        AuditEntry.objects.filter(stripe_id__in=list(stripe_ids))
+        .select_related("job")
+        .order_by("-at", "-pk")[:limit]
+    )
+
+
+def sync_states(*, stripe_ids: Iterable[str]) -> dict[str, ObjectSync]:
+    """The ordering guard's record per object (when it was last fetched from Stripe)."""
+    return {
+        state.stripe_id: state
+        for state in ObjectSync.objects.filter(stripe_id__in=list(stripe_ids)).defer("snapshot")
+    }
+
+
+def last_synced(*, row, state: ObjectSync | None) -> datetime | None:
+    """When the mirror row last took Stripe's data: the guard's record, else the row's write."""
+    if state is not None and state.synced_at is not None:
+        return state.synced_at
+    return getattr(row, "djstripe_updated", None)
+
+
+def events_by_ids(*, event_ids: Iterable[str]) -> QuerySet[InboundEvent]:
+    return InboundEvent.objects.filter(pk__in=list(event_ids)).order_by("created")
+
+
+# Stripe id prefix -> object type, for ids a person pastes into a search box.
+ID_PREFIXES = {
+    "cs_": "checkout.session",
+    "pi_": "payment_intent",
+    "ch_": "charge",
+    "py_": "charge",
+    "re_": "refund",
+    "pyr_": "refund",
+    "cus_": "customer",
+    "sub_": "subscription",
+    "in_": "invoice",
+    "prod_": "product",
+    "price_": "price",
+    "we_": "webhook_endpoint",
+}
+
+
+def object_type_for_id(stripe_id: str) -> str | None:
+    for prefix, object_type in ID_PREFIXES.items():
+        if stripe_id.startswith(prefix):
+            return object_type
+    return None
+
+
+def mirror_rows(*, stripe_ids: Iterable[str]) -> list:
+    """The mirrored rows for Stripe ids of the types we mirror (one query per type)."""
+    by_type: dict[str, list[str]] = {}
+    for stripe_id in stripe_ids:
+        object_type = object_type_for_id(stripe_id)
+        if object_type and mirror.model_for(object_type) is not None:
+            by_type.setdefault(object_type, []).append(stripe_id)
+    rows = []
+    for object_type, ids in by_type.items():
+        rows += list(mirror.model_for(object_type).objects.filter(id__in=ids))
+    return rows
+
+
+def invoices_paid_by(*, intent_ids: list[str]) -> list[str]:
+    """Invoices whose (first) payment is one of these payment intents (API 2025-03-31 on)."""
+    if not intent_ids:
+        return []
+    return list(
+        Invoice.objects.filter(
+            stripe_data__payments__data__0__payment__payment_intent__in=intent_ids
+        ).values_list("id", flat=True)
+    )

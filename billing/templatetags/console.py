@@ -1,0 +1,35 @@
+"""Template filters for the support console: masked, formatted JSON and values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import template
+
+from billing import display
+
+register = template.Library()
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indented JSON with every secret masked (autoescaped by the template)."""
+    return display.pretty_json(value)
+
+
+@register.filter
+def masked(value: Any) -> str:
+    """A value for display: JSON for structures, secrets masked, "-" for nothing."""
+    if value is None or value == "":
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return display.mask_secrets(text)
+
+
+@register.filter
+def seconds_between(end, start) -> str:
+    if not end or not start:
+        return ""
+    seconds = (end - start).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"

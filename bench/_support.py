@@ -10,14 +10,18 @@ import http.client
 import itertools
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -241,3 +245,28 @@ def django_in_process(*, stripe_url: str, db_path: str, **env: str) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def bench_main(make_bench: Callable[[Path], Any], *, prefix: str, keep_logs: bool) -> int:
+    """Run a bench's ``run()`` then ``cleanup()`` whatever happens (SIGTERM unwinds like
+    Ctrl-C); its log directory is dropped after a success unless kept. ``make_bench`` gets
+    the log directory; the bench raises an exception with a ``message``-worthy str to fail."""
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    log_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    bench = make_bench(log_dir)
+    ok = False
+    try:
+        bench.run()
+        ok = True
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+    except Exception as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+    finally:
+        bench.cleanup()
+        if ok and not keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            logs = sorted(str(p) for p in log_dir.glob("*"))
+            print(f"logs in {log_dir}: {', '.join(logs)}", file=sys.stderr)
+    return 0 if ok else 1

@@ -14,3 +14,7 @@ MIGRATION_MODULES = {
     label: None
     for label in ("admin", "auth", "contenttypes", "sessions", "djstripe", "billing", "orders")
 }
+
+# The benches' child processes run with DEBUG off and serve no rate-limited page (sign-in,
+# sign-up), so a per-process cache for django-ratelimit's counters is enough here.
+SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "django_ratelimit.E003"]  # noqa: F405

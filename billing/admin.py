@@ -224,3 +224,6 @@ class ResyncJobAdmin(ReadOnlyAdmin):
             )
             context["job"] = obj
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+from billing import admin_ops  # noqa: E402, F401 - backfill runs, reconcile reports

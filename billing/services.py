@@ -146,17 +146,15 @@ def delivery_accept(
         raise
 
     with transaction.atomic():
-        # On the clock fetches are compared with (coalescing in billing.sync).
-        received_at = sync.fetch_started()
-        event, created = InboundEvent.objects.get_or_create(
-            id=payload["id"], defaults={**fields, "received_at": received_at}
-        )
+        accepted = event_store(payload=payload, fields=fields)
         WebhookDelivery.objects.create(
             endpoint=endpoint,
             endpoint_uuid=endpoint_uuid,
-            event=event,
+            event=accepted.event,
             outcome=(
-                WebhookDelivery.Outcome.ACCEPTED if created else WebhookDelivery.Outcome.DUPLICATE
+                WebhookDelivery.Outcome.ACCEPTED
+                if accepted.created
+                else WebhookDelivery.Outcome.DUPLICATE
             ),
             status_code=200,
             body_size=len(body),
@@ -164,12 +162,31 @@ def delivery_accept(
             remote_ip=remote_ip,
             signature_timestamp=datetime.fromtimestamp(signed_at, tz=UTC),
         )
-        stale = (
-            event.status == InboundEvent.Status.PENDING
-            and event.received_at < received_at - STALE_PENDING
-        )
-        if created or stale:
-            event_enqueue(event_id=event.id)
+    return accepted
+
+
+def event_store(
+    *, payload: dict[str, Any], fields: dict[str, Any] | None = None
+) -> DeliveryAccepted:
+    """Store one Stripe event once (unique on its id) and queue its processing on commit.
+
+    The inbox of every way an event reaches us: webhook intake, and the replay of events
+    Stripe lists that never arrived (``billing.replay``). An event already stored but still
+    pending long after it first came (its task was lost) is queued again. Call in a
+    transaction; raises ``DeliveryRejected`` for something that is not an event.
+    """
+    fields = fields or _event_fields(payload)
+    # On the clock fetches are compared with (coalescing in billing.sync).
+    received_at = sync.fetch_started()
+    event, created = InboundEvent.objects.get_or_create(
+        id=payload["id"], defaults={**fields, "received_at": received_at}
+    )
+    stale = (
+        event.status == InboundEvent.Status.PENDING
+        and event.received_at < received_at - STALE_PENDING
+    )
+    if created or stale:
+        event_enqueue(event_id=event.id)
     return DeliveryAccepted(event=event, created=created)
 
 

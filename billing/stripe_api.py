@@ -1,13 +1,18 @@
 """The only module that calls stripe-python.
 
 Every call goes through ``_call``: one pinned API version, the key passed per client (never
-module-global state of ours), idempotency keys on creates, retries for rate limits (Stripe
-asks clients to back off on 429; stripe-python itself retries only connection errors, 409s
-and 5xx), call counting, and ``StripeError`` turned into ``StripeAPIError`` with a message
-a person can act on.
+module-global state of ours), an idempotency key on every POST (derived from the business
+identity for creates, random otherwise, the same across retries), the one retry policy
+(``retry_delay``: 429s, 409s, 5xx and timeouts, honouring Retry-After where sent), an optional
+client-side rate limit (``throttle``), call counting, and ``StripeError`` turned into
+``StripeAPIError`` with a message a person can act on.
 
-dj-stripe's own fetches (related objects during ``sync_from_stripe_data``) use stripe-python's
-module-level configuration, which ``configure_module`` sets from the same settings.
+stripe-python's own retries are off (they would retry inside ours, and do not retry Stripe's
+rate-limit 429s: those carry no ``Stripe-Should-Retry``). dj-stripe's own fetches (related
+objects during ``sync_from_stripe_data``) use stripe-python's module-level configuration,
+which ``configure_module`` sets from the same settings, with an HTTP client that applies the
+same limit and retry policy and counts them (as ``dj-stripe GET /v1/...``), so a caller sees
+calls it did not make itself.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import hmac
 import json
 import logging
 import random
+import re
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +33,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
@@ -49,8 +57,11 @@ SERVICES: dict[str, str] = {
     "subscription": "subscriptions",
     "webhook_endpoint": "webhook_endpoints",
 }
-RATE_LIMIT_RETRIES = 4
-RATE_LIMIT_BASE_DELAY = 0.25
+# The retry policy (see retry_delay): attempts after the first come from
+# settings.STRIPE_MAX_NETWORK_RETRIES unless a caller raises them (``throttle``).
+RETRY_BASE_DELAY = 0.5
+RETRY_MAX_DELAY = 8.0
+RETRY_AFTER_MAX = 60.0
 
 
 class StripeAPIError(Exception):
@@ -92,9 +103,20 @@ _calls_lock = threading.Lock()
 
 
 def call_counts() -> dict[str, int]:
-    """Calls made by this process, by operation (``customer.retrieve``), since start or reset."""
+    """Requests made by this process, by operation (``customer.retrieve``; dj-stripe's own as
+    ``dj-stripe GET /v1/...``), retries included, since start or reset."""
     with _calls_lock:
         return dict(_calls)
+
+
+def calls_total() -> int:
+    with _calls_lock:
+        return sum(_calls.values())
+
+
+def _count(operation: str) -> None:
+    with _calls_lock:
+        _calls[operation] += 1
 
 
 def call_counts_reset() -> None:
@@ -167,9 +189,40 @@ def _out_of_time(operation: str) -> StripeAPIError:
     )
 
 
-class _BudgetedRequestsClient(stripe.RequestsClient):
-    """stripe-python's requests client, bounded by the current ``customer_facing`` budget:
-    the timeout of each attempt, the number of retries and the sleep between them."""
+@lru_cache(maxsize=4)
+def _client_for(key: str, api_base: str | None, version: str, timeout: float):
+    return stripe.StripeClient(
+        key,
+        stripe_version=version,
+        base_addresses={"api": api_base} if api_base else None,
+        max_network_retries=0,  # _call retries, with one policy for every error
+        http_client=_HttpClient(timeout=timeout, retrying=False),
+    )
+
+
+def client() -> stripe.StripeClient:
+    """The StripeClient for the current settings (rebuilt when settings change, e.g. in tests)."""
+    return _client_for(
+        _api_key(),
+        settings.STRIPE_API_BASE,
+        settings.STRIPE_API_VERSION,
+        settings.STRIPE_TIMEOUT_SECONDS,
+    )
+
+
+_OBJECT_ID = re.compile(r"/[a-z]+_[A-Za-z0-9_]+")
+
+
+class _HttpClient(stripe.RequestsClient):
+    """stripe-python's requests client. Each attempt's timeout is bounded by a waiting
+    customer's time budget (``customer_facing``). With ``retrying`` (the module-level client,
+    for dj-stripe's own requests) each request is also counted (attempts included, by method
+    and path with ids elided), throttled, and retried by the same policy as ours; our own calls
+    do that in ``_call``. stripe-python's own retries are off: it would not retry a 429."""
+
+    def __init__(self, *, timeout: float, retrying: bool):
+        super().__init__(timeout=timeout)
+        self.retrying = retrying
 
     @property
     def _timeout(self) -> float:
@@ -182,51 +235,40 @@ class _BudgetedRequestsClient(stripe.RequestsClient):
     def _timeout(self, value: float) -> None:
         self._base_timeout = value
 
-    def _should_retry(self, response, api_connection_error, num_retries, max_network_retries):
-        budget = _budget.get()
-        if budget is not None:
-            if num_retries >= budget.retries:
-                return False
-            if budget.remaining() < HTTP_RETRY_MIN_SECONDS:
-                return False
-        return super()._should_retry(
-            response, api_connection_error, num_retries, max_network_retries
-        )
-
-    def _sleep_time_seconds(self, num_retries: int) -> float:
-        delay = super()._sleep_time_seconds(num_retries)
-        budget = _budget.get()
-        return delay if budget is None else min(delay, max(budget.remaining() / 4, 0))
-
-
-@lru_cache(maxsize=4)
-def _client_for(key: str, api_base: str | None, version: str, retries: int, timeout: float):
-    return stripe.StripeClient(
-        key,
-        stripe_version=version,
-        base_addresses={"api": api_base} if api_base else None,
-        max_network_retries=retries,
-        http_client=_BudgetedRequestsClient(timeout=timeout),
-    )
-
-
-def client() -> stripe.StripeClient:
-    """The StripeClient for the current settings (rebuilt when settings change, e.g. in tests)."""
-    return _client_for(
-        _api_key(),
-        settings.STRIPE_API_BASE,
-        settings.STRIPE_API_VERSION,
-        settings.STRIPE_MAX_NETWORK_RETRIES,
-        settings.STRIPE_TIMEOUT_SECONDS,
-    )
+    def request(self, method, url, headers, post_data=None):
+        if not self.retrying:
+            return super().request(method, url, headers, post_data)
+        operation = f"dj-stripe {method.upper()} {_OBJECT_ID.sub('/{id}', urlsplit(url).path)}"
+        attempt = 0
+        while True:
+            _throttle_wait()
+            _count(operation)
+            try:
+                answer = super().request(method, url, headers, post_data)
+            except stripe.APIConnectionError as exc:
+                delay = _next_delay(retry_delay(exc, attempt), attempt)
+                if delay is None:
+                    raise
+                status = None
+            else:
+                status, answer_headers = answer[1], answer[2]
+                delay = None
+                if status >= 400:
+                    delay = _next_delay(
+                        _delay(status=status, headers=answer_headers, attempt=attempt), attempt
+                    )
+                if delay is None:
+                    return answer
+            attempt += 1
+            _backoff(operation, status, attempt, delay)
 
 
 def configure_module() -> None:
     """Point stripe-python's module-level configuration (used by dj-stripe) at our settings."""
     stripe.api_base = settings.STRIPE_API_BASE or stripe.DEFAULT_API_BASE
     stripe.api_version = settings.STRIPE_API_VERSION
-    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
-    stripe.default_http_client = _BudgetedRequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+    stripe.max_network_retries = 0  # _HttpClient retries, by the one policy
+    stripe.default_http_client = _HttpClient(timeout=settings.STRIPE_TIMEOUT_SECONDS, retrying=True)
 
 
 def _service(object_type: str):
@@ -288,33 +330,162 @@ def _translate(exc: stripe.StripeError, operation: str) -> StripeAPIError:
     )
 
 
-def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run one Stripe request; retry rate limits with jittered exponential backoff."""
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def retry_delay(exc: stripe.StripeError, attempt: int) -> float | None:
+    """Seconds to wait before retrying a request that failed with ``exc`` (None: do not)."""
+    if isinstance(exc, stripe.APIConnectionError):
+        return _delay(status=None, headers=exc.headers, attempt=attempt, reachable=exc.should_retry)
+    return _delay(status=exc.http_status, headers=exc.headers, attempt=attempt)
+
+
+def _delay(
+    *, status: int | None, headers: Mapping[str, str] | None, attempt: int, reachable=True
+) -> float | None:
+    """The one retry policy, for our calls (``_call``) and dj-stripe's (its HTTP client).
+
+    Retried: rate limits and lock timeouts (429), conflicts (409), Stripe's 5xx, and
+    connection errors or timeouts stripe-python marks retryable (``reachable``). Stripe's
+    ``Stripe-Should-Retry`` header, when present, decides. A ``Retry-After`` header is honoured
+    (up to a minute); otherwise the wait doubles from RETRY_BASE_DELAY, with jitter, capped.
+    Every POST carries an idempotency key (``_options``; stripe-python's for dj-stripe's, set
+    before the first attempt), so retrying one is safe.
+    """
+    should = (_header(headers, "stripe-should-retry") or "").lower()
+    if should == "false":
+        return None
+    if status is None:
+        retryable = reachable
+    else:
+        retryable = should == "true" or status in (409, 429) or status >= 500
+    if not retryable:
+        return None
+    retry_after = _header(headers, "retry-after")
+    if retry_after:
+        try:
+            return min(max(float(retry_after), 0.0), RETRY_AFTER_MAX)
+        except ValueError:
+            pass  # an HTTP date: Stripe does not send those; fall back to backoff
+    delay = min(RETRY_BASE_DELAY * 2**attempt, RETRY_MAX_DELAY)
+    return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+
+
+@dataclass
+class _Throttle:
+    """A client-side limit: request starts spaced at least ``interval`` apart, across threads."""
+
+    interval: float
+    retries: int
+    next_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next_at)
+            self.next_at = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+    def hold(self, seconds: float) -> None:
+        """After a 429 nobody sends for ``seconds``: the limit is shared, so is the wait."""
+        with self.lock:
+            self.next_at = max(self.next_at, time.monotonic() + seconds)
+
+
+_throttle: _Throttle | None = None
+
+
+@contextmanager
+def throttle(*, max_rps: float | None, retries: int | None = None):
+    """Within the block, every Stripe request of this process (dj-stripe's included) starts
+    at most ``max_rps`` times a second, and ``retries`` replaces STRIPE_MAX_NETWORK_RETRIES
+    (a long backfill outlasts a minute of 5xx rather than stopping)."""
+    global _throttle
+    previous = _throttle
+    _throttle = _Throttle(
+        interval=1.0 / max_rps if max_rps else 0.0,
+        retries=settings.STRIPE_MAX_NETWORK_RETRIES if retries is None else retries,
+    )
+    try:
+        yield
+    finally:
+        _throttle = previous
+
+
+def _throttle_wait() -> None:
+    current = _throttle
+    if current is not None and current.interval:
+        current.wait()
+
+
+def _retries() -> int:
     budget = _budget.get()
-    for attempt in range(RATE_LIMIT_RETRIES + 1):
-        if budget is not None and budget.remaining() < MIN_CALL_SECONDS:
-            raise _out_of_time(operation)
-        with _calls_lock:
-            _calls[operation] += 1
+    if budget is not None:
+        return budget.retries
+    current = _throttle
+    return current.retries if current else settings.STRIPE_MAX_NETWORK_RETRIES
+
+
+def _next_delay(delay: float | None, attempt: int) -> float | None:
+    """The wait before retry ``attempt + 1`` (None: give up): the policy's ``delay``, within
+    the retries allowed and, for a waiting customer, shortened to fit the time budget or
+    refused when no useful attempt would fit after it."""
+    if delay is None or attempt >= _retries():
+        return None
+    budget = _budget.get()
+    if budget is None:
+        return delay
+    delay = min(delay, max(budget.remaining() / 4, 0.0))
+    return delay if budget.remaining() >= delay + HTTP_RETRY_MIN_SECONDS else None
+
+
+def _check_budget(operation: str) -> None:
+    budget = _budget.get()
+    if budget is not None and budget.remaining() < MIN_CALL_SECONDS:
+        raise _out_of_time(operation)
+
+
+def _backoff(operation: str, status: int | None, attempt: int, delay: float) -> None:
+    logger.warning(
+        "stripe %s: %s; retry %s in %.2fs", operation, status or "no answer", attempt, delay
+    )
+    current = _throttle
+    if current is not None and status == 429:
+        current.hold(delay)
+    time.sleep(delay)
+
+
+def _call(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one Stripe request under the limit and within a waiting customer's time budget,
+    retrying as ``retry_delay`` says."""
+    attempt = 0
+    while True:
+        _check_budget(operation)
+        _throttle_wait()
+        _count(operation)
         try:
             return fn(*args, **kwargs)
-        except stripe.RateLimitError as exc:
-            delay = RATE_LIMIT_BASE_DELAY * 2**attempt * (0.5 + random.random())  # noqa: S311
-            if attempt == RATE_LIMIT_RETRIES or (
-                budget is not None and budget.remaining() < delay + MIN_CALL_SECONDS
-            ):
-                raise _translate(exc, operation) from exc
-            logger.warning(
-                "stripe %s rate limited; retry %s in %.2fs", operation, attempt + 1, delay
-            )
-            time.sleep(delay)
         except stripe.StripeError as exc:
-            raise _translate(exc, operation) from exc
-    raise AssertionError("unreachable")
+            delay = _next_delay(retry_delay(exc, attempt), attempt)
+            if delay is None:
+                raise _translate(exc, operation) from exc
+            attempt += 1
+            _backoff(operation, exc.http_status, attempt, delay)
 
 
-def _options(idempotency_key: str | None) -> dict[str, str] | None:
-    return {"idempotency_key": idempotency_key} if idempotency_key else None
+def _options(idempotency_key: str | None) -> dict[str, str]:
+    """Request options of a POST: its idempotency key, made here when the caller has none, so
+    every retry of this call is the same request to Stripe (stripe-python would make a new
+    key for each attempt)."""
+    return {"idempotency_key": idempotency_key or f"shop-auto-{uuid.uuid4().hex}"}
 
 
 def as_dict(value: stripe.StripeObject | Mapping[str, Any]) -> dict[str, Any]:
@@ -399,18 +570,36 @@ def delete(*, object_type: str, stripe_id: str) -> stripe.StripeObject:
     return _call(f"{object_type}.delete", _service(object_type).delete, stripe_id)
 
 
+def account() -> stripe.StripeObject:
+    """The account the key belongs to (its ``created`` bounds how far back objects go)."""
+    return _call("account.retrieve", client().v1.accounts.retrieve_current)
+
+
+def list_page(
+    *,
+    object_type: str,
+    params: Mapping[str, Any] | None = None,
+    starting_after: str | None = None,
+) -> stripe.ListObject:
+    """One page of a list, newest first: 100 objects after ``starting_after`` (the last id of
+    the previous page). ``params`` may carry filters and ``expand`` (``data.<field>``)."""
+    page_params = {"limit": 100, **(params or {})}
+    if starting_after:
+        page_params["starting_after"] = starting_after
+    return _call(f"{object_type}.list", _service(object_type).list, page_params)
+
+
 def list_all(
     *, object_type: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[stripe.StripeObject]:
     """Every object matching ``params``, newest first, fetched 100 to a page."""
-    page_params = {"limit": 100, **(params or {})}
-    page = _call(f"{object_type}.list", _service(object_type).list, page_params)
+    after = None
     while True:
+        page = list_page(object_type=object_type, params=params, starting_after=after)
         yield from page.data
         if not page.has_more or not page.data:
             return
-        page_params = {**page_params, "starting_after": page.data[-1].id}
-        page = _call(f"{object_type}.list", _service(object_type).list, page_params)
+        after = page.data[-1].id
 
 
 def action(

@@ -68,6 +68,13 @@ class Response:
         body = json.dumps(payload, separators=(",", ":")).encode()
         return cls(status, body, {"Content-Type": "application/json", **headers})
 
+    @classmethod
+    def error(cls, error: StripeError) -> Response:
+        """An API error with the headers Stripe sends beside it (e.g. on a 429)."""
+        response = cls.json(error.status, error.body())
+        response.headers.update(error.headers)
+        return response
+
 
 @dataclass
 class _Route:
@@ -213,7 +220,7 @@ class Emulator:
             if method in ("POST", "PUT", "PATCH"):
                 params.update(decode_body(body, headers.get("content-type", "")))
         except StripeError as error:
-            response = Response.json(error.status, error.body())
+            response = Response.error(error)
         else:
             call = Call(method, path, params, headers, request_id, base_url)
             try:
@@ -240,7 +247,7 @@ class Emulator:
             with self.store.lock:
                 return _as_response(found.handler(self, call, **values))
         except StripeError as error:
-            return Response.json(error.status, error.body())
+            return Response.error(error)
 
     def _api(self, call: Call) -> Response:
         found, values, known = self._match(call.method, call.path)
@@ -258,7 +265,7 @@ class Emulator:
             else:
                 response = self._idempotent(call, found, values)
         except StripeError as error:
-            response = Response.json(error.status, error.body())
+            response = Response.error(error)
         response.headers["Stripe-Version"] = call.api_version
         self.stats.record(template, call.api_version, response.status)
         return response
@@ -370,7 +377,7 @@ class Emulator:
             with self.store.lock:
                 return _as_response(found.handler(self, call, **values))
         except StripeError as error:
-            return Response.json(error.status, error.body())
+            return Response.error(error)
 
 
 def _as_response(result: Any) -> Response:

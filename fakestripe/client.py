@@ -68,3 +68,15 @@ class FakeStripeClient:
 
     def renew_subscription(self, subscription_id: str) -> dict:
         return self._request("POST", f"/_fake/subscriptions/{subscription_id}/renew", {})
+
+    def seed(self, customers: int, **params: Any) -> dict:
+        """A paid history (see /_fake/bulk/seed): objects created, by type."""
+        return self._request("POST", "/_fake/bulk/seed", {"customers": customers, **params})
+
+    def counts(self) -> dict[str, int]:
+        """Listed objects by type: what a complete mirror holds."""
+        return self._request("GET", "/_fake/objects/counts")
+
+    def age_events(self, days: int) -> dict:
+        """Every stored event ``days`` older (Stripe lists the last 30 days only)."""
+        return self._request("POST", "/_fake/events/age", {"days": days})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from . import objects
 from .api import route
 from .errors import invalid, no_such
 from .events import subscribed
-from .params import as_int
+from .params import as_bool, as_int
 
 
 @route("GET", "/_fake/health")
@@ -102,3 +104,110 @@ def bulk_customers(emu, call) -> dict[str, Any]:
         if n % step == 0:
             sample.append(customer["id"])
     return {"created": count, "sample": sample}
+
+
+@contextmanager
+def _quiet(emu):
+    """Emit no events (and so no deliveries) while seeding: handlers run under the store lock,
+    so no API request sees the swap."""
+    emu.events.emit = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        del emu.events.emit
+
+
+@route("POST", "/_fake/bulk/seed")
+def bulk_seed(emu, call) -> dict[str, Any]:
+    """A business's history, quickly (benchmarks): customers who paid, some subscribed.
+
+    Through the same code paths as the API, so every object has Stripe's shape and links:
+    each customer pays `payments` one-off payment intents (card, succeeded: a charge and its
+    balance transaction each); every `subscription_every`-th subscribes to a monthly price
+    (a paid first invoice), and all but every `skip_renewal_every`-th of those then renews
+    `renewals` times. No events unless `events=true`.
+    """
+    from .billing import subscription_create, subscription_renew
+    from .payments import payment_intent_create
+    from .resources import customer_create, price_create, product_create
+
+    params = call.params
+    count = as_int(params, "customers", required=True)
+    if not 1 <= count <= 100_000:
+        raise invalid("customers must be between 1 and 100000", param="customers")
+    payments = as_int(params, "payments", default=1)
+    every = as_int(params, "subscription_every", default=3)
+    renewals = as_int(params, "renewals", default=1)
+    skip_every = as_int(params, "skip_renewal_every", default=12)
+    if min(payments, renewals) < 0 or min(every, skip_every) < 1:
+        raise invalid("payments and renewals must be >= 0; the *_every values >= 1")
+    inner = dataclasses.replace(call, params={}, request_id=None, idempotency_key=None)
+    before = _listed_counts(emu)
+    with nullcontext() if as_bool(params, "events", False) else _quiet(emu):
+        product = product_create(emu, inner, {"name": "Seeded plan"})
+        one_time = price_create(
+            emu, inner, {"product": product["id"], "currency": "usd", "unit_amount": 2500}
+        )
+        monthly = price_create(
+            emu,
+            inner,
+            {"product": product["id"], "currency": "usd", "unit_amount": 900,
+             "recurring": {"interval": "month"}},
+        )  # fmt: skip
+        subscribed_n = 0
+        for n in range(count):
+            cus = customer_create(
+                emu, inner, {"email": f"seed{n}@example.com", "name": f"Seed {n}"}
+            )
+            for _ in range(payments):
+                payment_intent_create(
+                    emu,
+                    inner,
+                    {"amount": one_time["unit_amount"], "currency": "usd",
+                     "customer": cus["id"], "payment_method": "pm_card_visa", "confirm": "true"},
+                )  # fmt: skip
+            if n % every:
+                continue
+            sub = subscription_create(
+                emu,
+                inner,
+                {"customer": cus["id"], "items": [{"price": monthly["id"]}],
+                 "default_payment_method": "pm_card_visa"},
+            )  # fmt: skip
+            subscribed_n += 1
+            if subscribed_n % skip_every == 0:
+                continue
+            for _ in range(renewals):
+                subscription_renew(emu, inner, sub["id"])
+    after = _listed_counts(emu)
+    created = {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)}
+    return {"created": created, "prices": [one_time["id"], monthly["id"]]}
+
+
+def _listed_counts(emu) -> dict[str, int]:
+    return {t: len(index.pos) for t, index in emu.store.indexes.items() if index.pos}
+
+
+@route("GET", "/_fake/objects/counts")
+def objects_counts(emu, call) -> dict[str, int]:
+    """How many objects of each type the lists hold (what a complete mirror would have)."""
+    return dict(sorted(_listed_counts(emu).items()))
+
+
+@route("POST", "/_fake/events/age")
+def events_age(emu, call) -> dict[str, Any]:
+    """Make every stored event `days` older (tests of Stripe's 30-day events window).
+
+    All events move together, so creation order (and the list order) is kept; events
+    emitted afterwards are newer than all of them.
+    """
+    days = as_int(call.params, "days", required=True)
+    if days < 1:
+        raise invalid("days must be at least 1", param="days")
+    aged = 0
+    for event_id in emu.store.index("event").newest_first():
+        event = emu.store.objects[event_id]
+        event["created"] -= days * 86400
+        emu.store.save(event)
+        aged += 1
+    return {"aged": aged, "days": days}

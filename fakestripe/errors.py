@@ -18,6 +18,7 @@ class StripeError(Exception):
         *,
         code: str | None = None,
         param: str | None = None,
+        headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(message)
@@ -26,6 +27,7 @@ class StripeError(Exception):
         self.message = message
         self.code = code
         self.param = param
+        self.headers = headers or {}  # response headers Stripe sends with this error
         self.extra = extra
 
     def body(self) -> dict[str, Any]:

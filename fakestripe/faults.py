@@ -16,6 +16,9 @@ from .errors import StripeError, invalid
 
 DEFAULTS: dict[str, Any] = {
     "rate_limit": None,  # API requests per second, beyond which a 429 answers
+    # Seconds to put in a Retry-After header on those 429s. Stripe documents none (0: none
+    # sent, as Stripe); set it to test a client that honours the header where one is sent.
+    "rate_limit_retry_after": 0,
     "error_rate": 0.0,  # probability of a 500 api_error
     "latency": 0.0,  # seconds added to every API request
     "duplicate_deliveries": 1,  # each delivery attempt is sent this many times
@@ -39,6 +42,27 @@ def _number(name: str, value: Any, *, integer: bool = False, minimum: float = 0)
     return number
 
 
+def rate_limited(retry_after: int = 0) -> StripeError:
+    """Stripe's answer past the rate limit.
+
+    Status 429, type invalid_request_error, code rate_limit, and a Stripe-Rate-Limited-Reason
+    header naming the limiter. No Stripe-Should-Retry header (Stripe sends `true` only on
+    429 lock timeouts, code lock_timeout), so stripe-python does not retry it; and no
+    Retry-After, which Stripe does not document (sent only when the fault asks for it).
+    """
+    headers = {"Stripe-Rate-Limited-Reason": "global-rate"}
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
+    return StripeError(
+        429,
+        "invalid_request_error",
+        "Request rate limit exceeded. Learn more about rate limits here "
+        "https://stripe.com/docs/rate-limits.",
+        code="rate_limit",
+        headers=headers,
+    )
+
+
 class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,6 +78,8 @@ class Faults:
                 clean[name] = DEFAULTS[name]
             elif name == "rate_limit":
                 clean[name] = _number(name, value, integer=True, minimum=1)
+            elif name == "rate_limit_retry_after":
+                clean[name] = _number(name, value, integer=True)
             elif name == "error_rate":
                 clean[name] = min(_number(name, value), 1.0)
             elif name in ("latency", "delivery_delay"):
@@ -97,13 +123,7 @@ class Faults:
                 if not limited:
                     self._window.append(now)
             if limited:
-                raise StripeError(
-                    429,
-                    "invalid_request_error",
-                    "Request rate limit exceeded. Learn more about rate limits here "
-                    "https://stripe.com/docs/rate-limits.",
-                    code="rate_limit",
-                )
+                raise rate_limited(self.settings["rate_limit_retry_after"])
         rate = self.settings["error_rate"]
         if rate and random.random() < rate:
             raise StripeError(

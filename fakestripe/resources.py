@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import Any
 
 from . import DEFAULT_API_VERSION, objects
@@ -11,6 +12,7 @@ from .api import (
     REGISTRY,
     Resource,
     boolean,
+    check_params,
     fetch_live,
     merge_metadata,
     register,
@@ -140,6 +142,18 @@ CUSTOMER = register(
         },
     )
 )
+
+
+@route("GET", "/v1/customers/{cus_id}/sources")
+def customer_sources(emu, call, cus_id: str) -> dict[str, Any]:
+    """A customer's legacy sources (cards, bank accounts): the emulator has none.
+
+    dj-stripe's djstripe_sync_models asks for them twice per customer (object=card, then
+    bank_account), so the baseline it is measured against needs the route.
+    """
+    check_params(call.params, {"object", "limit", "starting_after", "ending_before"})
+    fetch_live(emu, CUSTOMER, cus_id)
+    return objects.list_object([], f"/v1/customers/{cus_id}/sources")
 
 
 # -- products and prices ------------------------------------------------------------------
@@ -342,6 +356,18 @@ def price_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
     return p
 
 
+def _currency_options(emu, price: dict[str, Any]) -> dict[str, Any]:
+    """Prices in other currencies: the emulator has only the price's own currency."""
+    return {
+        price["currency"]: {
+            "custom_unit_amount": price["custom_unit_amount"],
+            "tax_behavior": price["tax_behavior"],
+            "unit_amount": price["unit_amount"],
+            "unit_amount_decimal": price["unit_amount_decimal"],
+        }
+    }
+
+
 PRICE = register(
     Resource(
         object="price",
@@ -380,6 +406,8 @@ PRICE = register(
             ),
         },
         expandable=frozenset({"product"}),
+        # Absent unless expanded, as in Stripe; `tiers` only exist for tiered prices.
+        includable={"currency_options": _currency_options, "tiers": lambda emu, price: None},
         search_fields={
             "active": getter("active"),
             "currency": getter("currency"),
@@ -490,6 +518,15 @@ def _event_type(obj: dict[str, Any], value: Any) -> bool:
     return obj["type"] == pattern
 
 
+# Stripe lists events of the last 30 days only ("List events, going back up to 30 days"),
+# whatever the `created` filter asks for.
+EVENT_LIST_WINDOW = 30 * 86400
+
+
+def _event_in_window(obj: dict[str, Any], params: dict[str, Any]) -> bool:
+    return obj["created"] >= time.time() - EVENT_LIST_WINDOW
+
+
 EVENT = register(
     Resource(
         object="event",
@@ -498,6 +535,7 @@ EVENT = register(
         noun="event",
         indexed=("type",),
         updatable=False,
+        default_filter=_event_in_window,
         filters={
             "type": _event_type,
             "types": lambda o, v: any(_event_type(o, t) for t in as_list({"v": v}, "v")),
@@ -512,6 +550,24 @@ def account_retrieve(emu, call) -> dict[str, Any]:
     from .api import render
 
     return render(emu, call, objects.account())
+
+
+@route("GET", "/v1/accounts")
+def accounts_list(emu, call) -> dict[str, Any]:
+    """Connected accounts (Connect): none. The platform's own account is not listed, as in
+    Stripe; dj-stripe's djstripe_sync_models lists them before every model it syncs."""
+    check_params(call.params, {"limit", "starting_after", "ending_before", "created"})
+    return objects.list_object([], "/v1/accounts")
+
+
+@route("GET", "/v1/accounts/{acct_id}")
+def account_retrieve_by_id(emu, call, acct_id: str) -> dict[str, Any]:
+    from .api import expand_paths, render
+    from .errors import no_such
+
+    if acct_id != objects.ACCOUNT_ID:
+        raise no_such("account", acct_id)
+    return render(emu, call, objects.account(), expand_paths(call.params))
 
 
 def resource_for_path(path: str) -> Resource | None:

@@ -18,7 +18,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from djstripe.models import Charge, Price
 
-from billing import services, stripe_api
+from billing import backfill, reconcile, services, stripe_api
 from billing.models import InboundEvent
 from billing.permissions import BILLING_ADMIN, SUPPORT, groups_sync
 from config.celery import app as celery_app
@@ -115,6 +115,9 @@ def _seed(stripe_emulator, webhook_endpoint, deliver_event) -> World:
     services.resync_job_start(actor=operator, object_type="customer",
                               stripe_ids=[paid.customer_id])  # fmt: skip
     deliver_all_events(deliver_event)
+    # and the operators' commands, once each: a backfill run and a reconcile report
+    backfill.backfill_run(run=backfill.backfill_start(types=["customer"], since=None, max_rps=100))
+    reconcile.reconcile_run()
     return World(
         customer=customer,
         paid=paid,

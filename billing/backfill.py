@@ -1,0 +1,411 @@
+"""Backfill the dj-stripe mirror from Stripe's lists (``manage.py stripe_backfill``).
+
+Each type is listed 100 to a page, newest first, with the expansions that bring the related
+objects dj-stripe would otherwise retrieve one by one (within Stripe's four levels), in an
+order where parents are mirrored before the children that point at them. Each page is written
+through the one mirror write path (``billing.sync.objects_write``: never older over newer),
+its objects linked to orders and users through their metadata link keys, and the type's
+checkpoint (cursor and counts) saved, all in one transaction: a run killed at any moment
+resumes after its last written page, with no gap and nothing counted twice.
+
+While one page is written the next is fetched (one page ahead, on a second thread that only
+talks HTTP), so a client-side rate limit costs no time as long as writing is the slower part.
+Memory stays flat: one page in hand, one in flight; failures and counts live in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import mirror, stripe_api, sync
+from billing.models import BackfillFailure, BackfillProgress, BackfillRun
+from orders import links
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    """How one type is listed: filters, and the expansions its objects need."""
+
+    object_type: str
+    expand: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+# Dependency order: a price's product, a subscription's customer and prices, an invoice's
+# subscription, a charge's payment intent (and through it the payment method), a refund's
+# charge, a session's customer, payment intent and subscription are all mirrored first, so
+# dj-stripe finds their rows instead of fetching them. Payment methods have no list of their
+# own (Stripe lists them per customer): they come expanded where they are used.
+SOURCES: tuple[Source, ...] = (
+    Source("product"),
+    Source("price"),
+    Source("customer", expand=("data.invoice_settings.default_payment_method",)),
+    # Stripe leaves canceled subscriptions out unless asked for every status.
+    Source("subscription", expand=("data.default_payment_method",), params={"status": "all"}),
+    Source("invoice", expand=("data.default_payment_method",)),
+    Source("payment_intent", expand=("data.payment_method",)),
+    # A charge carries its refunds (each with a balance transaction dj-stripe would fetch).
+    Source(
+        "charge",
+        expand=("data.balance_transaction", "data.refunds.data.balance_transaction"),
+    ),
+    Source("refund", expand=("data.balance_transaction",)),
+    Source("checkout.session"),
+)
+BY_TYPE = {source.object_type: source for source in SOURCES}
+TYPES = tuple(BY_TYPE)
+# A backfill runs for minutes or hours: it outlasts a longer outage than a web request may
+# (8 retries back off for about a minute in all).
+BACKFILL_RETRIES = 8
+COUNTS = ("created", "updated", "unchanged", "linked", "unlinked", "errors", "api_calls")
+
+
+class BackfillError(Exception):
+    """The backfill cannot start or go on; ``message`` says what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def types_ordered(types: Iterable[str] | None) -> list[str]:
+    """The requested types in dependency order (all of them when none are named)."""
+    if not types:
+        return list(TYPES)
+    unknown = sorted(set(types) - set(TYPES))
+    if unknown:
+        raise BackfillError(
+            f"Unknown type(s): {', '.join(unknown)}. Choose from: {', '.join(TYPES)}."
+        )
+    return [t for t in TYPES if t in set(types)]
+
+
+# --- Progress reporting ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageDone:
+    """Told to the caller after each page: enough for a bar with count, rate and ETA."""
+
+    object_type: str
+    objects: int  # in this page
+    total: int  # of this type so far in the run (resumed parts included)
+    reached: int | None  # `created` of the page's last (oldest) object
+    floor: int  # how far back the type goes: --since, or the account's creation
+    top: float  # when the type's listing started (time.time())
+    counts: dict[str, int]
+    done: bool
+
+
+Reporter = Callable[[PageDone], None]
+
+
+# --- Runs -----------------------------------------------------------------------------------
+
+
+def backfill_start(*, types: Iterable[str] | None, since: datetime | None, max_rps: float):
+    """A new run: one checkpoint per type, in dependency order."""
+    ordered = types_ordered(types)
+    if max_rps <= 0:
+        raise BackfillError("--max-rps must be more than 0.")
+    with transaction.atomic():
+        run = BackfillRun.objects.create(types=ordered, since=since, max_rps=max_rps)
+        BackfillProgress.objects.bulk_create(
+            BackfillProgress(run=run, object_type=t, position=n) for n, t in enumerate(ordered)
+        )
+    return run
+
+
+def backfill_resumable() -> BackfillRun | None:
+    """The latest run that did not complete (killed, interrupted or stopped on an error)."""
+    latest = BackfillRun.objects.first()
+    if latest is None or latest.status == BackfillRun.Status.COMPLETED:
+        return None
+    return latest
+
+
+def backfill_run(*, run: BackfillRun, report: Reporter | None = None) -> BackfillRun:
+    """Mirror every type of ``run`` from its checkpoint on; return the run, completed.
+
+    Ctrl-C (KeyboardInterrupt) marks the run interrupted and propagates; an API error that
+    outlasts the retries marks it failed and raises ``BackfillError``. Either way everything
+    up to the last page is written and checkpointed, and ``--resume`` goes on from there.
+    """
+    BackfillRun.objects.filter(pk=run.pk).update(
+        status=BackfillRun.Status.RUNNING, finished_at=None, stopped_reason=""
+    )
+    floor = int(run.since.timestamp()) if run.since else None
+    try:
+        with stripe_api.throttle(max_rps=run.max_rps, retries=BACKFILL_RETRIES):
+            if floor is None:
+                floor = int(stripe_api.account().created)
+            for progress in run.progress.filter(done=False).order_by("position"):
+                _type_run(run=run, progress=progress, floor=floor, report=report)
+    except KeyboardInterrupt:
+        _stop(run, BackfillRun.Status.INTERRUPTED, "interrupted (Ctrl-C)")
+        raise
+    except stripe_api.StripeAPIError as exc:
+        _stop(run, BackfillRun.Status.FAILED, exc.message)
+        raise BackfillError(exc.message) from exc
+    BackfillRun.objects.filter(pk=run.pk).update(
+        status=BackfillRun.Status.COMPLETED, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _stop(run: BackfillRun, status: str, reason: str) -> None:
+    BackfillRun.objects.filter(pk=run.pk).update(
+        status=status, finished_at=timezone.now(), stopped_reason=reason[:2000]
+    )
+
+
+def _list_params(source: Source, since: datetime | None) -> dict[str, Any]:
+    params: dict[str, Any] = dict(source.params)
+    if source.expand:
+        params["expand"] = list(source.expand)
+    if since is not None:
+        params["created"] = {"gte": int(since.timestamp())}
+    return params
+
+
+def _fetch(source: Source, params: dict[str, Any], after: str | None):
+    page = stripe_api.list_page(object_type=source.object_type, params=params, starting_after=after)
+    return [stripe_api.as_dict(o) for o in page.data], bool(page.has_more)
+
+
+def _type_run(*, run: BackfillRun, progress: BackfillProgress, floor: int, report) -> None:
+    source = BY_TYPE[progress.object_type]
+    params = _list_params(source, run.since)
+    top = time.time()
+    calls_at = stripe_api.calls_total()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool:
+        started = sync.fetch_started()
+        pending = pool.submit(_fetch, source, params, progress.cursor or None)
+        while pending is not None:
+            try:
+                data, has_more = pending.result()
+            except stripe_api.StripeAPIError as exc:
+                if progress.cursor and exc.code == "resource_missing":
+                    # The object the cursor names is gone (deleted since): start the type over.
+                    logger.warning("%s: cursor %s rejected (%s); listing from the start",
+                                   source.object_type, progress.cursor, exc.message)  # fmt: skip
+                    progress = _restart(progress)
+                    started = sync.fetch_started()
+                    pending = pool.submit(_fetch, source, params, None)
+                    continue
+                raise
+            pending = None
+            if has_more and data:
+                next_started = sync.fetch_started()
+                pending = pool.submit(_fetch, source, params, data[-1]["id"])
+            progress, calls_at = _page_write(
+                run=run,
+                progress=progress,
+                source=source,
+                data=data,
+                started=started,
+                calls_at=calls_at,
+                last=pending is None,
+            )
+            if report is not None:
+                report(
+                    PageDone(
+                        object_type=source.object_type,
+                        objects=len(data),
+                        total=progress.created + progress.updated + progress.unchanged
+                        + progress.errors,
+                        reached=data[-1].get("created") if data else None,
+                        floor=floor,
+                        top=top,
+                        counts={name: getattr(progress, name) for name in COUNTS},
+                        done=progress.done,
+                    )
+                )  # fmt: skip
+            if pending is not None:
+                started = next_started
+
+
+def _restart(progress: BackfillProgress) -> BackfillProgress:
+    BackfillProgress.objects.filter(pk=progress.pk).update(
+        cursor="", pages=0, **{name: 0 for name in COUNTS}
+    )
+    progress.refresh_from_db()
+    return progress
+
+
+# --- One page -------------------------------------------------------------------------------
+
+
+def _expanded(source: Source) -> tuple[str, ...]:
+    """The page's expansions as each object carries them (without the list's ``data.``)."""
+    return tuple(path.removeprefix("data.") for path in source.expand)
+
+
+def _page_write(
+    *,
+    run: BackfillRun,
+    progress: BackfillProgress,
+    source: Source,
+    data: list[dict[str, Any]],
+    started: datetime,
+    calls_at: int,
+    last: bool,
+) -> tuple[BackfillProgress, int]:
+    """Write one page, link its objects, move the checkpoint: one transaction. The page's
+    API calls are those since ``calls_at``: its list request (and the next one's, fetched
+    meanwhile) and any dj-stripe made while writing; returns the new mark with the row."""
+    expand = _expanded(source)
+    tally = dict.fromkeys(COUNTS, 0)
+    with transaction.atomic():
+        written, failed = _objects_write(data, started, expand)
+        for obj, synced in written:
+            tally[_outcome(synced, obj)] += 1
+            link = links.object_link(obj=obj)
+            if link.status != "none":
+                tally[link.status] += 1
+        for obj, error in failed:
+            BackfillFailure.objects.create(
+                run=run, object_type=source.object_type, stripe_id=obj["id"], error=error
+            )
+        tally["errors"] = len(failed)
+        calls_now = stripe_api.calls_total()
+        tally["api_calls"] = calls_now - calls_at
+        for name, value in tally.items():
+            setattr(progress, name, getattr(progress, name) + value)
+        progress.cursor = data[-1]["id"] if data else progress.cursor
+        progress.pages += 1
+        progress.done = last
+        progress.save()
+    return progress, calls_now
+
+
+def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[str, ...]):
+    """The page in one write; if that fails, object by object, to keep the good ones and
+    name the bad ones. Returns (written [(obj, Synced)], failed [(obj, error)])."""
+    try:
+        with transaction.atomic():
+            synced = sync.objects_write(objects=data, started_at=started, expand=expand)
+        return list(zip(data, synced, strict=True)), []
+    except Exception:  # narrowed below, one object at a time
+        logger.warning("a page of %s failed to write; writing it object by object", len(data))
+    written, failed = [], []
+    for obj in data:
+        try:
+            with transaction.atomic():
+                written.append(
+                    (obj, sync.object_write(data=obj, started_at=started, expand=expand))
+                )
+        except Exception as exc:  # recorded, reported, and the run goes on
+            logger.exception("backfill could not write %s", obj.get("id"))
+            failed.append((obj, f"{type(exc).__name__}: {exc}"))
+    return written, failed
+
+
+def _outcome(synced: sync.Synced, obj: dict[str, Any]) -> str:
+    if not synced.written:
+        return "unchanged"  # the mirror already had a copy from a later fetch
+    if synced.previous is None:
+        return "created"
+    return "unchanged" if same(synced.previous, obj) else "updated"
+
+
+# Types whose nested copies are expansions (or embedded copies) of mirrored objects.
+_MIRRORED = frozenset(mirror.MODELS) | {"balance_transaction", "account"}
+
+
+def _collapsed(value: Any, *, root: bool = False) -> Any:
+    """``value`` with nested mirrored objects reduced to their ids, so a copy fetched with
+    other expansions (a webhook's) compares equal when nothing but the shape differs."""
+    if isinstance(value, dict):
+        if not root and value.get("object") in _MIRRORED and "id" in value:
+            return value["id"]
+        return {k: _collapsed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_collapsed(v) for v in value]
+    return value
+
+
+def same(stored: dict[str, Any], fetched: dict[str, Any]) -> bool:
+    """Whether the mirror's copy says what Stripe's says (keys dj-stripe adds are ignored)."""
+    stored, fetched = _collapsed(stored, root=True), _collapsed(fetched, root=True)
+    return all(stored.get(key) == value for key, value in fetched.items())
+
+
+# --- Dry run --------------------------------------------------------------------------------
+
+
+def backfill_dry_run(
+    *,
+    types: Iterable[str] | None,
+    since: datetime | None,
+    max_rps: float,
+    report: Reporter | None = None,
+) -> dict[str, dict[str, int]]:
+    """What a backfill would do, writing nothing: per type, objects it would create, update
+    or leave, and how their link keys resolve. Reads Stripe at the same cost as a backfill."""
+    counts: dict[str, dict[str, int]] = {}
+    with stripe_api.throttle(max_rps=max_rps, retries=BACKFILL_RETRIES):
+        floor = int(since.timestamp()) if since else int(stripe_api.account().created)
+        for object_type in types_ordered(types):
+            source = BY_TYPE[object_type]
+            tally = counts[object_type] = dict.fromkeys(COUNTS, 0)
+            model = mirror.model_for(object_type)
+            top, after, calls_at = time.time(), None, stripe_api.calls_total()
+            while True:
+                data, has_more = _fetch(source, _list_params(source, since), after)
+                stored = dict(
+                    model.objects.filter(id__in=[o["id"] for o in data]).values_list(
+                        "id", "stripe_data"
+                    )
+                )
+                with transaction.atomic():
+                    for obj in data:
+                        previous = stored.get(obj["id"])
+                        outcome = (
+                            "created" if previous is None
+                            else "unchanged" if same(previous, obj) else "updated"
+                        )  # fmt: skip
+                        tally[outcome] += 1
+                        link = links.object_link(obj=obj, write=False)
+                        if link.status != "none":
+                            tally[link.status] += 1
+                    transaction.set_rollback(True)  # resolving locks orders; change nothing
+                tally["api_calls"] = stripe_api.calls_total() - calls_at
+                done = not (has_more and data)
+                if report is not None:
+                    report(
+                        PageDone(
+                            object_type=object_type,
+                            objects=len(data),
+                            total=tally["created"] + tally["updated"] + tally["unchanged"],
+                            reached=data[-1].get("created") if data else None,
+                            floor=floor,
+                            top=top,
+                            counts=dict(tally),
+                            done=done,
+                        )
+                    )
+                if done:
+                    break
+                after = data[-1]["id"]
+    return counts
+
+
+def run_counts(run: BackfillRun) -> dict[str, dict[str, int]]:
+    """Per type, the counts of a run (resumed parts summed), in dependency order."""
+    return {
+        p.object_type: {name: getattr(p, name) for name in COUNTS}
+        for p in run.progress.order_by("position")
+    }

@@ -1,0 +1,379 @@
+"""Reconcile the shop's orders and Stripe's objects (``manage.py stripe_reconcile``).
+
+Walks Stripe's lists (pages of 100, with the related objects expanded in the same call) and
+compares them with the orders they link to through their metadata keys. Four kinds of
+finding:
+
+- ``order_mismatch``: an order whose Stripe objects are missing or disagree with it (amount,
+  currency, status, refunded amount);
+- ``dangling_link``: a Stripe object whose link keys point at no order or user (or at an order
+  of another user);
+- ``unfulfilled_payment``: a paid session or invoice whose order is not paid or fulfilled;
+- ``missing_link_keys``: an object that lacks the link keys its session, subscription or
+  payment intent has (Stripe does not copy metadata onto related objects).
+
+With ``fix``, what the product's own services can repair is repaired, each from the object
+as Stripe has it now: a paid order is fulfilled (``order_fulfil`` / ``order_invoice_paid``
+from the re-fetched session or invoice), refunds are brought in line (``order_refund_sync``
+from the re-fetched charge), and missing link keys are copied through the API, the mirror then
+written from Stripe's answer. The rest needs a person and is reported. No transaction is held
+across a Stripe call: pages are read, then fixes run one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from billing import stripe_api, sync
+from billing.models import ReconcileReport
+from orders import links
+from orders.models import PAID_STATES, Order
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("order_mismatch", "dangling_link", "unfulfilled_payment", "missing_link_keys")
+SOURCE = "reconcile"
+
+
+@dataclass
+class Finding:
+    kind: str
+    object_type: str
+    stripe_id: str
+    detail: str
+    order: str = ""  # the order's public id, when one is involved
+    fix: str = ""  # what --fix would do ("" when it needs a person)
+    fixed: str = ""  # what --fix did (or why it could not)
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Repair:
+    finding: Finding
+    action: Callable[[], str]
+
+
+def _id(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, dict) else (value or None)
+
+
+def _pages(object_type: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    after = None
+    while True:
+        page = stripe_api.list_page(object_type=object_type, params=params, starting_after=after)
+        yield [stripe_api.as_dict(o) for o in page.data]
+        if not page.has_more or not page.data:
+            return
+        after = page.data[-1].id
+
+
+def _missing(keys: dict[str, str], obj: dict[str, Any]) -> dict[str, str]:
+    """The link keys ``obj`` lacks (or holds other values for) compared with ``keys``."""
+    have = links.link_keys(obj)
+    return {k: v for k, v in keys.items() if have.get(k) != v}
+
+
+class Reconciler:
+    """One reconcile run: the walks, the findings, the repairs."""
+
+    def __init__(self, *, fix: bool, since: datetime | None):
+        self.fix = fix
+        self.since = since
+        self.findings: list[Finding] = []
+        self.seen_orders: set[int] = set()
+
+    # -- helpers
+
+    def _params(self, **params: Any) -> dict[str, Any]:
+        if self.since is not None:
+            params["created"] = {"gte": int(self.since.timestamp())}
+        return params
+
+    def _found(self, finding: Finding, repair: Callable[[], str] | None = None):
+        self.findings.append(finding)
+        return _Repair(finding, repair) if repair is not None else None
+
+    def _resolve(self, obj: dict[str, Any]) -> links.Link:
+        link = links.link_resolve(keys=links.link_keys(obj))
+        if link.status == "unlinked":
+            self._found(
+                Finding(
+                    kind="dangling_link",
+                    object_type=obj["object"],
+                    stripe_id=obj["id"],
+                    detail=link.problem,
+                    order=links.link_keys(obj).get("order_id", ""),
+                )
+            )
+        return link
+
+    def _walk(self, object_type: str, params: dict[str, Any], check) -> None:
+        for page in _pages(object_type, self._params(**params)):
+            # Reads under one short transaction (orders are looked up locked, as the
+            # handlers do); repairs after it, each calling Stripe with nothing held.
+            with transaction.atomic():
+                repairs = [r for obj in page for r in check(obj) if r is not None]
+            if self.fix:
+                for repair in repairs:
+                    repair.finding.fixed = _attempt(repair.action)
+
+    # -- the walks
+
+    def run(self) -> list[Finding]:
+        self._walk("customer", {}, self._check_plain)
+        self._walk(
+            "checkout.session",
+            {"expand": ["data.payment_intent.latest_charge", "data.subscription"]},
+            self._check_session,
+        )
+        self._walk("subscription", {"status": "all"}, self._check_plain)
+        self._walk(
+            "invoice",
+            {"expand": ["data.parent.subscription_details.subscription"]},
+            self._check_invoice,
+        )
+        self._walk("payment_intent", {}, self._check_plain)
+        self._walk("charge", {"expand": ["data.payment_intent"]}, self._check_charge)
+        self._check_orders_not_seen()
+        return self.findings
+
+    def _check_plain(self, obj: dict[str, Any]):
+        self._resolve(obj)
+        return []
+
+    def _check_session(self, session: dict[str, Any]):
+        link = self._resolve(session)
+        repairs = []
+        keys = links.link_keys(session)
+        for related_type, related in (
+            ("payment_intent", session.get("payment_intent")),
+            ("subscription", session.get("subscription")),
+        ):
+            if isinstance(related, dict) and keys:
+                repairs.append(self._keys_finding(related_type, related, keys, "its session"))
+        intent = session.get("payment_intent")
+        charge = intent.get("latest_charge") if isinstance(intent, dict) else None
+        if isinstance(charge, dict) and keys:
+            repairs.append(self._keys_finding("charge", charge, keys, "its session"))
+        order = link.order
+        if order is None:
+            return repairs
+        self.seen_orders.add(order.pk)
+        current = order.checkout_session_id in (None, session["id"])
+        paid = session.get("status") == "complete" and session.get("payment_status") in (
+            "paid",
+            "no_payment_required",
+        )
+        if paid and _awaits_payment(order):
+            repairs.append(
+                self._unfulfilled(
+                    session, order, "fulfil the order from the session as Stripe has it now",
+                    lambda sid=session["id"]: _session_fulfil(sid),
+                )
+            )  # fmt: skip
+        elif current and not paid and order.status in PAID_STATES:
+            self._found(
+                Finding(
+                    kind="order_mismatch",
+                    object_type="checkout.session",
+                    stripe_id=session["id"],
+                    order=order.public_id,
+                    detail=(
+                        f"order is {order.status} but its session is "
+                        f"{session.get('status')}/{session.get('payment_status')}"
+                    ),
+                )
+            )
+        if current:  # after fulfilment: refunds apply to a paid order
+            repairs.extend(self._compare(order, session, charge))
+        return repairs
+
+    def _compare(self, order: Order, session: dict[str, Any], charge: dict | None):
+        differences = []
+        if session.get("currency") and session["currency"] != order.currency:
+            differences.append(f"currency {order.currency} here, {session['currency']} in Stripe")
+        total = session.get("amount_total")
+        if total is not None and total != order.amount_total:
+            differences.append(f"amount {order.amount_total} here, {total} in Stripe")
+        if differences:
+            self._found(
+                Finding(
+                    kind="order_mismatch",
+                    object_type="checkout.session",
+                    stripe_id=session["id"],
+                    order=order.public_id,
+                    detail="; ".join(differences),
+                )
+            )
+        refunded = (charge or {}).get("amount_refunded")
+        if refunded is not None and refunded != order.amount_refunded:
+            return [
+                self._found(
+                    Finding(
+                        kind="order_mismatch",
+                        object_type="charge",
+                        stripe_id=charge["id"],
+                        order=order.public_id,
+                        detail=f"refunded {order.amount_refunded} here, {refunded} in Stripe",
+                        fix="bring the order's refunds in line with the charge",
+                    ),
+                    lambda cid=charge["id"]: _refunds_sync(cid),
+                )
+            ]
+        return []
+
+    def _check_invoice(self, invoice: dict[str, Any]):
+        link = self._resolve(invoice)
+        repairs = []
+        parent = (invoice.get("parent") or {}).get("subscription_details") or {}
+        subscription = parent.get("subscription")
+        if isinstance(subscription, dict):
+            keys = links.link_keys(subscription)
+            if keys:
+                repairs.append(self._keys_finding("invoice", invoice, keys, "its subscription"))
+        order = link.order
+        if order is not None and invoice.get("status") == "paid" and _awaits_payment(order):
+            repairs.append(
+                self._unfulfilled(
+                    invoice, order, "record the invoice's payment from it as Stripe has it now",
+                    lambda iid=invoice["id"]: _invoice_paid(iid),
+                )
+            )  # fmt: skip
+        return repairs
+
+    def _unfulfilled(self, obj: dict, order: Order, fix: str, action: Callable[[], str]):
+        kind = obj["object"].replace("checkout.", "")
+        return self._found(
+            Finding(
+                kind="unfulfilled_payment",
+                object_type=obj["object"],
+                stripe_id=obj["id"],
+                order=order.public_id,
+                detail=f"{kind} paid; order is {order.status}",
+                fix=fix,
+            ),
+            action,
+        )
+
+    def _check_charge(self, charge: dict[str, Any]):
+        self._resolve(charge)
+        intent = charge.get("payment_intent")
+        if isinstance(intent, dict):
+            keys = links.link_keys(intent)
+            if keys:
+                return [self._keys_finding("charge", charge, keys, "its payment intent")]
+        return []
+
+    def _keys_finding(self, object_type: str, obj: dict, keys: dict[str, str], source: str):
+        lacking = _missing(keys, obj)
+        if not lacking:
+            return None
+        # One finding per object, however many walks reach it (a session's charge is also
+        # reached from its payment intent).
+        if any(f.kind == "missing_link_keys" and f.stripe_id == obj["id"] for f in self.findings):
+            return None
+        return self._found(
+            Finding(
+                kind="missing_link_keys",
+                object_type=object_type,
+                stripe_id=obj["id"],
+                order=keys.get("order_id", ""),
+                detail=f"lacks {', '.join(f'{k}={v}' for k, v in lacking.items())} of {source}",
+                fix="copy the link keys onto it in Stripe",
+            ),
+            lambda: _keys_copy(object_type, obj["id"], lacking),
+        )
+
+    def _check_orders_not_seen(self) -> None:
+        orders = Order.objects.exclude(checkout_session_id=None).exclude(pk__in=self.seen_orders)
+        if self.since is not None:
+            orders = orders.filter(created_at__gte=self.since)
+        for order in orders.only("public_id", "checkout_session_id").iterator():
+            self._found(
+                Finding(
+                    kind="order_mismatch",
+                    object_type="checkout.session",
+                    stripe_id=order.checkout_session_id,
+                    order=order.public_id,
+                    detail="the order's Checkout Session is not in Stripe (or does not link back)",
+                )
+            )
+
+
+def _awaits_payment(order: Order) -> bool:
+    return order.status not in PAID_STATES and order.status != Order.Status.CANCELED
+
+
+def _attempt(action: Callable[[], str]) -> str:
+    try:
+        return action()
+    except stripe_api.StripeAPIError as exc:
+        return f"failed: {exc.message}"
+    except Exception as exc:  # a repair that fails is reported; the others still run
+        logger.exception("reconcile repair failed")
+        return f"failed: {type(exc).__name__}: {exc}"
+
+
+# --- Repairs, through the product's own services --------------------------------------------
+
+
+def _session_fulfil(session_id: str) -> str:
+    from orders.services import order_fulfil
+
+    session = sync.object_sync(object_type="checkout.session", stripe_id=session_id).obj
+    return order_fulfil(session=session, source=SOURCE)
+
+
+def _invoice_paid(invoice_id: str) -> str:
+    from orders.services import order_invoice_paid
+
+    invoice = sync.object_sync(object_type="invoice", stripe_id=invoice_id).obj
+    return order_invoice_paid(invoice=invoice, source=SOURCE)
+
+
+def _refunds_sync(charge_id: str) -> str:
+    from orders.services import order_refund_sync
+
+    charge = sync.object_sync(object_type="charge", stripe_id=charge_id).obj
+    return order_refund_sync(charge=charge, source=SOURCE)
+
+
+def _keys_copy(object_type: str, stripe_id: str, keys: dict[str, str]) -> str:
+    """Stripe first, then the mirror from Stripe's answer (through the one write path).
+
+    Only the link keys are sent: Stripe merges metadata, so the object's other keys stay."""
+    started = sync.fetch_started()
+    updated = stripe_api.update(
+        object_type=object_type, stripe_id=stripe_id, params={"metadata": keys}
+    )
+    sync.object_write(data=updated, started_at=started)
+    return f"copied {', '.join(sorted(keys))}"
+
+
+# --- The service ----------------------------------------------------------------------------
+
+
+def reconcile_run(*, fix: bool = False, since: datetime | None = None) -> ReconcileReport:
+    """Find (and with ``fix`` repair) what disagrees; store and return the report."""
+    calls_at = stripe_api.calls_total()
+    findings = Reconciler(fix=fix, since=since).run()
+    counts = {kind: sum(1 for f in findings if f.kind == kind) for kind in KINDS}
+    return ReconcileReport.objects.create(
+        fix=fix,
+        counts=counts,
+        findings=[f.as_dict() for f in findings],
+        api_calls=stripe_api.calls_total() - calls_at,
+    )
+
+
+def unresolved(report: ReconcileReport) -> int:
+    """Findings still standing after the run: not fixed (or the fix failed)."""
+    return sum(1 for f in report.findings if not f["fixed"] or f["fixed"].startswith("failed"))

@@ -1,0 +1,132 @@
+"""Fetch the events that never reached us (``manage.py stripe_replay_events``, and the
+admin's "fetch missed events" for one object).
+
+Stripe keeps a list of events for 30 days. Each listed event not already in the inbox is
+stored exactly as a webhook delivery of it would be (``billing.services.event_store``: unique
+on the event id, queued for processing on commit), then processed by the normal pipeline,
+which acts on the object's latest state. Running a replay twice stores nothing the second
+time: every event is known by then.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import events, mirror, services, stripe_api
+from billing.models import InboundEvent
+
+# How far back Stripe lists events, and how many types one list call may name.
+WINDOW = timedelta(days=30)
+TYPES_PER_LIST = 20
+EVENT_TYPE = re.compile(r"^[a-z_]+(\.[a-z_]+)+$|^[a-z_]+(\.[a-z_]+)*\.\*$")
+
+
+class ReplayError(Exception):
+    """The replay cannot run as asked; ``message`` says why."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class ReplayResult:
+    listed: int = 0  # events Stripe listed (for one object: those about it)
+    stored: int = 0  # new: stored and queued for processing
+    known: int = 0  # already in the inbox (delivered, or replayed before)
+    api_calls: int = 0
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _types_checked(types: Iterable[str] | None) -> list[str]:
+    chosen = sorted(set(types)) if types else events.subscribed_event_types()
+    wrong = [t for t in chosen if not EVENT_TYPE.match(t)]
+    if wrong:
+        raise ReplayError(
+            f"Not an event type: {', '.join(wrong)} (e.g. invoice.paid or customer.*)."
+        )
+    return chosen
+
+
+def events_replay(
+    *, since: datetime, types: Iterable[str] | None = None, object_id: str | None = None
+) -> ReplayResult:
+    """Store and queue every event since ``since`` (of ``types``; by default those webhook
+    endpoints subscribe to) that is not in the inbox yet; with ``object_id``, only events
+    about that object. Raises ``ReplayError`` for a time outside Stripe's 30-day window."""
+    now = timezone.now()
+    if since < now - WINDOW:
+        raise ReplayError(
+            f"Stripe lists events of the last 30 days only; {since:%Y-%m-%d %H:%M} is older. "
+            f"Use a time after {now - WINDOW:%Y-%m-%d %H:%M} (a backfill covers older state)."
+        )
+    if since > now:
+        raise ReplayError(f"{since:%Y-%m-%d %H:%M} is in the future.")
+    result = ReplayResult()
+    calls_at = stripe_api.calls_total()
+    for chunk in _chunks(_types_checked(types), TYPES_PER_LIST):
+        params = {"types": chunk, "created": {"gte": int(since.timestamp())}}
+        after = None
+        while True:
+            page = stripe_api.list_page(object_type="event", params=params, starting_after=after)
+            listed = [stripe_api.as_dict(e) for e in page.data]
+            if object_id is not None:
+                listed = [e for e in listed if _object_id(e) == object_id]
+            _page_store(listed, result)
+            if not page.has_more or not page.data:
+                break
+            after = page.data[-1].id
+    result.api_calls = stripe_api.calls_total() - calls_at
+    return result
+
+
+def _object_id(event: dict) -> str | None:
+    obj = (event.get("data") or {}).get("object") or {}
+    return obj.get("id")
+
+
+def _page_store(listed: list[dict], result: ReplayResult) -> None:
+    result.listed += len(listed)
+    known = set(
+        InboundEvent.objects.filter(id__in=[e["id"] for e in listed]).values_list("id", flat=True)
+    )
+    with transaction.atomic():
+        # Oldest first within the page (lists are newest first); the pipeline's ordering
+        # guard makes the order irrelevant to the outcome, not to the history's readability.
+        for event in reversed(listed):
+            if event["id"] in known:
+                result.known += 1
+                continue
+            if services.event_store(payload=event).created:
+                result.stored += 1
+            else:
+                result.known += 1  # arrived by webhook since the page was read
+
+
+def object_events_replay(*, object_type: str, stripe_id: str) -> ReplayResult:
+    """The admin's "fetch missed events" for one object: every event of the types handled
+    for ``object_type`` in Stripe's window, since the object was created, that is about it.
+
+    Stripe cannot filter events by object, so this lists the object type's events (pages of
+    100, its types named) and keeps those about ``stripe_id``.
+    """
+    types = [t for t in events.HANDLERS if events.object_type_for_event_type(t) == object_type]
+    if not types:
+        raise ReplayError(f"No event types are handled for {object_type!r} objects.")
+    since = timezone.now() - WINDOW + timedelta(minutes=1)
+    model = mirror.model_for(object_type)
+    row = model.objects.filter(id=stripe_id).first() if model is not None else None
+    created = (row.stripe_data or {}).get("created") if row is not None else None
+    if isinstance(created, int):
+        since = max(since, datetime.fromtimestamp(created, tz=since.tzinfo))
+    return events_replay(since=since, types=types, object_id=stripe_id)

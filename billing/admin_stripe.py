@@ -298,6 +298,11 @@ class StripeObjectAdmin(ConsoleStyles, admin.ModelAdmin):
                 wrap(admin_views.ReprocessView.as_view(model_admin=self)),
                 name="{}_{}_reprocess".format(*info),
             ),
+            path(
+                "<path:object_id>/fetch_events/",
+                wrap(admin_views.FetchEventsView.as_view(model_admin=self)),
+                name="{}_{}_fetch_events".format(*info),
+            ),
             # dj-stripe's action views lived here; make sure nothing answers in their place.
             path("action/<path:rest>", wrap(self.gone)),
             *super().get_urls(),

@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views import View
 
-from billing import display, metadata, permissions, selectors, services
+from billing import display, metadata, permissions, replay, selectors, services
 from billing.stripe_api import StripeAPIError
 
 # --- Stripe errors, in words a support person can act on -------------------------------------
@@ -49,7 +49,7 @@ def object_urls(model_admin, stripe_id: str) -> dict[str, str]:
     info = model_admin.opts.app_label, model_admin.opts.model_name
     return {
         name: display.admin_url("{}_{}".format(*info), stripe_id, name)
-        for name in ("metadata", "resync", "reprocess", "change")
+        for name in ("metadata", "resync", "reprocess", "fetch_events", "change")
     }
 
 
@@ -76,6 +76,7 @@ def object_context(model_admin, request: HttpRequest, obj) -> dict[str, Any]:
         "can_edit_metadata": model_admin.may_edit_metadata(request),
         "can_resync": model_admin.has_resync_permission(request),
         "can_reprocess": user.has_perm(permissions.REPROCESS),
+        "can_fetch_events": user.has_perm(permissions.RESYNC),
     }
 
 
@@ -219,6 +220,40 @@ class ReprocessView(ConsoleView):
         report_reprocess(request, services.events_reprocess_selected(
             actor=request.user, event_ids=event_ids))  # fmt: skip
         return self.back("#event-history")
+
+
+class FetchEventsView(ConsoleView):
+    """The Event history's "Fetch missed events": the object's events Stripe still lists (its
+    30-day window) that never reached us, stored and processed by the normal pipeline."""
+
+    required = [permissions.RESYNC]
+
+    def get(self, request, object_id):
+        return self.back("#event-history")
+
+    def post(self, request, object_id):
+        try:
+            result = replay.object_events_replay(
+                object_type=self.object_type, stripe_id=self.obj.id
+            )
+        except replay.ReplayError as exc:
+            messages.error(request, exc.message)
+        except StripeAPIError as exc:
+            messages.error(request, f"Fetching events failed. {stripe_error_text(exc)}")
+        else:
+            messages.success(request, fetch_events_message(result))
+        return self.back("#event-history")
+
+
+def fetch_events_message(result: replay.ReplayResult) -> str:
+    if not result.listed:
+        return "Stripe lists no events about this object in its 30-day window."
+    if not result.stored:
+        return f"No missed events: all {result.listed} that Stripe lists were received already."
+    return (
+        f"{result.stored} missed event{'s' if result.stored != 1 else ''} fetched and queued "
+        f"for processing ({result.known} already received)."
+    )
 
 
 def report_reprocess(request: HttpRequest, outcomes: list[services.Reprocessed]) -> None:

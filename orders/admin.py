@@ -60,12 +60,12 @@ class OrderItemInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
-    list_display = ("public_id", "buyer", "status", "total", "mode", "created")
+    list_display = ("number", "public_id", "buyer", "status", "total", "mode", "created")
     list_filter = ("status", "mode")
     search_fields = ("=public_id", "email", "user__email", "user__username")
     search_help_text = (
-        "An order id (ord_...), an email, a username, or any Stripe id tied to the order: "
-        "cs_, pi_, ch_, re_, cus_, sub_, in_ (or an event evt_)."
+        "An order number (3F9A0C21) or id (ord_...), an email, a username, or any Stripe id "
+        "tied to the order: cs_, pi_, ch_, re_, cus_, sub_, in_ (or an event evt_)."
     )
     list_select_related = ("user",)
     list_per_page = 50
@@ -74,14 +74,14 @@ class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
     inlines = (OrderItemInline,)
     change_form_template = "admin/orders/order/change_form.html"
     fieldsets = [
-        (None, {"fields": ("public_id", "status", "mode", "user_link", "email", "created_at",
+        (None, {"fields": ("number", "public_id", "status", "mode", "user_link", "email", "created_at",
                            "paid_at", "fulfilled_at", "updated_at")}),
         ("Totals", {"fields": ("total", "refunded", "net")}),
         ("Stripe links", {"fields": ("session_link", "payment_intent_link", "customer_link",
                                      "subscription_link", "checkout_attempt")}),
     ]  # fmt: skip
     readonly_fields = (
-        "public_id", "status", "mode", "user_link", "email", "created_at", "paid_at",
+        "number", "public_id", "status", "mode", "user_link", "email", "created_at", "paid_at",
         "fulfilled_at", "updated_at", "total", "refunded", "net", "session_link",
         "payment_intent_link", "customer_link", "subscription_link", "checkout_attempt",
     )  # fmt: skip
@@ -100,6 +100,11 @@ class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
         if by_stripe_id is not None:
             return queryset.filter(by_stripe_id), False
         return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="order number")
+    def number(self, order: Order) -> str:
+        # What the customer reads out ("Order 3F9A0C21"); the search box takes it too.
+        return order.number
 
     # Not "customer": Order.customer is the Stripe customer, and a field wins over a method.
     @admin.display(description="customer", ordering="email")

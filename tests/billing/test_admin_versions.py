@@ -90,3 +90,13 @@ def test_without_stripe_the_page_shows_the_mirror(admin_client, stripe_emulator,
     assert page.status_code == 200
     html = page.content.decode()
     assert "Stripe could not be reached" in html and endpoint.id in html
+
+
+def test_the_admin_index_links_the_page_for_those_who_may_see_it(admin_client, client):
+    from django.contrib.auth import get_user_model
+
+    index = f"/{settings.ADMIN_URL}"
+    assert f'href="{URL}" id="api-versions-link"' in admin_client.get(index).content.decode()
+    staff = get_user_model().objects.create_user("plain", password="x", is_staff=True)
+    client.force_login(staff)
+    assert "api-versions-link" not in client.get(index).content.decode()

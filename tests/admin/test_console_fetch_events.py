@@ -70,7 +70,9 @@ def test_fetching_needs_the_resync_permission(staff, customer_with_missed_events
     assert staff.client("nobody").get(page_url(customer_id)).status_code == 403
     assert InboundEvent.objects.count() == 0
     # the button is where the permission is
-    assert "Fetch missed events" in staff.client("billing").get(page_url(customer_id)).content.decode()
+    assert (
+        "Fetch missed events" in staff.client("billing").get(page_url(customer_id)).content.decode()
+    )
 
 
 def test_stripe_down_is_a_message_not_an_error(staff, customer_with_missed_events, stripe_emulator):

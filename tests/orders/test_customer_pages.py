@@ -205,6 +205,10 @@ def test_cancel_asks_first_and_resume_undoes_it(
 
     client.post(f"/orders/{order.public_id}/subscription/cancel/")
     assert stripe_obj("subscription", order.subscription_id)["cancel_at_period_end"] is True
+    # the cancellation's webhook is processed before the resume below: processed after it,
+    # it would read the resumed state (the pipeline acts on the latest object), and the
+    # support-only note counted at the end would say so instead
+    assert stripe_emulator.wait_deliveries(15)
     page = detail(client, order)
     assert 'id="resume-subscription"' in page and f"Ends on {ends}" in page
     # asking again once cancelled goes back to the order

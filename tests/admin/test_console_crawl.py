@@ -30,7 +30,7 @@ LEAK = re.compile(
 class Page:
     url: str
     model_admin: admin.ModelAdmin
-    kind: str  # changelist, search, change, history, metadata, resync, reprocess
+    kind: str  # changelist, search, change, history, metadata, resync, reprocess, fetch_events
 
 
 def crawl_pages(world) -> list[Page]:
@@ -55,7 +55,7 @@ def crawl_pages(world) -> list[Page]:
             pages.append(
                 Page(reverse(f"admin:{info}_change", args=[quote(row.id)]), model_admin, "change")
             )
-            for name in ("metadata", "resync", "reprocess"):
+            for name in ("metadata", "resync", "reprocess", "fetch_events"):
                 pages.append(
                     Page(reverse(f"admin:{info}_{name}", args=[quote(row.id)]), model_admin, name)
                 )
@@ -100,10 +100,11 @@ def allowed_status(user, page: Page) -> set[int]:
         "metadata": permissions.metadata_permissions(object_type=object_type),
         "resync": permissions.resync_permissions(object_type=object_type),
         "reprocess": [permissions.REPROCESS] if object_type else [],
+        "fetch_events": [permissions.RESYNC],
     }.get(page.kind, [])
     if not user.has_perms(needs):
         return {403}
-    return {302} if page.kind == "reprocess" else {200}
+    return {302} if page.kind in ("reprocess", "fetch_events") else {200}
 
 
 @pytest.mark.parametrize("who", ["superuser", "support", "billing", "nobody"])

@@ -14,7 +14,8 @@ from .events import diff
 from .params import as_bool, as_int, as_list
 
 if TYPE_CHECKING:
-    from .app import Call, Emulator
+    from .app import Emulator
+    from .calls import Call
 
 MAX_EXPAND_DEPTH = 4
 METADATA_MAX_KEYS = 50

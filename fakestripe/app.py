@@ -19,12 +19,23 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import DEFAULT_API_VERSION, api
+from . import (  # noqa: F401  (importing a handler module registers its routes)
+    api,
+    bank,
+    billing,
+    checkout,
+    control,
+    payments,
+    receipts,
+    resources,
+)
+from .calls import Call, Response
 from .delivery import Deliveries
 from .errors import StripeError, invalid
 from .events import EventLog
 from .faults import Faults, Stats
 from .params import decode_body, decode_form
+from .search import search
 from .store import Store
 
 log = logging.getLogger("fakestripe")
@@ -39,41 +50,6 @@ PUBLISHABLE = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. "
     "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
 )
-
-
-@dataclass
-class Call:
-    """One API request as handlers see it."""
-
-    method: str
-    path: str
-    params: dict[str, Any]
-    headers: dict[str, str]
-    request_id: str
-    base_url: str
-    api_key: str | None = None
-    api_version: str = DEFAULT_API_VERSION
-    idempotency_key: str | None = None
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, payload: Any, **headers: str) -> Response:
-        # Compact JSON: the C encoder is ~10x faster than pretty-printing, clients don't care.
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        return cls(status, body, {"Content-Type": "application/json", **headers})
-
-    @classmethod
-    def error(cls, error: StripeError) -> Response:
-        """An API error with the headers Stripe sends beside it (e.g. on a 429)."""
-        response = cls.json(error.status, error.body())
-        response.headers.update(error.headers)
-        return response
 
 
 @dataclass
@@ -105,17 +81,6 @@ class Emulator:
         webhook_max_attempts: int = 8,
         webhook_timeout: float = 10.0,
     ) -> None:
-        # Importing the resource modules registers their routes and configurations.
-        from . import (  # noqa: F401
-            bank,
-            billing,
-            checkout,
-            control,
-            payments,
-            receipts,
-            resources,
-        )
-
         indexed = {r.object: r.indexed for r in api.REGISTRY.values() if r.indexed}
         self.store = Store(state_file, indexed=indexed)
         self.faults = Faults()
@@ -195,8 +160,6 @@ class Emulator:
                 table.append(("POST", base, _bind(api.create, resource)))
             table.append(("GET", base, _bind(api.list_objects, resource)))
             if resource.search_fields is not None:
-                from .search import search
-
                 table.append(("GET", base + "/search", _bind(search, resource)))
             table.append(("GET", base + "/{id}", _bind_id(api.retrieve, resource)))
             if resource.updatable:

@@ -25,8 +25,8 @@ from .api import (
     route,
     text,
 )
-from .app import Response
 from .billing import build_subscription, start
+from .calls import Response
 from .errors import StripeError, invalid
 from .events import public
 from .params import as_int, as_list

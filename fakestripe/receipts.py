@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from .api import route
-from .app import Response
+from .calls import Response
 from .objects import ACCOUNT_ID, account
 from .resources import format_amount
 

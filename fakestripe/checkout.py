@@ -286,19 +286,6 @@ def expire_overdue(emu) -> None:
 # -- completion ---------------------------------------------------------------------------
 
 
-def _customer_details(cs: dict[str, Any], cus: dict[str, Any] | None, email: str | None):
-    return {
-        "address": objects.address(),
-        "business_name": None,
-        "email": email or cs["customer_email"] or (cus or {}).get("email"),
-        "individual_name": None,
-        "name": (cus or {}).get("name"),
-        "phone": None,
-        "tax_exempt": "none",
-        "tax_ids": [],
-    }
-
-
 def _ensure_customer(emu, call, cs: dict[str, Any], email: str | None) -> dict[str, Any]:
     if cs["customer"]:
         return emu.store.get(cs["customer"])
@@ -391,7 +378,10 @@ def complete(
     cs.update(
         status="complete",
         payment_status="unpaid" if account is not None else "paid",
-        customer_details=_customer_details(cs, cus, email),
+        customer_details=objects.customer_details(
+            email=email or cs["customer_email"] or (cus or {}).get("email"),
+            name=(cus or {}).get("name"),
+        ),
         url=None,
     )
     emu.store.save(cs)

@@ -15,6 +15,7 @@ from typing import Any
 from . import bank, objects
 from .api import (
     Resource,
+    background,
     check_params,
     embedded_page,
     expand_paths,
@@ -271,6 +272,7 @@ def expire(emu, call, cs: dict[str, Any]) -> None:
     emu.events.emit("checkout.session.expired", cs, call=call)
 
 
+@background
 def expire_overdue(emu) -> None:
     """Expire open sessions past `expires_at` (Stripe does it in the background too)."""
     now = emu.now()

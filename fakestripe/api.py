@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import versions
-from .errors import StripeError, invalid, no_such, unknown_param
+from .errors import StripeError, invalid, missing_param, no_such, unknown_param
 from .events import diff
 from .params import as_bool, as_int, as_list
 
@@ -94,8 +94,6 @@ def check_params(params: dict[str, Any], allowed: frozenset[str] | set[str]) -> 
 
 
 def require(params: dict[str, Any], name: str) -> Any:
-    from .errors import missing_param
-
     value = params.get(name)
     if value is None or value == "":
         raise missing_param(name)

@@ -21,13 +21,21 @@ from urllib.parse import urlsplit
 
 from . import (  # noqa: F401  (importing a handler module registers its routes)
     api,
+    balance,
     bank,
-    billing,
+    catalog,
     checkout,
+    checkout_complete,
+    checkout_page,
     control,
+    customers,
+    endpoints,
+    invoices,
+    payment_methods,
     payments,
     receipts,
-    resources,
+    refunds,
+    subscriptions,
 )
 from .calls import Call, Response
 from .delivery import Deliveries

@@ -20,9 +20,10 @@ from typing import Any
 
 from . import objects
 from .api import background, expand_paths, fetch_live, render, route
+from .balance import record_balance
 from .errors import StripeError, invalid
 from .events import public
-from .payments import PAYMENT_INTENT, record_balance
+from .payments import PAYMENT_INTENT
 
 DEFAULT_SETTLE_AFTER = 2.0
 # Stripe's test account numbers (routing number 110000000): number -> (code, message) of the

@@ -8,9 +8,13 @@ from typing import Any
 
 from . import objects
 from .api import route
+from .catalog import price_create, product_create
+from .customers import customer_create
 from .errors import invalid, no_such
 from .events import subscribed
 from .params import as_bool, as_int
+from .payments import payment_intent_create
+from .subscriptions import subscription_create, subscription_renew
 
 
 @route("GET", "/_fake/health")
@@ -128,9 +132,6 @@ def bulk_seed(emu, call) -> dict[str, Any]:
     (a paid first invoice), and all but every `skip_renewal_every`-th of those then renews
     `renewals` times. No events unless `events=true`.
     """
-    from .billing import subscription_create, subscription_renew
-    from .payments import payment_intent_create
-    from .resources import customer_create, price_create, product_create
 
     params = call.params
     count = as_int(params, "customers", required=True)

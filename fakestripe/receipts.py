@@ -11,8 +11,8 @@ from typing import Any
 
 from .api import route
 from .calls import Response
+from .catalog import format_amount
 from .objects import ACCOUNT_ID, account
-from .resources import format_amount
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

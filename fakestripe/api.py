@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import versions
+from . import objects, versions
 from .errors import StripeError, invalid, missing_param, no_such, unknown_param
 from .events import diff
 from .params import as_bool, as_int, as_list
@@ -381,7 +381,7 @@ def paginate(
             has_more = len(found) > limit
             found = found[:limit]
         data = [versions.public(emu.store.objects[i]) for i in found]
-    page = {"object": "list", "data": data, "has_more": has_more, "url": url}
+    page = objects.list_object(data, url, has_more)
     paths = expand_paths(params)
     if paths:
         _expand(emu, page, _tree(paths), None, "", None)
@@ -405,7 +405,7 @@ def embedded_page(call, data: list, url: str) -> dict[str, Any]:
     else:
         window = data[start : start + limit]
         has_more = start + limit < len(data)
-    page = {"object": "list", "data": versions.public(window), "has_more": has_more, "url": url}
+    page = objects.list_object(versions.public(window), url, has_more)
     return page
 
 
@@ -483,7 +483,7 @@ def delete(emu: Emulator, call: Call, resource: Resource, object_id: str) -> dic
         obj = fetch_live(emu, resource, object_id)
         if resource.delete_check:
             resource.delete_check(emu, obj)
-        stub = {"id": object_id, "object": resource.object, "deleted": True}
+        stub = objects.deleted(object_id, resource.object)
         keep = stub if resource.deletable == "stub" else None
         snapshot = versions.deepcopy(obj)
         emu.store.unlist(object_id, keep=keep)

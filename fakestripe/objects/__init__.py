@@ -21,6 +21,7 @@ from .common import (
     deleted,
     event,
     list_object,
+    search_result,
     webhook_endpoint,
 )
 from .payments import (
@@ -63,6 +64,7 @@ __all__ = [
     "price",
     "product",
     "refund",
+    "search_result",
     "subscription",
     "subscription_item",
     "us_bank_account_details",

@@ -37,6 +37,16 @@ def list_object(data: list, url: str, has_more: bool = False) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
+def search_result(data: list, url: str, *, has_more: bool, next_page: str | None) -> dict:
+    return {
+        "object": "search_result",
+        "data": data,
+        "has_more": has_more,
+        "next_page": next_page,
+        "url": url,
+    }
+
+
 def add_interval(timestamp: int, interval: str, count: int = 1) -> int:
     """Advance by calendar intervals, clamping the day as Stripe's billing anchors do."""
     if interval == "day":

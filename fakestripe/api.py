@@ -8,13 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import versions
-from .errors import StripeError, invalid, no_such, unknown_param
+from . import objects, versions
+from .errors import StripeError, invalid, missing_param, no_such, unknown_param
 from .events import diff
 from .params import as_bool, as_int, as_list
 
 if TYPE_CHECKING:
-    from .app import Call, Emulator
+    from .app import Emulator
+    from .calls import Call
 
 MAX_EXPAND_DEPTH = 4
 METADATA_MAX_KEYS = 50
@@ -60,6 +61,15 @@ def register(resource: Resource) -> Resource:
     return resource
 
 
+BACKGROUND: list[Callable] = []  # (emu) -> seconds until it next has work, or None
+
+
+def background(job: Callable) -> Callable:
+    """Run `job(emu)` on the emulator's ticker (about once a second, sooner when woken)."""
+    BACKGROUND.append(job)
+    return job
+
+
 def route(method: str, template: str, *, locked: bool = True) -> Callable:
     """Declare a handler `(emu, call, **path_params)` for a resource-specific endpoint.
 
@@ -84,8 +94,6 @@ def check_params(params: dict[str, Any], allowed: frozenset[str] | set[str]) -> 
 
 
 def require(params: dict[str, Any], name: str) -> Any:
-    from .errors import missing_param
-
     value = params.get(name)
     if value is None or value == "":
         raise missing_param(name)
@@ -373,7 +381,7 @@ def paginate(
             has_more = len(found) > limit
             found = found[:limit]
         data = [versions.public(emu.store.objects[i]) for i in found]
-    page = {"object": "list", "data": data, "has_more": has_more, "url": url}
+    page = objects.list_object(data, url, has_more)
     paths = expand_paths(params)
     if paths:
         _expand(emu, page, _tree(paths), None, "", None)
@@ -397,7 +405,7 @@ def embedded_page(call, data: list, url: str) -> dict[str, Any]:
     else:
         window = data[start : start + limit]
         has_more = start + limit < len(data)
-    page = {"object": "list", "data": versions.public(window), "has_more": has_more, "url": url}
+    page = objects.list_object(versions.public(window), url, has_more)
     return page
 
 
@@ -475,7 +483,7 @@ def delete(emu: Emulator, call: Call, resource: Resource, object_id: str) -> dic
         obj = fetch_live(emu, resource, object_id)
         if resource.delete_check:
             resource.delete_check(emu, obj)
-        stub = {"id": object_id, "object": resource.object, "deleted": True}
+        stub = objects.deleted(object_id, resource.object)
         keep = stub if resource.deletable == "stub" else None
         snapshot = versions.deepcopy(obj)
         emu.store.unlist(object_id, keep=keep)

@@ -19,12 +19,31 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import DEFAULT_API_VERSION, api
+from . import (  # noqa: F401  (importing a handler module registers its routes)
+    api,
+    balance,
+    bank,
+    catalog,
+    checkout,
+    checkout_complete,
+    checkout_page,
+    control,
+    customers,
+    endpoints,
+    invoices,
+    payment_methods,
+    payments,
+    receipts,
+    refunds,
+    subscriptions,
+)
+from .calls import Call, Response
 from .delivery import Deliveries
 from .errors import StripeError, invalid
 from .events import EventLog
 from .faults import Faults, Stats
 from .params import decode_body, decode_form
+from .search import search
 from .store import Store
 
 log = logging.getLogger("fakestripe")
@@ -39,41 +58,6 @@ PUBLISHABLE = (
     "This API call cannot be made with a publishable API key. Please use a secret API key. "
     "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."
 )
-
-
-@dataclass
-class Call:
-    """One API request as handlers see it."""
-
-    method: str
-    path: str
-    params: dict[str, Any]
-    headers: dict[str, str]
-    request_id: str
-    base_url: str
-    api_key: str | None = None
-    api_version: str = DEFAULT_API_VERSION
-    idempotency_key: str | None = None
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, payload: Any, **headers: str) -> Response:
-        # Compact JSON: the C encoder is ~10x faster than pretty-printing, clients don't care.
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        return cls(status, body, {"Content-Type": "application/json", **headers})
-
-    @classmethod
-    def error(cls, error: StripeError) -> Response:
-        """An API error with the headers Stripe sends beside it (e.g. on a 429)."""
-        response = cls.json(error.status, error.body())
-        response.headers.update(error.headers)
-        return response
 
 
 @dataclass
@@ -105,9 +89,6 @@ class Emulator:
         webhook_max_attempts: int = 8,
         webhook_timeout: float = 10.0,
     ) -> None:
-        # Importing the resource modules registers their routes and configurations.
-        from . import billing, checkout, control, payments, receipts, resources  # noqa: F401
-
         indexed = {r.object: r.indexed for r in api.REGISTRY.values() if r.indexed}
         self.store = Store(state_file, indexed=indexed)
         self.faults = Faults()
@@ -124,6 +105,7 @@ class Emulator:
         self._routes = self._build_routes()
         self._ticker: threading.Thread | None = None
         self._closing = threading.Event()
+        self._wake = threading.Event()
 
     # -- helpers for handlers --------------------------------------------------------------
 
@@ -144,19 +126,33 @@ class Emulator:
                 self._idempotency.clear()
 
     def start_background(self) -> None:
-        """Start the sweeper that expires overdue Checkout Sessions, as Stripe does."""
+        """Start the ticker that does what Stripe does in the background (`api.background`
+        jobs: expiring overdue Checkout Sessions, settling bank debits)."""
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="fakestripe-tick", daemon=True)
             self._ticker.start()
 
-    def _tick(self) -> None:
-        from .checkout import expire_overdue
+    def wake(self) -> None:
+        """Have the ticker look again now (new work may be due sooner than its next tick)."""
+        self._wake.set()
 
-        while not self._closing.wait(1.0):
-            expire_overdue(self)
+    def _tick(self) -> None:
+        while not self._closing.is_set():
+            delay = 1.0
+            for job in api.BACKGROUND:
+                try:
+                    due = job(self)
+                except Exception:
+                    log.exception("fakestripe background job %s failed", job.__name__)
+                    continue
+                if due is not None:
+                    delay = min(delay, max(due, 0.0))
+            self._wake.wait(delay)
+            self._wake.clear()
 
     def close(self) -> None:
         self._closing.set()
+        self._wake.set()
         self.deliveries.stop()
         self.store.close()
 
@@ -172,8 +168,6 @@ class Emulator:
                 table.append(("POST", base, _bind(api.create, resource)))
             table.append(("GET", base, _bind(api.list_objects, resource)))
             if resource.search_fields is not None:
-                from .search import search
-
                 table.append(("GET", base + "/search", _bind(search, resource)))
             table.append(("GET", base + "/{id}", _bind_id(api.retrieve, resource)))
             if resource.updatable:

@@ -1,20 +1,16 @@
-"""Checkout Sessions: the API resource, the hosted payment page and completion.
+"""Checkout Sessions: the API resource, line items and expiry.
 
-Completion follows Stripe: payment mode creates the payment intent and charge at payment
-time (a declined card leaves the session open and the intent reusable); subscription mode
-creates the customer, the subscription and its paid first invoice. Hosted payments are not
-API requests, so their events carry `request.id` null.
+Paying a session is `checkout_complete.py`; the hosted payment page is `checkout_page.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import html
 from typing import Any
 
 from . import objects
 from .api import (
     Resource,
+    background,
     check_params,
     embedded_page,
     expand_paths,
@@ -25,13 +21,11 @@ from .api import (
     route,
     text,
 )
-from .app import Response
-from .billing import build_subscription, start
-from .errors import StripeError, invalid
+from .catalog import PRICE, build_price
+from .customers import CUSTOMER
+from .errors import invalid
 from .events import public
 from .params import as_int, as_list
-from .payments import card_from_number, charge_intent, new_payment_method
-from .resources import CUSTOMER, PRICE, build_price, format_amount
 
 MIN_EXPIRY, MAX_EXPIRY = 30 * 60, 24 * 3600
 CREATE_PARAMS = frozenset(
@@ -271,6 +265,7 @@ def expire(emu, call, cs: dict[str, Any]) -> None:
     emu.events.emit("checkout.session.expired", cs, call=call)
 
 
+@background
 def expire_overdue(emu) -> None:
     """Expire open sessions past `expires_at` (Stripe does it in the background too)."""
     now = emu.now()
@@ -281,223 +276,3 @@ def expire_overdue(emu) -> None:
             if cs is not None and cs["status"] == "open":
                 expire(emu, None, cs)
             table.pop(cs_id, None)
-
-
-# -- completion ---------------------------------------------------------------------------
-
-
-def _customer_details(cs: dict[str, Any], cus: dict[str, Any] | None, email: str | None):
-    return {
-        "address": objects.address(),
-        "business_name": None,
-        "email": email or cs["customer_email"] or (cus or {}).get("email"),
-        "individual_name": None,
-        "name": (cus or {}).get("name"),
-        "phone": None,
-        "tax_exempt": "none",
-        "tax_ids": [],
-    }
-
-
-def _ensure_customer(emu, call, cs: dict[str, Any], email: str | None) -> dict[str, Any]:
-    if cs["customer"]:
-        return emu.store.get(cs["customer"])
-    from .resources import customer_create
-
-    return customer_create(emu, call, {"email": email or cs["customer_email"]})
-
-
-def complete(emu, call, cs: dict[str, Any], number: str, email: str | None = None):
-    """Pay the session with a test card. Returns None, or the card error of a decline."""
-    if cs["status"] != "open":
-        raise invalid(f"This Checkout Session is {cs['status']} and can no longer be paid.")
-    card = card_from_number(number)
-    if cs["mode"] == "payment":
-        cus = None
-        if cs["customer"] or cs["customer_creation"] == "always":
-            cus = _ensure_customer(emu, call, cs, email)
-        pm = new_payment_method(emu, call, card)
-        pi = emu.store.get(cs["payment_intent"]) if cs["payment_intent"] else None
-        if pi is None:
-            data = cs["_payment_intent_data"]
-            pi = objects.payment_intent(
-                emu.new_id("pi"),
-                emu.now(),
-                amount=cs["amount_total"],
-                currency=cs["currency"],
-                customer_id=cus["id"] if cus else None,
-                description=data["description"],
-                metadata=dict(data["metadata"]),
-                receipt_email=data["receipt_email"],
-            )
-            emu.store.put(pi)
-            cs["payment_intent"] = pi["id"]
-            emu.store.save(cs)
-            emu.events.emit("payment_intent.created", pi, call=call)
-        error = charge_intent(emu, call, pi, pm)
-        if error is not None:
-            return error
-        cs["customer"] = cus["id"] if cus else None
-    else:
-        if card["decline"]:
-            # Checkout confirms the card before it creates the subscription.
-            return _decline_without_charge(card)
-        cus = _ensure_customer(emu, call, cs, email)
-        pm = new_payment_method(emu, call, card, cus["id"])
-        data = cs["_subscription_data"]
-        lines = [(emu.store.get(i["price"]["id"]), i["quantity"]) for i in cs["_line_items"]]
-        sub = build_subscription(
-            emu,
-            cus=cus,
-            lines=lines,
-            metadata=dict(data["metadata"]),
-            description=data["description"],
-        )
-        sub["default_payment_method"] = pm["id"]
-        error = start(emu, call, sub, pm)
-        if error is not None:
-            return error
-        cs.update(customer=cus["id"], subscription=sub["id"], invoice=sub["latest_invoice"])
-    open_sessions(emu).pop(cs["id"], None)
-    # A finished session has no payment page any more: Stripe nulls its url.
-    cs.update(
-        status="complete",
-        payment_status="paid",
-        customer_details=_customer_details(cs, cus, email),
-        url=None,
-    )
-    emu.store.save(cs)
-    emu.events.emit("checkout.session.completed", cs, call=call)
-    return None
-
-
-def _decline_without_charge(card: dict[str, Any]) -> StripeError:
-    from .payments import DECLINES
-
-    code, message = DECLINES[card["decline"]]
-    return StripeError(402, "card_error", message, code=code, decline_code=card["decline"])
-
-
-def _unrequested(call):
-    """Hosted payments are not API requests: their events have a null request id."""
-    return dataclasses.replace(call, request_id=None, idempotency_key=None)
-
-
-@route("POST", "/_fake/checkout/sessions/{cs_id}/complete")
-def fake_complete(emu, call, cs_id: str):
-    cs = fetch_live(emu, SESSION, cs_id)
-    expire_overdue(emu)
-    error = complete(
-        emu,
-        _unrequested(call),
-        cs,
-        str(call.params.get("card") or "4242424242424242"),
-        text(call.params.get("email")),
-    )
-    if error is not None:
-        raise error
-    return render(emu, call, cs, expand_paths(call.params))
-
-
-# -- hosted page --------------------------------------------------------------------------
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Pay - fakestripe checkout</title>
-<style>body{{font-family:sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem}}
-table{{width:100%}}td.amount{{text-align:right}}.error{{color:#b00020}}</style></head>
-<body><h1>fakestripe checkout</h1>
-<p class="mode">Mode: {mode}</p>
-{body}
-</body></html>"""
-
-
-def _render_page(cs: dict[str, Any], error: str | None = None, status: int = 200) -> Response:
-    rows = "".join(
-        f'<tr class="line-item"><td>{html.escape(i["description"])} x {i["quantity"]}</td>'
-        f'<td class="amount">{format_amount(i["amount_total"], i["currency"])}</td></tr>'
-        for i in cs.get("_line_items", [])
-    )
-    total = format_amount(cs["amount_total"] or 0, cs["currency"] or "usd")
-    summary = f'<table>{rows}</table><p>Total: <strong id="total">{total}</strong></p>'
-    if cs["status"] == "open":
-        message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-        cancel = (
-            f'<p><a id="cancel" href="{html.escape(cs["cancel_url"])}">Cancel and go back</a></p>'
-            if cs["cancel_url"]
-            else ""
-        )
-        email = (
-            ""
-            if cs["customer_email"] or cs["customer"]
-            else (
-                '<p><label>Email <input name="email" type="email" '
-                'value="customer@example.com"></label></p>'
-            )
-        )
-        body = (
-            f"{summary}{message}<form method=post>{email}"
-            '<p><label>Card number <input name="card" id="card" autocomplete="cc-number" '
-            'inputmode="numeric" placeholder="4242 4242 4242 4242"></label></p>'
-            f'<button type="submit" id="pay">Pay {total}</button></form>{cancel}'
-        )
-    elif cs["status"] == "complete":
-        body = f'{summary}<p id="status">This Checkout Session is already paid.</p>'
-    else:
-        body = f'{summary}<p id="status">This Checkout Session has expired.</p>'
-    page = PAGE.format(mode=html.escape(cs["mode"]), body=body)
-    return Response(status, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
-
-
-def _page_session(emu, cs_id: str) -> dict[str, Any] | None:
-    cs = emu.store.get(cs_id)
-    return cs if cs is not None and cs.get("object") == "checkout.session" else None
-
-
-def _not_found() -> Response:
-    return Response(
-        404,
-        b"<!doctype html><p>No such Checkout Session.</p>",
-        {"Content-Type": "text/html; charset=utf-8"},
-    )
-
-
-@route("GET", "/checkout/pay/{cs_id}")
-def page_show(emu, call, cs_id: str) -> Response:
-    expire_overdue(emu)
-    cs = _page_session(emu, cs_id)
-    return _render_page(cs) if cs else _not_found()
-
-
-@route("POST", "/checkout/pay/{cs_id}")
-def page_pay(emu, call, cs_id: str) -> Response:
-    expire_overdue(emu)
-    cs = _page_session(emu, cs_id)
-    if cs is None:
-        return _not_found()
-    if cs["status"] != "open":
-        return _render_page(cs)
-    try:
-        error = complete(
-            emu,
-            _unrequested(call),
-            cs,
-            str(call.params.get("card", "")),
-            text(call.params.get("email")),
-        )
-    except StripeError as exc:
-        error = exc
-    if error is not None:
-        return _render_page(cs, error.message, status=402)
-    target = cs["success_url"] or f"{call.base_url}/checkout/done/{cs['id']}"
-    target = target.replace("{CHECKOUT_SESSION_ID}", cs["id"])
-    return Response(303, b"", {"Location": target, "Content-Type": "text/html"})
-
-
-@route("GET", "/checkout/done/{cs_id}")
-def page_done(emu, call, cs_id: str) -> Response:
-    return Response(
-        200,
-        b"<!doctype html><p>Payment complete.</p>",
-        {"Content-Type": "text/html; charset=utf-8"},
-    )

@@ -8,9 +8,13 @@ from typing import Any
 
 from . import objects
 from .api import route
+from .catalog import price_create, product_create
+from .customers import customer_create
 from .errors import invalid, no_such
 from .events import subscribed
 from .params import as_bool, as_int
+from .payments import payment_intent_create
+from .subscriptions import subscription_create, subscription_renew
 
 
 @route("GET", "/_fake/health")
@@ -21,8 +25,9 @@ def health(emu, call) -> dict[str, Any]:
 @route("POST", "/_fake/reset")
 def reset(emu, call) -> dict[str, Any]:
     emu.reset()
-    if hasattr(emu, "_open_sessions"):
-        emu._open_sessions.clear()
+    for cache in ("_open_sessions", "_pending_settlements"):
+        if hasattr(emu, cache):
+            getattr(emu, cache).clear()
     return {"reset": True}
 
 
@@ -127,9 +132,6 @@ def bulk_seed(emu, call) -> dict[str, Any]:
     (a paid first invoice), and all but every `skip_renewal_every`-th of those then renews
     `renewals` times. No events unless `events=true`.
     """
-    from .billing import subscription_create, subscription_renew
-    from .payments import payment_intent_create
-    from .resources import customer_create, price_create, product_create
 
     params = call.params
     count = as_int(params, "customers", required=True)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from . import DEFAULT_API_VERSION, objects
 
 if TYPE_CHECKING:
-    from .app import Call, Emulator
+    from .app import Emulator
+    from .calls import Call
 
 
 def public(obj: Any) -> Any:

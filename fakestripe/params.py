@@ -110,3 +110,27 @@ def as_list(params: dict, name: str) -> list:
     if isinstance(value, dict):
         return list(value.values())
     return [value]
+
+
+# -- list filters and search fields ------------------------------------------------------
+
+
+def field_is(name: str):
+    """A list filter comparing a top-level field with the parameter as given."""
+
+    def test(obj: dict[str, Any], value: Any) -> bool:
+        actual = obj.get(name)
+        if isinstance(actual, bool):
+            return actual == as_bool({"v": value}, "v")
+        return actual == value
+
+    return test
+
+
+def getter(path: str):
+    def get(obj: dict[str, Any]) -> Any:
+        for part in path.split("."):
+            obj = obj.get(part) if isinstance(obj, dict) else None
+        return obj
+
+    return get

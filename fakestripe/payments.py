@@ -1,13 +1,11 @@
-"""Cards, payment methods, payment intents, charges and refunds.
+"""Payment intents and charges.
 
-Test card numbers and `pm_card_*` ids behave as in Stripe's test mode. A confirmation
-creates one charge; a decline leaves the intent in requires_payment_method with
+A confirmation creates one charge; a decline leaves the intent in requires_payment_method with
 `last_payment_error`, so the same intent can be confirmed again.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from . import objects
@@ -24,181 +22,12 @@ from .api import (
     route,
     text,
 )
+from .balance import record_balance
+from .customers import CUSTOMER
 from .errors import StripeError, invalid
 from .events import public
 from .params import as_bool, as_int
-
-# number -> (brand, decline reason or None)
-CARDS: dict[str, tuple[str, str | None]] = {
-    "4242424242424242": ("visa", None),
-    "4000056655665556": ("visa", None),
-    "5555555555554444": ("mastercard", None),
-    "2223003122003222": ("mastercard", None),
-    "378282246310005": ("amex", None),
-    "6011111111111117": ("discover", None),
-    "4000000000000002": ("visa", "generic_decline"),
-    "4000000000009995": ("visa", "insufficient_funds"),
-    "4000000000009987": ("visa", "lost_card"),
-    "4000000000009979": ("visa", "stolen_card"),
-    "4000000000000069": ("visa", "expired_card"),
-    "4000000000000127": ("visa", "incorrect_cvc"),
-    "4000000000000119": ("visa", "processing_error"),
-}
-TEST_PAYMENT_METHODS = {
-    "pm_card_visa": "4242424242424242",
-    "pm_card_visa_debit": "4000056655665556",
-    "pm_card_mastercard": "5555555555554444",
-    "pm_card_amex": "378282246310005",
-    "pm_card_discover": "6011111111111117",
-    "pm_card_chargeDeclined": "4000000000000002",
-    "pm_card_chargeDeclinedInsufficientFunds": "4000000000009995",
-    "pm_card_chargeDeclinedLostCard": "4000000000009987",
-    "pm_card_chargeDeclinedStolenCard": "4000000000009979",
-    "pm_card_chargeDeclinedExpiredCard": "4000000000000069",
-    "pm_card_chargeDeclinedIncorrectCvc": "4000000000000127",
-    "pm_card_chargeDeclinedProcessingError": "4000000000000119",
-}
-TEST_TOKENS = {
-    "tok_visa": "4242424242424242",
-    "tok_mastercard": "5555555555554444",
-    "tok_chargeDeclined": "4000000000000002",
-}
-# decline reason -> (error code, message)
-DECLINES = {
-    "generic_decline": ("card_declined", "Your card was declined."),
-    "insufficient_funds": ("card_declined", "Your card has insufficient funds."),
-    "lost_card": ("card_declined", "Your card was declined."),
-    "stolen_card": ("card_declined", "Your card was declined."),
-    "expired_card": ("expired_card", "Your card has expired."),
-    "incorrect_cvc": ("incorrect_cvc", "Your card's security code is incorrect."),
-    "processing_error": (
-        "processing_error",
-        "An error occurred while processing your card. Try again in a little bit.",
-    ),
-}
-
-
-def _luhn(number: str) -> bool:
-    total = 0
-    for i, digit in enumerate(reversed(number)):
-        value = int(digit) * (2 if i % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
-
-
-def card_from_number(raw: str) -> dict[str, Any]:
-    """A card record for a test number; spaces and dashes are allowed, as on Checkout."""
-    number = "".join(ch for ch in str(raw) if ch not in " -")
-    if not number.isdigit() or not 13 <= len(number) <= 19 or not _luhn(number):
-        raise StripeError(
-            402,
-            "card_error",
-            "Your card number is incorrect.",
-            code="incorrect_number",
-            param="number",
-        )
-    brand, decline = CARDS.get(number, (None, None))
-    if brand is None:
-        brand = {"4": "visa", "5": "mastercard", "2": "mastercard", "3": "amex"}.get(
-            number[0], "unknown"
-        )
-    fingerprint = hashlib.sha256(number.encode()).hexdigest()[:16]
-    return {"brand": brand, "last4": number[-4:], "fingerprint": fingerprint, "decline": decline}
-
-
-def new_payment_method(emu, call, card: dict[str, Any], customer_id=None) -> dict[str, Any]:
-    pm = objects.payment_method(emu.new_id("pm"), emu.now(), card, customer_id)
-    emu.store.put(pm)
-    if customer_id:
-        emu.events.emit("payment_method.attached", pm, call=call)
-    return pm
-
-
-def resolve_payment_method(
-    emu, pm_id: str, *, customer_id=None, param="payment_method", call=None
-) -> dict[str, Any]:
-    """A stored payment method; Stripe's `pm_card_*` test ids mint a fresh one each time."""
-    if pm_id in TEST_PAYMENT_METHODS:
-        return new_payment_method(
-            emu, call, card_from_number(TEST_PAYMENT_METHODS[pm_id]), customer_id
-        )
-    pm = fetch_live(emu, PAYMENT_METHOD, pm_id, param=param)
-    if customer_id and pm["customer"] is None:
-        pm["customer"] = customer_id
-        emu.store.save(pm)
-        emu.events.emit("payment_method.attached", pm, call=call)
-    return pm
-
-
-# -- payment methods ----------------------------------------------------------------------
-
-
-def payment_method_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
-    if params.get("type", "card") != "card":
-        raise invalid("fakestripe only supports card payment methods.", param="type")
-    card = params.get("card") or {}
-    if not isinstance(card, dict):
-        raise invalid("Invalid hash", param="card")
-    number = card.get("number") or TEST_TOKENS.get(card.get("token", ""))
-    if not number:
-        raise invalid(
-            "Missing required param: card[number].", param="card[number]", code="parameter_missing"
-        )
-    pm = new_payment_method(emu, call, card_from_number(number))
-    if params.get("metadata"):
-        pm["metadata"] = merge_metadata({}, params["metadata"])
-    return pm
-
-
-PAYMENT_METHOD = register(
-    Resource(
-        object="payment_method",
-        path="payment_methods",
-        prefix="pm",
-        noun="PaymentMethod",
-        event="payment_method",
-        create=payment_method_create,
-        create_params=frozenset({"type", "card", "metadata", "billing_details"}),
-        filters={"customer": lambda o, v: o["customer"] == v, "type": lambda o, v: o["type"] == v},
-        expandable=frozenset({"customer"}),
-    )
-)
-
-
-@route("GET", "/v1/payment_methods/{pm_id}")
-def payment_method_retrieve(emu, call, pm_id: str) -> dict[str, Any]:
-    check_params(call.params, set())
-    pm = resolve_payment_method(emu, pm_id, param="id", call=call)
-    return render(emu, call, pm, expand_paths(call.params))
-
-
-@route("POST", "/v1/payment_methods/{pm_id}/attach")
-def payment_method_attach(emu, call, pm_id: str) -> dict[str, Any]:
-    check_params(call.params, {"customer"})
-    from .resources import CUSTOMER
-
-    cus = fetch_live(emu, CUSTOMER, require(call.params, "customer"), param="customer")
-    pm = resolve_payment_method(emu, pm_id, customer_id=cus["id"], param="id", call=call)
-    return render(emu, call, pm, expand_paths(call.params))
-
-
-@route("POST", "/v1/payment_methods/{pm_id}/detach")
-def payment_method_detach(emu, call, pm_id: str) -> dict[str, Any]:
-    check_params(call.params, set())
-    pm = fetch_live(emu, PAYMENT_METHOD, pm_id)
-    if pm["customer"] is None:
-        raise invalid(
-            "The payment method you provided is not attached to a customer so "
-            "detachment is impossible.",
-            code="payment_method_unexpected_state",
-        )
-    pm["customer"] = None
-    emu.store.save(pm)
-    emu.events.emit("payment_method.detached", pm, call=call)
-    return render(emu, call, pm)
-
-
-# -- payment intents ----------------------------------------------------------------------
+from .payment_methods import DECLINES, resolve_payment_method
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 CANCELABLE = (*CONFIRMABLE, "requires_capture", "processing")
@@ -215,8 +44,6 @@ def unexpected_state(action: str, pi: dict[str, Any], allowed: tuple[str, ...]) 
 
 
 def payment_intent_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
-    from .resources import CUSTOMER
-
     amount = as_int(params, "amount", required=True)
     currency = str(require(params, "currency")).lower()
     if amount < 1 or (currency == "usd" and amount < 50):
@@ -254,6 +81,11 @@ def charge_intent(emu, call, pi: dict[str, Any], pm: dict[str, Any]) -> StripeEr
 
     Returns the card error of a decline (the caller decides whether to raise it).
     """
+    if pm["type"] != "card":
+        raise invalid(
+            f"fakestripe confirms `{pm['type']}` payment methods only through Checkout.",
+            param="payment_method",
+        )
     card = pm["_card"]
     failure = None
     if card["decline"]:
@@ -364,8 +196,6 @@ def payment_intent_cancel(emu, call, pi_id: str) -> dict[str, Any]:
 
 
 def payment_intent_update(emu, call, pi: dict[str, Any], params: dict[str, Any]) -> None:
-    from .resources import CUSTOMER
-
     if pi["status"] in ("succeeded", "canceled") and {"amount", "currency"} & params.keys():
         raise unexpected_state("update", pi, CONFIRMABLE)
     if params.get("customer"):
@@ -474,168 +304,9 @@ CHARGE = register(
             "disputed": lambda o: o["disputed"],
             "created": lambda o: o["created"],
             "payment_intent": lambda o: o["payment_intent"],
-            "payment_method_details.card.last4": lambda o: o["payment_method_details"]["card"][
-                "last4"
-            ],
+            "payment_method_details.card.last4": lambda o: (
+                o["payment_method_details"].get("card") or {}
+            ).get("last4"),
         },
-    )
-)
-
-
-# -- refunds ----------------------------------------------------------------------------
-
-REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
-
-
-def _money(amount: int, currency: str) -> str:
-    if currency in objects.ZERO_DECIMAL:
-        return f"¥{amount}" if currency == "jpy" else f"{amount} {currency.upper()}"
-    return f"${amount / 100:.2f}"
-
-
-def refund_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
-    charge_id, pi_id = text(params.get("charge")), text(params.get("payment_intent"))
-    if not charge_id and not pi_id:
-        raise invalid(
-            "One of the following params should be provided for this request: "
-            "payment_intent or charge.",
-            code="parameter_missing",
-        )
-    if pi_id:
-        pi = fetch_live(emu, PAYMENT_INTENT, pi_id, param="payment_intent")
-        if pi["status"] != "succeeded" or not pi["latest_charge"]:
-            raise invalid(
-                f"This PaymentIntent ({pi_id}) does not have a successful charge to refund.",
-                param="payment_intent",
-                code="charge_not_refundable",
-            )
-        if charge_id and charge_id != pi["latest_charge"]:
-            raise invalid("The charge and payment_intent do not match.", param="charge")
-        charge_id = pi["latest_charge"]
-    ch = fetch_live(emu, CHARGE, charge_id, param="charge")
-    if ch["status"] != "succeeded":
-        raise invalid(
-            f"Charge {ch['id']} has no successful payment to refund.",
-            param="charge",
-            code="charge_not_refundable",
-        )
-    remaining = ch["amount"] - ch["amount_refunded"]
-    if remaining <= 0:
-        raise invalid(
-            f"Charge {ch['id']} has already been refunded.", code="charge_already_refunded"
-        )
-    amount = as_int(params, "amount", default=remaining)
-    if amount < 1:
-        raise invalid("Invalid positive integer", param="amount")
-    if amount > remaining:
-        raise invalid(
-            f"Refund amount ({_money(amount, ch['currency'])}) is greater than unrefunded "
-            f"amount on charge ({_money(remaining, ch['currency'])})",
-            param="amount",
-        )
-    reason = text(params.get("reason"))
-    if reason and reason not in REFUND_REASONS:
-        raise invalid(f"Invalid reason: must be one of {', '.join(REFUND_REASONS)}", param="reason")
-    re = objects.refund(
-        emu.new_id("re"),
-        emu.now(),
-        ch=ch,
-        amount=amount,
-        reason=reason,
-        metadata=merge_metadata({}, params.get("metadata", {})),
-    )
-    emu.store.put(re)
-    record_balance(
-        emu,
-        re["balance_transaction"],
-        -amount,
-        re["currency"],
-        re["id"],
-        "refund",
-        "REFUND FOR CHARGE",
-    )
-    before = {
-        "amount_refunded": ch["amount_refunded"],
-        "refunded": ch["refunded"],
-        "refunds": public(ch["refunds"]),
-    }
-    ch["amount_refunded"] += amount
-    ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
-    ch["refunds"]["data"].insert(0, public(re))
-    ch["refunds"]["data"] = ch["refunds"]["data"][:10]
-    emu.store.save(ch)
-    previous = {k: v for k, v in before.items() if ch[k] != v}
-    emu.events.emit("charge.refunded", ch, call=call, previous=previous)
-    emu.events.emit("refund.created", re, call=call)
-    return re
-
-
-def record_balance(
-    emu, oid: str, amount: int, currency: str, source: str, kind: str, description: str | None
-) -> None:
-    txn = objects.balance_transaction(
-        oid,
-        emu.now(),
-        amount=amount,
-        currency=currency,
-        source=source,
-        kind=kind,
-        description=description,
-    )
-    emu.store.put(txn)
-
-
-BALANCE_TRANSACTION = register(
-    Resource(
-        object="balance_transaction",
-        path="balance_transactions",
-        prefix="txn",
-        noun="balance transaction",
-        updatable=False,
-        filters={
-            "source": lambda o, v: o["source"] == v,
-            "type": lambda o, v: o["type"] == v,
-            "currency": lambda o, v: o["currency"] == v,
-        },
-        expandable=frozenset({"source"}),
-    )
-)
-
-
-REFUND = register(
-    Resource(
-        object="refund",
-        path="refunds",
-        prefix="re",
-        noun="refund",
-        indexed=("charge", "payment_intent"),
-        event="refund",
-        create=refund_create,
-        create_params=frozenset(
-            {
-                "charge",
-                "payment_intent",
-                "amount",
-                "reason",
-                "metadata",
-                "instructions_email",
-                "refund_application_fee",
-                "reverse_transfer",
-            }
-        ),
-        filters={
-            "charge": lambda o, v: o["charge"] == v,
-            "payment_intent": lambda o, v: o["payment_intent"] == v,
-        },
-        expandable=frozenset(
-            {
-                "charge",
-                "payment_intent",
-                "balance_transaction",
-                "failure_balance_transaction",
-                "source_transfer_reversal",
-                "transfer_reversal",
-            }
-        ),
     )
 )

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from .api import route
-from .app import Response
+from .calls import Response
+from .catalog import format_amount
 from .objects import ACCOUNT_ID, account
-from .resources import format_amount
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import objects
 from .api import Resource, _expand, _tree, check_params, expand_paths, require
 from .errors import invalid
 from .events import public
@@ -151,13 +152,12 @@ def search(emu, call, resource: Resource) -> dict[str, Any]:
                 break
     has_more = len(found) > limit
     found = found[:limit]
-    result = {
-        "object": "search_result",
-        "data": [public(emu.store.objects[i]) for i in found],
-        "has_more": has_more,
-        "next_page": _encode(found[-1]) if has_more else None,
-        "url": f"/v1/{resource.path}/search",
-    }
+    result = objects.search_result(
+        [public(emu.store.objects[i]) for i in found],
+        f"/v1/{resource.path}/search",
+        has_more=has_more,
+        next_page=_encode(found[-1]) if has_more else None,
+    )
     paths = expand_paths(params)
     if paths:
         _expand(emu, result, _tree(paths), None, "", None)

@@ -388,3 +388,27 @@ def test_cancel_at_period_end_ends_at_renewal(client, prices, fakestripe):
     assert (
         client.v1.events.list(params={"limit": 1}).data[0].type == "customer.subscription.deleted"
     )
+
+
+def test_overdue_sessions_expire_in_the_background():
+    """The emulator's ticker expires a session past `expires_at` with no request at all."""
+    from fakestripe.server import FakeStripeServer
+
+    with FakeStripeServer() as server:
+        client = stripe.StripeClient(
+            "sk_test_fakestripe", base_addresses={"api": server.url}, max_network_retries=0
+        )
+        price = client.v1.prices.create(
+            params={"currency": "usd", "unit_amount": 700, "product_data": {"name": "Cap"}}
+        )
+        session = client.v1.checkout.sessions.create(
+            params={"mode": "payment", "line_items": [{"price": price.id, "quantity": 1}]}
+        )
+        # when the emulator's clock passes the session's expiry and nobody asks anything
+        real_now = server.emulator.now
+        server.emulator.now = lambda: real_now() + 86401
+        time.sleep(1.5)
+        server.emulator.now = real_now
+        # then the ticker has expired it and said so
+        assert client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+        assert client.v1.events.list(params={"limit": 1}).data[0].type == "checkout.session.expired"

@@ -1,0 +1,41 @@
+"""Balance transactions: one per successful charge and per refund."""
+
+from __future__ import annotations
+
+from . import objects
+from .api import (
+    Resource,
+    register,
+)
+
+
+def record_balance(
+    emu, oid: str, amount: int, currency: str, source: str, kind: str, description: str | None
+) -> None:
+    txn = objects.balance_transaction(
+        oid,
+        emu.now(),
+        amount=amount,
+        currency=currency,
+        source=source,
+        kind=kind,
+        description=description,
+    )
+    emu.store.put(txn)
+
+
+BALANCE_TRANSACTION = register(
+    Resource(
+        object="balance_transaction",
+        path="balance_transactions",
+        prefix="txn",
+        noun="balance transaction",
+        updatable=False,
+        filters={
+            "source": lambda o, v: o["source"] == v,
+            "type": lambda o, v: o["type"] == v,
+            "currency": lambda o, v: o["currency"] == v,
+        },
+        expandable=frozenset({"source"}),
+    )
+)

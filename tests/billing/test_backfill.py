@@ -293,7 +293,8 @@ def test_completes_under_a_25_per_second_limit_with_429s(stripe_emulator):
 
 def test_server_errors_are_retried_and_the_run_completes(stripe_emulator):
     stripe_emulator.seed(20)
-    stripe_emulator.set_faults(error_rate=0.25)
+    # 0.4 over the run's dozen or more requests: no 500 at all about once in a thousand runs
+    stripe_emulator.set_faults(error_rate=0.4)
 
     run_backfill("--max-rps", "500")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -300,18 +301,6 @@ def order_fulfil(*, session: dict[str, Any], source: str, event_id: str = "", ac
         return outcome
 
 
-def order_payment_fail(*, session: dict[str, Any], source: str, event_id: str = "") -> str:
-    """An asynchronous payment (e.g. a bank debit) failed, if the session says so; the order
-    can then be paid again."""
-    return order_fulfil(session=session, source=source, event_id=event_id)
-
-
-def order_expire(*, session: dict[str, Any], source: str, event_id: str = "") -> str:
-    """The session expired unpaid, if it really did; the order stays payable through a new
-    session."""
-    return order_fulfil(session=session, source=source, event_id=event_id)
-
-
 def order_refund_sync(*, charge: dict[str, Any], source: str, event_id: str = "") -> str:
     """Bring the order's refunded amount and status in line with the charge's refunds."""
     with transaction.atomic():
@@ -415,3 +404,26 @@ def order_invoice_paid(*, invoice: dict[str, Any], source: str, event_id: str = 
                                   source=source, event_id=event_id)  # fmt: skip
         order.save()
         return outcome
+
+
+def order_payments_resolve(*, actor, payment_ids: list[int], note: str = "") -> int:
+    """Support has handled these flagged payments (refunded, explained): mark them resolved,
+    by whom and when, in each order's history. Unflagged or already resolved ones are left as
+    they are. Returns how many were marked. Needs ``orders.resolve_orderpayment``."""
+    if not actor.has_perm("orders.resolve_orderpayment"):
+        raise PermissionDenied("Marking payments resolved needs the resolve permission.")
+    marked = 0
+    with transaction.atomic():
+        wanted = OrderPayment.objects.filter(pk__in=payment_ids).exclude(flag=F.NONE)
+        order_ids = sorted(set(wanted.values_list("order_id", flat=True)))
+        # Orders locked in one order (by pk), as every payment writer locks its order first.
+        orders = {o.pk: o for o in Order.objects.select_for_update().filter(pk__in=order_ids)
+                  .order_by("pk")}  # fmt: skip
+        for payment in wanted.filter(resolved_at=None).order_by("order_id", "pk"):
+            payment.resolved_at, payment.resolved_by = timezone.now(), actor
+            payment.save(update_fields=["resolved_at", "resolved_by", "updated_at"])
+            _note(order=orders[payment.order_id], source="support console", actor=actor,
+                  note=f"flagged payment {payment.stripe_id} ({payment.flag}) marked resolved"
+                  + (f": {note}" if note else ""))  # fmt: skip
+            marked += 1
+    return marked

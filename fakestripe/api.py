@@ -60,6 +60,15 @@ def register(resource: Resource) -> Resource:
     return resource
 
 
+BACKGROUND: list[Callable] = []  # (emu) -> seconds until it next has work, or None
+
+
+def background(job: Callable) -> Callable:
+    """Run `job(emu)` on the emulator's ticker (about once a second, sooner when woken)."""
+    BACKGROUND.append(job)
+    return job
+
+
 def route(method: str, template: str, *, locked: bool = True) -> Callable:
     """Declare a handler `(emu, call, **path_params)` for a resource-specific endpoint.
 

@@ -106,7 +106,15 @@ class Emulator:
         webhook_timeout: float = 10.0,
     ) -> None:
         # Importing the resource modules registers their routes and configurations.
-        from . import billing, checkout, control, payments, receipts, resources  # noqa: F401
+        from . import (  # noqa: F401
+            bank,
+            billing,
+            checkout,
+            control,
+            payments,
+            receipts,
+            resources,
+        )
 
         indexed = {r.object: r.indexed for r in api.REGISTRY.values() if r.indexed}
         self.store = Store(state_file, indexed=indexed)
@@ -124,6 +132,7 @@ class Emulator:
         self._routes = self._build_routes()
         self._ticker: threading.Thread | None = None
         self._closing = threading.Event()
+        self._wake = threading.Event()
 
     # -- helpers for handlers --------------------------------------------------------------
 
@@ -144,19 +153,33 @@ class Emulator:
                 self._idempotency.clear()
 
     def start_background(self) -> None:
-        """Start the sweeper that expires overdue Checkout Sessions, as Stripe does."""
+        """Start the ticker that does what Stripe does in the background (`api.background`
+        jobs: expiring overdue Checkout Sessions, settling bank debits)."""
         if self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="fakestripe-tick", daemon=True)
             self._ticker.start()
 
-    def _tick(self) -> None:
-        from .checkout import expire_overdue
+    def wake(self) -> None:
+        """Have the ticker look again now (new work may be due sooner than its next tick)."""
+        self._wake.set()
 
-        while not self._closing.wait(1.0):
-            expire_overdue(self)
+    def _tick(self) -> None:
+        while not self._closing.is_set():
+            delay = 1.0
+            for job in api.BACKGROUND:
+                try:
+                    due = job(self)
+                except Exception:
+                    log.exception("fakestripe background job %s failed", job.__name__)
+                    continue
+                if due is not None:
+                    delay = min(delay, max(due, 0.0))
+            self._wake.wait(delay)
+            self._wake.clear()
 
     def close(self) -> None:
         self._closing.set()
+        self._wake.set()
         self.deliveries.stop()
         self.store.close()
 

@@ -25,6 +25,8 @@ from .api import (
     route,
     text,
 )
+from .bank import DEFAULT_SETTLE_AFTER, on_settled
+from .bank import process as process_bank_debit
 from .errors import StripeError, invalid
 from .events import diff, public
 from .params import as_bool, as_int, as_list
@@ -178,9 +180,22 @@ def invoice_intent(emu, call, inv: dict[str, Any]) -> dict[str, Any]:
     return pi
 
 
-def collect(emu, call, inv: dict[str, Any], pm: dict[str, Any]) -> StripeError | None:
-    """Charge the invoice with `pm`; on success mark it paid and activate its subscription."""
+def collect(
+    emu, call, inv: dict[str, Any], pm: dict[str, Any], *, settle_after=DEFAULT_SETTLE_AFTER
+) -> StripeError | None:
+    """Charge the invoice with `pm`; on success mark it paid and activate its subscription.
+
+    A bank debit leaves the invoice open (and a new subscription incomplete) while it is
+    processing; `_invoice_settled` finishes the job when the bank answers.
+    """
     pi = invoice_intent(emu, call, inv)
+    if pm["type"] == "us_bank_account":
+        pi["_invoice"] = inv["id"]
+        process_bank_debit(emu, call, pi, pm, settle_after=settle_after)
+        inv["attempted"] = True
+        inv["attempt_count"] += 1
+        emu.store.save(inv)
+        return None
     error = charge_intent(emu, call, pi, pm)
     before = public(inv)
     inv["attempted"] = True
@@ -189,6 +204,25 @@ def collect(emu, call, inv: dict[str, Any], pm: dict[str, Any]) -> StripeError |
         emu.store.save(inv)
         emu.events.emit("invoice.payment_failed", inv, call=call)
         return error
+    mark_paid(emu, call, inv, pm, before)
+    return None
+
+
+@on_settled
+def _invoice_settled(emu, pi: dict[str, Any], succeeded: bool) -> None:
+    inv = emu.store.get(pi.get("_invoice") or "")
+    if inv is None or inv["status"] != "open":
+        return
+    if succeeded:
+        pm = emu.store.get(emu.store.get(pi["latest_charge"])["payment_method"])
+        mark_paid(emu, None, inv, pm, public(inv))
+    else:
+        emu.events.emit("invoice.payment_failed", inv, call=None)
+
+
+def mark_paid(emu, call, inv: dict[str, Any], pm: dict[str, Any], before: dict) -> None:
+    """The invoice paid (`before` is its public shape before this attempt), and its
+    subscription active."""
     now = emu.now()
     inv.update(status="paid", amount_paid=inv["amount_due"], amount_remaining=0)
     inv["status_transitions"]["paid_at"] = now
@@ -212,7 +246,6 @@ def collect(emu, call, inv: dict[str, Any], pm: dict[str, Any]) -> StripeError |
         emu.events.emit(
             "customer.subscription.updated", sub, call=call, previous=diff(sub_before, public(sub))
         )
-    return None
 
 
 def default_payment_method(emu, sub: dict[str, Any]) -> str | None:
@@ -269,7 +302,9 @@ def subscription_create(emu, call, params: dict[str, Any]) -> dict[str, Any]:
     return sub
 
 
-def start(emu, call, sub: dict[str, Any], pm: dict[str, Any] | None) -> StripeError | None:
+def start(
+    emu, call, sub: dict[str, Any], pm: dict[str, Any] | None, *, settle_after=DEFAULT_SETTLE_AFTER
+) -> StripeError | None:
     """Store the subscription, open its first invoice and try to collect it."""
     emu.store.put(sub)
     inv = open_invoice(emu, call, sub, "subscription_create")
@@ -278,7 +313,7 @@ def start(emu, call, sub: dict[str, Any], pm: dict[str, Any] | None) -> StripeEr
     if pm is None:
         invoice_intent(emu, call, inv)
         return None
-    return collect(emu, call, inv, pm)
+    return collect(emu, call, inv, pm, settle_after=settle_after)
 
 
 def subscription_update(emu, call, sub: dict[str, Any], params: dict[str, Any]) -> None:

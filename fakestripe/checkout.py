@@ -12,7 +12,7 @@ import dataclasses
 import html
 from typing import Any
 
-from . import objects
+from . import bank, objects
 from .api import (
     Resource,
     check_params,
@@ -307,16 +307,36 @@ def _ensure_customer(emu, call, cs: dict[str, Any], email: str | None) -> dict[s
     return customer_create(emu, call, {"email": email or cs["customer_email"]})
 
 
-def complete(emu, call, cs: dict[str, Any], number: str, email: str | None = None):
-    """Pay the session with a test card. Returns None, or the card error of a decline."""
+def complete(
+    emu,
+    call,
+    cs: dict[str, Any],
+    number: str,
+    email: str | None = None,
+    *,
+    bank_account: str | None = None,
+    settle_after: float = bank.DEFAULT_SETTLE_AFTER,
+):
+    """Pay the session with a test card, or by ACH Direct Debit when `bank_account` is given.
+
+    Returns None, or the card error of a decline. A bank debit completes the session unpaid
+    (payment_status `unpaid`, the intent `processing`); `_session_settled` finishes it.
+    """
     if cs["status"] != "open":
         raise invalid(f"This Checkout Session is {cs['status']} and can no longer be paid.")
-    card = card_from_number(number)
+    if bank_account is not None:
+        card, account = None, bank.bank_from_number(bank_account)
+        bank.check_currency(cs["currency"])
+    else:
+        card, account = card_from_number(number), None
     if cs["mode"] == "payment":
         cus = None
         if cs["customer"] or cs["customer_creation"] == "always":
             cus = _ensure_customer(emu, call, cs, email)
-        pm = new_payment_method(emu, call, card)
+        if account is not None:
+            pm = _bank_payment_method(emu, call, cs, account, cus, email)
+        else:
+            pm = new_payment_method(emu, call, card)
         pi = emu.store.get(cs["payment_intent"]) if cs["payment_intent"] else None
         if pi is None:
             data = cs["_payment_intent_data"]
@@ -334,16 +354,23 @@ def complete(emu, call, cs: dict[str, Any], number: str, email: str | None = Non
             cs["payment_intent"] = pi["id"]
             emu.store.save(cs)
             emu.events.emit("payment_intent.created", pi, call=call)
-        error = charge_intent(emu, call, pi, pm)
-        if error is not None:
-            return error
+        if account is not None:
+            pi["_checkout_session"] = cs["id"]
+            bank.process(emu, call, pi, pm, settle_after=settle_after)
+        else:
+            error = charge_intent(emu, call, pi, pm)
+            if error is not None:
+                return error
         cs["customer"] = cus["id"] if cus else None
     else:
-        if card["decline"]:
+        if card is not None and card["decline"]:
             # Checkout confirms the card before it creates the subscription.
             return _decline_without_charge(card)
         cus = _ensure_customer(emu, call, cs, email)
-        pm = new_payment_method(emu, call, card, cus["id"])
+        if account is not None:
+            pm = _bank_payment_method(emu, call, cs, account, cus, email)
+        else:
+            pm = new_payment_method(emu, call, card, cus["id"])
         data = cs["_subscription_data"]
         lines = [(emu.store.get(i["price"]["id"]), i["quantity"]) for i in cs["_line_items"]]
         sub = build_subscription(
@@ -354,7 +381,8 @@ def complete(emu, call, cs: dict[str, Any], number: str, email: str | None = Non
             description=data["description"],
         )
         sub["default_payment_method"] = pm["id"]
-        error = start(emu, call, sub, pm)
+        sub["_checkout_session"] = cs["id"]
+        error = start(emu, call, sub, pm, settle_after=settle_after)
         if error is not None:
             return error
         cs.update(customer=cus["id"], subscription=sub["id"], invoice=sub["latest_invoice"])
@@ -362,13 +390,43 @@ def complete(emu, call, cs: dict[str, Any], number: str, email: str | None = Non
     # A finished session has no payment page any more: Stripe nulls its url.
     cs.update(
         status="complete",
-        payment_status="paid",
+        payment_status="unpaid" if account is not None else "paid",
         customer_details=_customer_details(cs, cus, email),
         url=None,
     )
     emu.store.save(cs)
     emu.events.emit("checkout.session.completed", cs, call=call)
     return None
+
+
+def _bank_payment_method(emu, call, cs, account, cus, email) -> dict[str, Any]:
+    """Checkout collects the account holder's name and email with the bank details."""
+    name = (cus or {}).get("name") or "Jenny Rosen"
+    email = email or cs["customer_email"] or (cus or {}).get("email")
+    return bank.new_payment_method(
+        emu, call, account, cus["id"] if cus else None, email=email, name=name
+    )
+
+
+@bank.on_settled
+def _session_settled(emu, pi: dict[str, Any], succeeded: bool) -> None:
+    """A bank debit behind a completed session has settled: tell the merchant, as Stripe does."""
+    cs_id = pi.get("_checkout_session")
+    if cs_id is None and pi.get("_invoice"):
+        inv = emu.store.get(pi["_invoice"]) or {}
+        sub_id = ((inv.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+        cs_id = (emu.store.get(sub_id or "") or {}).get("_checkout_session")
+        if inv.get("billing_reason") != "subscription_create":
+            cs_id = None  # a renewal's debit is the invoice's business, not the session's
+    cs = emu.store.get(cs_id or "")
+    if cs is None or cs["status"] != "complete" or cs["payment_status"] != "unpaid":
+        return
+    if succeeded:
+        cs["payment_status"] = "paid"
+        emu.store.save(cs)
+        emu.events.emit("checkout.session.async_payment_succeeded", cs, call=None)
+    else:
+        emu.events.emit("checkout.session.async_payment_failed", cs, call=None)
 
 
 def _decline_without_charge(card: dict[str, Any]) -> StripeError:
@@ -393,10 +451,24 @@ def fake_complete(emu, call, cs_id: str):
         cs,
         str(call.params.get("card") or "4242424242424242"),
         text(call.params.get("email")),
+        **_bank_choice(call.params),
     )
     if error is not None:
         raise error
     return render(emu, call, cs, expand_paths(call.params))
+
+
+def _bank_choice(params: dict[str, Any]) -> dict[str, Any]:
+    """`payment_method=us_bank_account` with `bank_account` (and `settle_after`) picks ACH."""
+    method = params.get("payment_method") or "card"
+    if method == "card":
+        return {}
+    if method != "us_bank_account":
+        raise invalid("payment_method must be `card` or `us_bank_account`.", param="payment_method")
+    return {
+        "bank_account": str(params.get("bank_account") or ""),
+        "settle_after": bank.settle_after_param(params),
+    }
 
 
 # -- hosted page --------------------------------------------------------------------------
@@ -412,7 +484,16 @@ table{{width:100%}}td.amount{{text-align:right}}.error{{color:#b00020}}</style><
 </body></html>"""
 
 
-def _render_page(cs: dict[str, Any], error: str | None = None, status: int = 200) -> Response:
+def _payment_state(emu, cs: dict[str, Any]) -> str:
+    if cs["payment_status"] == "paid":
+        return "This Checkout Session is already paid."
+    pi = emu.store.get(cs["payment_intent"] or "") or {}
+    if pi.get("status") == "requires_payment_method":
+        return "The bank debit for this Checkout Session failed."
+    return "Your payment is processing: the bank debit takes a few days to confirm (here, seconds)."
+
+
+def _render_page(emu, cs: dict[str, Any], error: str | None = None, status: int = 200) -> Response:
     rows = "".join(
         f'<tr class="line-item"><td>{html.escape(i["description"])} x {i["quantity"]}</td>'
         f'<td class="amount">{format_amount(i["amount_total"], i["currency"])}</td></tr>'
@@ -437,12 +518,20 @@ def _render_page(cs: dict[str, Any], error: str | None = None, status: int = 200
         )
         body = (
             f"{summary}{message}<form method=post>{email}"
+            "<fieldset><legend>Pay with</legend>"
+            '<p><label><input type="radio" name="payment_method" value="card" id="method-card" '
+            "checked> Card</label> "
+            '<label><input type="radio" name="payment_method" value="us_bank_account" '
+            'id="method-bank"> US bank account (ACH Direct Debit)</label></p>'
             '<p><label>Card number <input name="card" id="card" autocomplete="cc-number" '
             'inputmode="numeric" placeholder="4242 4242 4242 4242"></label></p>'
+            '<p><label>Bank account number <input name="bank_account" id="bank_account" '
+            'inputmode="numeric" placeholder="000123456789"></label> '
+            f"(routing number {objects.TEST_ROUTING_NUMBER})</p></fieldset>"
             f'<button type="submit" id="pay">Pay {total}</button></form>{cancel}'
         )
     elif cs["status"] == "complete":
-        body = f'{summary}<p id="status">This Checkout Session is already paid.</p>'
+        body = f'{summary}<p id="status">{html.escape(_payment_state(emu, cs))}</p>'
     else:
         body = f'{summary}<p id="status">This Checkout Session has expired.</p>'
     page = PAGE.format(mode=html.escape(cs["mode"]), body=body)
@@ -466,7 +555,7 @@ def _not_found() -> Response:
 def page_show(emu, call, cs_id: str) -> Response:
     expire_overdue(emu)
     cs = _page_session(emu, cs_id)
-    return _render_page(cs) if cs else _not_found()
+    return _render_page(emu, cs) if cs else _not_found()
 
 
 @route("POST", "/checkout/pay/{cs_id}")
@@ -476,7 +565,7 @@ def page_pay(emu, call, cs_id: str) -> Response:
     if cs is None:
         return _not_found()
     if cs["status"] != "open":
-        return _render_page(cs)
+        return _render_page(emu, cs)
     try:
         error = complete(
             emu,
@@ -484,11 +573,12 @@ def page_pay(emu, call, cs_id: str) -> Response:
             cs,
             str(call.params.get("card", "")),
             text(call.params.get("email")),
+            **_bank_choice(call.params),
         )
     except StripeError as exc:
         error = exc
     if error is not None:
-        return _render_page(cs, error.message, status=402)
+        return _render_page(emu, cs, error.message, status=402)
     target = cs["success_url"] or f"{call.base_url}/checkout/done/{cs['id']}"
     target = target.replace("{CHECKOUT_SESSION_ID}", cs["id"])
     return Response(303, b"", {"Location": target, "Content-Type": "text/html"})
@@ -496,8 +586,12 @@ def page_pay(emu, call, cs_id: str) -> Response:
 
 @route("GET", "/checkout/done/{cs_id}")
 def page_done(emu, call, cs_id: str) -> Response:
+    cs = _page_session(emu, cs_id)
+    message = "Payment complete."
+    if cs is not None and cs["status"] == "complete" and cs["payment_status"] != "paid":
+        message = _payment_state(emu, cs)
     return Response(
         200,
-        b"<!doctype html><p>Payment complete.</p>",
+        f"<!doctype html><p>{html.escape(message)}</p>".encode(),
         {"Content-Type": "text/html; charset=utf-8"},
     )

@@ -39,6 +39,21 @@ class FakeStripeClient:
             "POST", f"/_fake/checkout/sessions/{session_id}/complete", {"card": card, **extra}
         )
 
+    def complete_checkout_bank(
+        self, session_id: str, bank_account: str = "000123456789", settle_after: float = 2, **extra
+    ) -> dict:
+        """Pay by ACH Direct Debit: the session completes unpaid; the debit settles later."""
+        payload = {"payment_method": "us_bank_account", "bank_account": bank_account}
+        return self._request(
+            "POST",
+            f"/_fake/checkout/sessions/{session_id}/complete",
+            {**payload, "settle_after": settle_after, **extra},
+        )
+
+    def settle_payment(self, payment_intent_id: str) -> dict:
+        """Settle a processing bank debit now (success or failure, as its account says)."""
+        return self._request("POST", f"/_fake/payment_intents/{payment_intent_id}/settle", {})
+
     def set_faults(self, **faults: Any) -> dict:
         return self._request("POST", "/_fake/faults", faults)
 

@@ -21,8 +21,9 @@ def health(emu, call) -> dict[str, Any]:
 @route("POST", "/_fake/reset")
 def reset(emu, call) -> dict[str, Any]:
     emu.reset()
-    if hasattr(emu, "_open_sessions"):
-        emu._open_sessions.clear()
+    for cache in ("_open_sessions", "_pending_settlements"):
+        if hasattr(emu, cache):
+            getattr(emu, cache).clear()
     return {"reset": True}
 
 

@@ -381,6 +381,44 @@ def payment_method(oid: str, now: int, card: dict[str, Any], customer_id=None) -
     }
 
 
+TEST_ROUTING_NUMBER = "110000000"
+
+
+def us_bank_account_details(bank: dict[str, Any]) -> dict[str, Any]:
+    """A payment method's `us_bank_account` hash (Stripe's test bank, a checking account)."""
+    return {
+        "account_holder_type": "individual",
+        "account_type": "checking",
+        "bank_name": "STRIPE TEST BANK",
+        "financial_connections_account": None,
+        "fingerprint": bank["fingerprint"],
+        "last4": bank["last4"],
+        "networks": {"preferred": "ach", "supported": ["ach"]},
+        "routing_number": TEST_ROUTING_NUMBER,
+        "status_details": None,
+    }
+
+
+def bank_payment_method(
+    oid: str, now: int, bank: dict[str, Any], customer_id=None, *, email=None, name=None
+) -> dict[str, Any]:
+    """A `us_bank_account` payment method: Stripe sends the type's hash in place of `card`."""
+    return {
+        "id": oid,
+        "object": "payment_method",
+        "allow_redisplay": "unspecified",
+        "billing_details": billing_details(email, name),
+        "created": now,
+        "customer": customer_id,
+        "customer_account": None,
+        "livemode": False,
+        "metadata": {},
+        "type": "us_bank_account",
+        "us_bank_account": us_bank_account_details(bank),
+        "_bank": bank,
+    }
+
+
 def payment_intent(
     oid: str,
     now: int,
@@ -448,14 +486,20 @@ def charge(
     pm: dict[str, Any],
     base_url: str,
     failure: dict[str, Any] | None,
+    pending: bool = False,
 ) -> dict[str, Any]:
-    card = pm["_card"]
-    succeeded = failure is None
+    """A charge: succeeded, failed (with `failure`), or pending (a bank debit in flight)."""
+    succeeded = failure is None and not pending
+    if pm["type"] == "us_bank_account":
+        details = _bank_charge_details(pm, now)
+    else:
+        details = _card_charge_details(pm, pi["amount"], succeeded)
+    approved = failure is None
     return {
         "id": oid,
         "object": "charge",
         "amount": pi["amount"],
-        "amount_captured": pi["amount"] if succeeded else 0,
+        "amount_captured": pi["amount"] if approved else 0,
         "amount_refunded": 0,
         "application": None,
         "application_fee": None,
@@ -463,7 +507,7 @@ def charge(
         "balance_transaction": ("txn_" + oid[3:]) if succeeded else None,
         "billing_details": pm["billing_details"],
         "calculated_statement_descriptor": "FAKESTRIPE",
-        "captured": succeeded,
+        "captured": approved,
         "created": now,
         "currency": pi["currency"],
         "customer": pi["customer"],
@@ -481,49 +525,22 @@ def charge(
             "advice_code": None,
             "network_advice_code": None,
             "network_decline_code": None,
-            "network_status": "approved_by_network" if succeeded else "declined_by_network",
-            "reason": None if succeeded else failure["decline_code"],
+            "network_status": "approved_by_network" if approved else "declined_by_network",
+            "reason": None if approved else failure.get("decline_code"),
             "risk_level": "normal",
             "risk_score": 20,
             "seller_message": "Payment complete."
-            if succeeded
+            if approved
             else "The bank did not return any further details with this decline.",
-            "type": "authorized" if succeeded else "issuer_declined",
+            "type": "authorized" if approved else "issuer_declined",
         },
         "paid": succeeded,
         "payment_intent": pi["id"],
         "payment_method": pm["id"],
-        "payment_method_details": {
-            "card": {
-                "amount_authorized": pi["amount"] if succeeded else None,
-                "authorization_code": None,
-                "brand": card["brand"],
-                "checks": pm["card"]["checks"],
-                "country": "US",
-                "exp_month": 12,
-                "exp_year": 2034,
-                "extended_authorization": {"status": "disabled"},
-                "fingerprint": card["fingerprint"],
-                "funding": "credit",
-                "incremental_authorization": {"status": "unavailable"},
-                "installments": None,
-                "last4": card["last4"],
-                "mandate": None,
-                "multicapture": {"status": "unavailable"},
-                "network": card["brand"],
-                "network_token": {"used": False},
-                "network_transaction_id": None,
-                "overcapture": {"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
-                "regulated_status": "unregulated",
-                "three_d_secure": None,
-                "transaction_link_id": None,
-                "wallet": None,
-            },
-            "type": "card",
-        },
+        "payment_method_details": details,
         "receipt_email": pi["receipt_email"],
         "receipt_number": None,
-        "receipt_url": f"{base_url}/receipts/payment/{oid}" if succeeded else None,
+        "receipt_url": f"{base_url}/receipts/payment/{oid}" if approved else None,
         "refunded": False,
         "refunds": list_object([], f"/v1/charges/{oid}/refunds"),
         "review": None,
@@ -532,9 +549,60 @@ def charge(
         "source_transfer": None,
         "statement_descriptor": None,
         "statement_descriptor_suffix": None,
-        "status": "succeeded" if succeeded else "failed",
+        "status": "pending" if pending else ("succeeded" if succeeded else "failed"),
         "transfer_data": None,
         "transfer_group": None,
+    }
+
+
+def _card_charge_details(pm: dict[str, Any], amount: int, succeeded: bool) -> dict[str, Any]:
+    card = pm["_card"]
+    return {
+        "card": {
+            "amount_authorized": amount if succeeded else None,
+            "authorization_code": None,
+            "brand": card["brand"],
+            "checks": pm["card"]["checks"],
+            "country": "US",
+            "exp_month": 12,
+            "exp_year": 2034,
+            "extended_authorization": {"status": "disabled"},
+            "fingerprint": card["fingerprint"],
+            "funding": "credit",
+            "incremental_authorization": {"status": "unavailable"},
+            "installments": None,
+            "last4": card["last4"],
+            "mandate": None,
+            "multicapture": {"status": "unavailable"},
+            "network": card["brand"],
+            "network_token": {"used": False},
+            "network_transaction_id": None,
+            "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
+            "regulated_status": "unregulated",
+            "three_d_secure": None,
+            "transaction_link_id": None,
+            "wallet": None,
+        },
+        "type": "card",
+    }
+
+
+def _bank_charge_details(pm: dict[str, Any], now: int) -> dict[str, Any]:
+    account = pm["us_bank_account"]
+    debit_on = dt.datetime.fromtimestamp(now, dt.UTC) + dt.timedelta(days=4)
+    return {
+        "type": "us_bank_account",
+        "us_bank_account": {
+            "account_holder_type": account["account_holder_type"],
+            "account_type": account["account_type"],
+            "bank_name": account["bank_name"],
+            "expected_debit_date": debit_on.date().isoformat(),
+            "fingerprint": account["fingerprint"],
+            "last4": account["last4"],
+            "mandate": None,
+            "payment_reference": None,
+            "routing_number": account["routing_number"],
+        },
     }
 
 

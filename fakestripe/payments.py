@@ -254,6 +254,11 @@ def charge_intent(emu, call, pi: dict[str, Any], pm: dict[str, Any]) -> StripeEr
 
     Returns the card error of a decline (the caller decides whether to raise it).
     """
+    if pm["type"] != "card":
+        raise invalid(
+            f"fakestripe confirms `{pm['type']}` payment methods only through Checkout.",
+            param="payment_method",
+        )
     card = pm["_card"]
     failure = None
     if card["decline"]:
@@ -474,9 +479,9 @@ CHARGE = register(
             "disputed": lambda o: o["disputed"],
             "created": lambda o: o["created"],
             "payment_intent": lambda o: o["payment_intent"],
-            "payment_method_details.card.last4": lambda o: o["payment_method_details"]["card"][
-                "last4"
-            ],
+            "payment_method_details.card.last4": lambda o: (
+                o["payment_method_details"].get("card") or {}
+            ).get("last4"),
         },
     )
 )

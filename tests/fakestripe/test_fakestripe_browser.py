@@ -108,3 +108,20 @@ def test_expired_session_page(page, client, session_for):
     page.goto(url)
     assert "expired" in page.locator("#status").inner_text()
     assert page.locator("input[name=card]").count() == 0
+
+
+def test_pay_by_bank_account_says_processing_then_paid(page, client, session_for, fakestripe):
+    session = session_for()
+    page.goto(session.url)
+    page.check("#method-bank")
+    page.fill("input[name=bank_account]", "000123456789")
+    page.click("#pay")
+    page.wait_for_url(f"{fakestripe.url}/checkout/done/{session.id}?paid=1")
+    assert "processing" in page.inner_text("body")
+    paid = client.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
+    assert paid.payment_status == "unpaid" and paid.payment_intent.status == "processing"
+    page.goto(session.url)
+    assert "Your payment is processing" in page.locator("#status").inner_text()
+    fakestripe.settle_payment(paid.payment_intent.id)
+    page.goto(session.url)
+    assert "already paid" in page.locator("#status").inner_text()

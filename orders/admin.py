@@ -187,7 +187,8 @@ class OrderPaymentAdmin(ConsoleStyles, admin.ModelAdmin):
             )
             if stripe_id
         ]
-        return format_html_join(mark_safe("<br>"),  # noqa: S308 - a constant "{}", ((link,) for link in links)) or "-"
+        separator = mark_safe("<br>")  # noqa: S308 - a constant
+        return format_html_join(separator, "{}", ((link,) for link in links)) or "-"
 
     @admin.action(description="Mark the selected flagged payments resolved",
                   permissions=["resolve"])  # fmt: skip

@@ -187,7 +187,7 @@ class OrderPaymentAdmin(ConsoleStyles, admin.ModelAdmin):
             )
             if stripe_id
         ]
-        separator = mark_safe("<br>")  # noqa: S308 - a constant
+        separator = mark_safe("<br>")
         return format_html_join(separator, "{}", ((link,) for link in links)) or "-"
 
     @admin.action(description="Mark the selected flagged payments resolved",

@@ -196,12 +196,15 @@ def test_support_marks_a_flagged_payment_resolved(shop, catalog, stripe_emulator
     form = {"action": "mark_resolved", "_selected_action": [payment.pk]}
     # Support may look but not resolve: the action is not offered and does nothing
     support = staff.client("support")
-    assert support.get(f"{PAYMENTS}?flagged=yes").status_code == 200
+    page = support.get(f"{PAYMENTS}?flagged=yes")
+    assert page.status_code == 200 and cheap in page.content.decode()
+    assert 'value="mark_resolved"' not in page.content.decode()
     support.post(PAYMENTS, form)
     payment.refresh_from_db()
     assert payment.resolved_at is None
     # Billing admin resolves it: who and when, in the order's history too
     billing = staff.client("billing")
+    assert 'value="mark_resolved"' in billing.get(PAYMENTS).content.decode()
     assert billing.post(PAYMENTS, form).status_code == 302
     payment.refresh_from_db()
     assert payment.resolved_at is not None and payment.resolved_by == staff.billing

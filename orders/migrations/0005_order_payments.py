@@ -30,13 +30,18 @@ def backfill(apps, schema_editor):
     for it); earlier sessions of an order were not kept and are not invented."""
     Order = apps.get_model("orders", "Order")
     OrderPayment = apps.get_model("orders", "OrderPayment")
-    rows = []
-    for order in Order.objects.exclude(checkout_session_id=None).iterator():
+    rows, seen = [], set()
+    for order in Order.objects.exclude(checkout_session_id=None).order_by("pk").iterator():
+        # The ids are unique on payments; an id two orders shared stays with the first.
+        if order.checkout_session_id in seen:
+            continue
+        intent = order.payment_intent_id if order.payment_intent_id not in seen else None
+        seen.update(filter(None, [order.checkout_session_id, intent]))
         paid = order.status in PAID_STATES
         status = {"payment_failed": "failed", "expired": "canceled"}.get(order.status, "pending")
         rows.append(OrderPayment(
             order_id=order.pk, kind="checkout_session", checkout_session_id=order.checkout_session_id,
-            payment_intent_id=order.payment_intent_id or "",
+            payment_intent_id=intent or "",
             subscription_id=order.subscription_id or "",
             status="succeeded" if paid else status, applied=paid, succeeded_at=order.paid_at,
             amount=order.amount_total, currency=order.currency, source="migration",

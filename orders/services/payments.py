@@ -326,16 +326,23 @@ def order_refund_sync(*, charge: dict[str, Any], source: str, event_id: str = ""
         return f"order {order.public_id} {order.status} ({refunded} refunded)"
 
 
-def _own_subscription(*, order: Order, subscription_id: str | None, linked: bool) -> bool:
+def _own_subscription(
+    *, order: Order, subscription_id: str | None, linked: bool, customer_id: str | None
+) -> bool:
     """Whether ``subscription_id`` is the order's: the one it links, or one its own session
     started; or, before either is known (the first invoice can arrive before the session's
-    completion), one whose metadata links it (``linked``) when the order has none yet."""
+    completion), one of the order's Stripe customer whose metadata links it (``linked``)."""
     if not subscription_id:
         return False
     if order.subscription_id:
         return order.subscription_id == subscription_id
     own_session = order.payments.filter(subscription_id=subscription_id).exclude(flag=F.UNEXPECTED)
-    return own_session.exists() or (linked and order.mode == Order.Mode.SUBSCRIPTION)
+    return own_session.exists() or (
+        linked
+        and order.mode == Order.Mode.SUBSCRIPTION
+        and bool(customer_id)
+        and customer_id == order.customer_id
+    )
 
 
 def order_invoice_paid(*, invoice: dict[str, Any], source: str, event_id: str = "") -> str:
@@ -361,8 +368,9 @@ def order_invoice_paid(*, invoice: dict[str, Any], source: str, event_id: str = 
             payment = OrderPayment.objects.filter(invoice_id=invoice["id"]).first()
         linked = (metadata or {}).get("order_id") == order.public_id
         own = not distrust and _own_subscription(
-            order=order, subscription_id=subscription_id, linked=linked
-        )
+            order=order, subscription_id=subscription_id, linked=linked,
+            customer_id=_stripe_id(invoice.get("customer")),
+        )  # fmt: skip
         if payment is None and own and first:
             # The first invoice is the money of the session that started the subscription.
             payment = (

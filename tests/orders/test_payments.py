@@ -357,3 +357,39 @@ def test_new_payment_pages_answer_for_every_staff_user(shop, catalog, stripe_emu
         for url in (PAYMENTS, f"{PAYMENTS}?flagged=yes", f"{PAYMENTS}?flagged=unexpected",
                     f"{PAYMENTS}{payment.pk}/change/", f"{PAYMENTS}?q={order.number}"):  # fmt: skip
             assert client.get(url).status_code == expected, (who, url)
+
+
+def test_an_invoice_of_a_subscription_that_is_not_the_orders_does_not_pay_it(
+    shop, catalog, stripe_emulator, admin_client, customer
+):
+    # given an unpaid subscription order
+    order = bought(shop, catalog["monthly"])
+    assert order.mode == Order.Mode.SUBSCRIPTION
+    # when a subscription the order did not start (another Stripe customer's), carrying the
+    # order's link metadata, has its first invoice paid
+    stranger = stripe_api.create(object_type="customer", params={"email": "x@example.com"})
+    subscription = stripe_api.create(
+        object_type="subscription",
+        params={
+            "customer": stranger.id,
+            "items": [{"price": catalog["monthly"]}],
+            "default_payment_method": "pm_card_visa",
+            "metadata": {"order_id": order.public_id, "user_id": str(customer.pk)},
+        },
+    )
+    assert stripe_emulator.wait_deliveries(15)
+    # then the order is not paid and the invoice is recorded, flagged
+    order.refresh_from_db()
+    assert order.status == S.AWAITING_PAYMENT and order.subscription_id is None
+    payment = OrderPayment.objects.get(invoice_id=subscription.latest_invoice)
+    assert payment.kind == OrderPayment.Kind.INVOICE and payment.status == P.SUCCEEDED
+    assert payment.flag == F.UNEXPECTED and not payment.applied
+    _flagged_in_admin(admin_client, subscription.latest_invoice, F.UNEXPECTED)
+    # and the order's own checkout still pays it, once, its first invoice on the same record
+    _paid(stripe_emulator, order.checkout_session_id)
+    order.refresh_from_db()
+    assert order.status == S.FULFILLED and order.subscription_id != subscription.id
+    own = OrderPayment.objects.get(checkout_session_id=order.checkout_session_id)
+    assert own.applied and own.invoice_id and own.subscription_id == order.subscription_id
+    assert order.payments.count() == 2
+    _events_processed()

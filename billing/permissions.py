@@ -17,6 +17,9 @@ EDIT_LINK_METADATA = "billing.edit_stripe_link_metadata"
 RESYNC = "billing.resync_stripe_object"
 REPROCESS = "billing.reprocess_inboundevent"
 MANAGE_WEBHOOK_ENDPOINTS = "billing.manage_webhook_endpoints"
+RESOLVE_PAYMENT = "orders.resolve_orderpayment"
+# Custom permissions by the model declaring them (a default permission names it itself).
+PERMISSION_MODELS = {RESOLVE_PAYMENT: "orderpayment"}
 
 # The mirrored Stripe objects support reads (dj-stripe model names).
 STRIPE_OBJECT_MODELS = (
@@ -35,6 +38,7 @@ SUPPORT_PERMISSIONS = (
     "orders.view_order",
     "orders.view_orderitem",
     "orders.view_orderhistory",
+    "orders.view_orderpayment",
     *(f"djstripe.view_{model}" for model in STRIPE_OBJECT_MODELS),
     "billing.view_inboundevent",
     "billing.view_webhookdelivery",
@@ -50,6 +54,7 @@ BILLING_ADMIN_PERMISSIONS = (
     EDIT_LINK_METADATA,
     REPROCESS,
     MANAGE_WEBHOOK_ENDPOINTS,
+    RESOLVE_PAYMENT,
     "djstripe.view_webhookendpoint",
 )
 
@@ -62,7 +67,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 def groups_sync(*, apps=global_apps) -> dict[str, object]:
     """Create or update the console's groups to hold exactly their permissions.
 
-    ``apps`` is the migration's historical registry when called from a migration.
+    ``apps`` is the migration's historical registry when called from a migration. There, a
+    permission of a model that does not exist yet is left out: the migration that creates the
+    model syncs the groups again (e.g. ``orders/migrations/0005_order_payments.py``).
     """
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
@@ -74,13 +81,25 @@ def groups_sync(*, apps=global_apps) -> dict[str, object]:
             found[perm] = permission_model.objects.filter(
                 content_type__app_label=app_label, codename=codename
             ).first()
-        missing = sorted(perm for perm, obj in found.items() if obj is None)
+        missing = sorted(
+            perm for perm, obj in found.items() if obj is None and _model_exists(apps, perm)
+        )
         if missing:
             raise LookupError(f"permissions missing for group {name!r}: {', '.join(missing)}")
         group, _ = group_model.objects.get_or_create(name=name)
-        group.permissions.set(found.values())
+        group.permissions.set(obj for obj in found.values() if obj is not None)
         groups[name] = group
     return groups
+
+
+def _model_exists(apps, perm: str) -> bool:
+    app_label, codename = perm.split(".", 1)
+    model = PERMISSION_MODELS.get(perm) or codename.split("_", 1)[-1]
+    try:
+        apps.get_model(app_label, model)
+    except LookupError:
+        return app_label != "orders"  # only orders' models arrive after billing's groups
+    return True
 
 
 def metadata_permissions(*, object_type: str, keys: list[str] | tuple[str, ...] = ()) -> list[str]:

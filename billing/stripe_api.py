@@ -506,9 +506,13 @@ def as_stripe_object(data: Mapping[str, Any]) -> stripe.StripeObject:
     )
 
 
-def idempotency_key(*parts: object) -> str:
-    """A stable key from the business identity of a create (e.g. the order and its attempt)."""
-    raw = ":".join(str(p) for p in parts)
+def idempotency_key(*parts: object, namespace: str | None = None) -> str:
+    """A stable key from the business identity of a create (e.g. the order and its attempt),
+    within this installation's namespace (``STRIPE_IDEMPOTENCY_NAMESPACE``): Stripe keeps keys
+    per account, and two deployments sharing one account both have an order 1 and a user 1."""
+    if namespace is None:
+        namespace = settings.STRIPE_IDEMPOTENCY_NAMESPACE
+    raw = ":".join(str(p) for p in (namespace, *parts))
     return f"shop-{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
 
 

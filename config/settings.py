@@ -5,6 +5,7 @@ single ``env`` below (documented in ``.env.example``). Secrets have no default o
 DEBUG, so a production process without them refuses to start.
 """
 
+import hashlib
 from pathlib import Path
 
 import environ
@@ -266,6 +267,13 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30.0)
 STRIPE_CUSTOMER_TIMEOUT_SECONDS = env.float("STRIPE_CUSTOMER_TIMEOUT_SECONDS", default=3.0)
 STRIPE_CUSTOMER_MAX_NETWORK_RETRIES = env.int("STRIPE_CUSTOMER_MAX_NETWORK_RETRIES", default=1)
 STRIPE_CUSTOMER_BUDGET_SECONDS = env.float("STRIPE_CUSTOMER_BUDGET_SECONDS", default=7.0)
+# Part of every idempotency key we derive (billing.stripe_api.idempotency_key), so two
+# deployments sharing one Stripe account (test mode) never replay each other's creates. The
+# default is a short hash of SECRET_KEY: distinct per installation and stable across restarts.
+STRIPE_IDEMPOTENCY_NAMESPACE = env.str(
+    "STRIPE_IDEMPOTENCY_NAMESPACE",
+    default=hashlib.sha256(f"stripe-idempotency:{SECRET_KEY}".encode()).hexdigest()[:12],
+)
 # Public base URL that Stripe reaches the product at (webhook endpoints, checkout return URLs).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 

@@ -9,15 +9,17 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
-from django.urls import path
-from django.utils.html import format_html
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from billing import admin_views, permissions, services
 from billing import selectors as billing_selectors
 from billing.admin_stripe import ConsoleStyles, admin_link
 from billing.display import admin_url, when
 from orders import selectors
-from orders.models import Order, OrderItem
+from orders import services as order_services
+from orders.models import Order, OrderItem, OrderPayment
 from orders.money import format_amount
 
 
@@ -58,6 +60,162 @@ class OrderItemInline(admin.TabularInline):
         return format_amount(item.amount, item.order.currency)
 
 
+def _payment_stripe_link(payment: OrderPayment) -> str:
+    if payment.checkout_session_id:
+        return admin_link("checkout.session", payment.checkout_session_id)
+    return admin_link("invoice", payment.invoice_id)
+
+
+def _flag_text(payment: OrderPayment) -> str:
+    if not payment.flag:
+        return "-"
+    state = "resolved" if payment.resolved_at else "open"
+    return format_html(
+        '<strong class="payment-flag {}">{}</strong> ({})<br><small>{}</small>',
+        state, payment.get_flag_display(), state, payment.flag_note,
+    )  # fmt: skip
+
+
+class OrderPaymentInline(admin.TabularInline):
+    """Every payment that touched the order, flagged ones included (read-only)."""
+
+    model = OrderPayment
+    fields = ("stripe_link", "kind", "status", "amount_text", "applied", "flag_text", "source",
+              "event_id", "created_at")  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = "payments"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Stripe object")
+    def stripe_link(self, payment: OrderPayment) -> str:
+        return _payment_stripe_link(payment)
+
+    @admin.display(description="amount")
+    def amount_text(self, payment: OrderPayment) -> str:
+        return format_amount(payment.amount, payment.currency)
+
+    @admin.display(description="flag")
+    def flag_text(self, payment: OrderPayment) -> str:
+        return _flag_text(payment)
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    """Flagged or not, open or resolved, or one kind of flag."""
+
+    title = "flagged"
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("yes", "Yes (open)"),
+            ("resolved", "Yes (resolved)"),
+            ("no", "No"),
+            *((flag, label) for flag, label in OrderPayment.Flag.choices if flag),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "yes":
+            return queryset.exclude(flag="").filter(resolved_at=None)
+        if value == "resolved":
+            return queryset.exclude(flag="").exclude(resolved_at=None)
+        if value == "no":
+            return queryset.filter(flag="")
+        if value in OrderPayment.Flag.values:
+            return queryset.filter(flag=value)
+        return queryset
+
+
+@admin.register(OrderPayment)
+class OrderPaymentAdmin(ConsoleStyles, admin.ModelAdmin):
+    """Payments as records. Flagged ones (``?flagged=yes``) are support's to look at: a payment
+    the order did not expect, for another amount or currency, or a second one."""
+
+    list_display = ("stripe_id_text", "order_link", "kind", "status", "amount_text", "applied",
+                    "flag_text", "created_at")  # fmt: skip
+    list_filter = (FlaggedFilter, "status", "kind")
+    search_fields = ("=checkout_session_id", "=payment_intent_id", "=invoice_id",
+                     "=subscription_id", "order__public_id")  # fmt: skip
+    search_help_text = "An order number or id (ord_...), or a Stripe id: cs_, pi_, in_, sub_."
+    list_select_related = ("order", "resolved_by")
+    list_per_page = 50
+    show_full_result_count = False
+    actions = ["mark_resolved"]
+    fields = ("order_link", "kind", "status", "amount_text", "applied", "stripe_links", "source",
+              "event_id", "flag", "flag_note", "resolved_at", "resolved_by", "created_at",
+              "updated_at", "succeeded_at")  # fmt: skip
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        # The number a customer reads out (3F9A0C21) is part of the order's id, in lower case.
+        return super().get_search_results(request, queryset, search_term.strip().lower())
+
+    @admin.display(description="Stripe id")
+    def stripe_id_text(self, payment: OrderPayment) -> str:
+        return payment.stripe_id
+
+    @admin.display(description="order", ordering="order__public_id")
+    def order_link(self, payment: OrderPayment) -> str:
+        url = admin_url("orders_order", payment.order.public_id)
+        return format_html('<a href="{}">{}</a>', url, payment.order.number)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_text(self, payment: OrderPayment) -> str:
+        return format_amount(payment.amount, payment.currency)
+
+    @admin.display(description="flag", ordering="flag")
+    def flag_text(self, payment: OrderPayment) -> str:
+        return _flag_text(payment)
+
+    @admin.display(description="Stripe objects")
+    def stripe_links(self, payment: OrderPayment) -> str:
+        links = [
+            admin_link(object_type, stripe_id)
+            for object_type, stripe_id in (
+                ("checkout.session", payment.checkout_session_id),
+                ("payment_intent", payment.payment_intent_id),
+                ("invoice", payment.invoice_id),
+                ("subscription", payment.subscription_id),
+            )
+            if stripe_id
+        ]
+        separator = mark_safe("<br>")
+        return format_html_join(separator, "{}", ((link,) for link in links)) or "-"
+
+    @admin.action(description="Mark the selected flagged payments resolved",
+                  permissions=["resolve"])  # fmt: skip
+    def mark_resolved(self, request, queryset):
+        marked = order_services.order_payments_resolve(
+            actor=request.user, payment_ids=list(queryset.values_list("pk", flat=True))
+        )
+        messages.success(request, f"{marked} flagged payment(s) marked resolved.")
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm(permissions.RESOLVE_PAYMENT)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
 @admin.register(Order)
 class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
     list_display = ("number", "public_id", "buyer", "status", "total", "mode", "created")
@@ -71,11 +229,12 @@ class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     date_hierarchy = "created_at"
-    inlines = (OrderItemInline,)
+    inlines = (OrderItemInline, OrderPaymentInline)
     change_form_template = "admin/orders/order/change_form.html"
     fieldsets = [
-        (None, {"fields": ("number", "public_id", "status", "mode", "user_link", "email", "created_at",
-                           "paid_at", "fulfilled_at", "updated_at")}),
+        (None, {"fields": ("number", "public_id", "status", "mode", "user_link", "email",
+                           "created_at", "paid_at", "fulfilled_at", "updated_at",
+                           "flagged_payments")}),
         ("Totals", {"fields": ("total", "refunded", "net")}),
         ("Stripe links", {"fields": ("session_link", "payment_intent_link", "customer_link",
                                      "subscription_link", "checkout_attempt")}),
@@ -84,6 +243,7 @@ class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
         "number", "public_id", "status", "mode", "user_link", "email", "created_at", "paid_at",
         "fulfilled_at", "updated_at", "total", "refunded", "net", "session_link",
         "payment_intent_link", "customer_link", "subscription_link", "checkout_attempt",
+        "flagged_payments",
     )  # fmt: skip
 
     def get_object(self, request, object_id, from_field=None):
@@ -133,6 +293,19 @@ class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
     @admin.display(description="net (total less refunds)")
     def net(self, order: Order) -> str:
         return format_amount(order.amount_net, order.currency)
+
+    @admin.display(description="flagged payments")
+    def flagged_payments(self, order: Order) -> str:
+        flagged = order.payments.exclude(flag="")
+        total = flagged.count()
+        if not total:
+            return "none"
+        open_ = flagged.filter(resolved_at=None).count()
+        url = reverse("admin:orders_orderpayment_changelist") + f"?q={order.public_id}&flagged=yes"
+        return format_html(
+            '<a href="{}" id="flagged-payments"><strong>{} open</strong></a> of {} flagged',
+            url, open_, total,
+        )  # fmt: skip
 
     @admin.display(description="checkout session")
     def session_link(self, order: Order) -> str:

@@ -20,23 +20,18 @@ def _source(ctx: EventContext) -> dict[str, str]:
     return {"source": f"webhook {ctx.event.type}", "event_id": ctx.event.id}
 
 
+# One handler for every session event: what happens is decided from the session as Stripe has
+# it now (status, payment status, the payment intent's status), never from the event's type;
+# an "expired" event about a session that was paid meanwhile pays the order.
 @register(
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
     expand=SESSION_EXPAND,
 )
-def session_paid(ctx: EventContext) -> str | None:
+def session_changed(ctx: EventContext) -> str | None:
     return services.order_fulfil(session=ctx.obj, **_source(ctx))
-
-
-@register("checkout.session.async_payment_failed", expand=SESSION_EXPAND)
-def session_payment_failed(ctx: EventContext) -> str | None:
-    return services.order_payment_fail(session=ctx.obj, **_source(ctx))
-
-
-@register("checkout.session.expired", expand=SESSION_EXPAND)
-def session_expired(ctx: EventContext) -> str | None:
-    return services.order_expire(session=ctx.obj, **_source(ctx))
 
 
 # Expansions are per object type, so these serve every charge fetch (charge.succeeded too):

@@ -23,6 +23,8 @@ def new_public_id() -> str:
 class Order(models.Model):
     class Status(models.TextChoices):
         AWAITING_PAYMENT = "awaiting_payment", "awaiting payment"
+        # A payment that settles later (a bank debit) was made: nothing new may be started.
+        PAYMENT_PROCESSING = "payment_processing", "payment processing"
         PAID = "paid", "paid"
         FULFILLED = "fulfilled", "fulfilled"
         PAYMENT_FAILED = "payment_failed", "payment failed"
@@ -107,9 +109,15 @@ class Order(models.Model):
 S = Order.Status
 # The state machine: every status change services make must be listed here.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    S.AWAITING_PAYMENT: frozenset({S.PAID, S.PAYMENT_FAILED, S.EXPIRED, S.CANCELED}),
+    S.AWAITING_PAYMENT: frozenset(
+        {S.PAYMENT_PROCESSING, S.PAID, S.PAYMENT_FAILED, S.EXPIRED, S.CANCELED}
+    ),
+    # Settles either way; until then the order is not payable (no second session).
+    S.PAYMENT_PROCESSING: frozenset({S.PAID, S.PAYMENT_FAILED, S.CANCELED}),
     # A failed or expired order stays payable: a new Checkout Session brings it back.
-    S.PAYMENT_FAILED: frozenset({S.AWAITING_PAYMENT, S.PAID, S.EXPIRED, S.CANCELED}),
+    S.PAYMENT_FAILED: frozenset(
+        {S.AWAITING_PAYMENT, S.PAYMENT_PROCESSING, S.PAID, S.EXPIRED, S.CANCELED}
+    ),
     S.EXPIRED: frozenset({S.AWAITING_PAYMENT, S.CANCELED}),
     S.PAID: frozenset({S.FULFILLED, S.REFUNDED, S.PARTIALLY_REFUNDED, S.CANCELED}),
     S.FULFILLED: frozenset({S.REFUNDED, S.PARTIALLY_REFUNDED, S.CANCELED}),
@@ -154,6 +162,7 @@ class OrderHistory(models.Model):
     class Kind(models.TextChoices):
         PLACED = "placed", "order placed"
         PAYMENT_RESTARTED = "payment_restarted", "payment started again"
+        PAYMENT_PROCESSING = "payment_processing", "payment processing"
         PAID = "paid", "payment received"
         FULFILLED = "fulfilled", "fulfilled"
         PAYMENT_FAILED = "payment_failed", "payment failed"
@@ -189,6 +198,89 @@ class OrderHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status or '-'} → {self.to_status} ({self.source})"
+
+
+class OrderPayment(models.Model):
+    """One payment that touched an order: a Checkout Session (with its payment intent) or a
+    paid invoice. A record, not a flag on the order (pretix ``OrderPayment``).
+
+    The order's own sessions get a row when they are created (``pending``); Stripe's answers
+    move it on. Only a payment that belongs to the order and matches its amount and currency
+    pays it (``applied``); anything else is kept here with a ``flag`` for support, who mark it
+    resolved once handled (refunded, explained). Written only under the order's row lock.
+    """
+
+    class Kind(models.TextChoices):
+        CHECKOUT_SESSION = "checkout_session", "Checkout Session"
+        INVOICE = "invoice", "invoice"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"  # created, not paid (an open session)
+        PROCESSING = "processing", "processing"  # paid with a method that settles later
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        CANCELED = "canceled", "canceled"  # the session expired unpaid
+
+    class Flag(models.TextChoices):
+        NONE = "", "none"
+        UNEXPECTED = "unexpected", "unexpected (not the order's session or subscription)"
+        AMOUNT_MISMATCH = "amount_mismatch", "amount differs from the order"
+        CURRENCY_MISMATCH = "currency_mismatch", "currency differs from the order"
+        SECOND_PAYMENT = "second_payment", "second payment (order already paid)"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    amount = models.PositiveBigIntegerField(help_text="In the currency's minor unit")
+    currency = models.CharField(max_length=3)
+    checkout_session_id = models.CharField(max_length=255, blank=True)
+    payment_intent_id = models.CharField(max_length=255, blank=True)
+    invoice_id = models.CharField(max_length=255, blank=True)
+    subscription_id = models.CharField(max_length=255, blank=True)
+    # True for the one payment that paid the order.
+    applied = models.BooleanField(default=False)
+    # Who recorded it: a code path, and the Stripe event when one did.
+    source = models.CharField(max_length=64)
+    event_id = models.CharField(max_length=255, blank=True, help_text="Stripe event (evt_...)")
+
+    flag = models.CharField(max_length=32, choices=Flag.choices, blank=True, db_index=True)
+    flag_note = models.TextField(blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkout_session_id"], condition=~models.Q(checkout_session_id=""),
+                name="orderpayment_session_once",
+            ),
+            models.UniqueConstraint(
+                fields=["payment_intent_id"], condition=~models.Q(payment_intent_id=""),
+                name="orderpayment_payment_intent_once",
+            ),
+            models.UniqueConstraint(
+                fields=["invoice_id"], condition=~models.Q(invoice_id=""),
+                name="orderpayment_invoice_once",
+            ),
+        ]  # fmt: skip
+        permissions = [("resolve_orderpayment", "Can mark flagged payments resolved")]
+
+    def __str__(self) -> str:
+        return self.checkout_session_id or self.invoice_id or f"payment {self.pk}"
+
+    @property
+    def stripe_id(self) -> str:
+        return self.checkout_session_id or self.invoice_id
 
 
 class CustomerSettings(models.Model):

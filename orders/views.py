@@ -148,10 +148,16 @@ def buy(request: HttpRequest) -> HttpResponse:
 @stripe_api.customer_facing()
 def pay(request: HttpRequest, public_id: str) -> HttpResponse:
     order = selectors.order_get(user=request.user, public_id=public_id)
+    if order.status == Order.Status.PAYMENT_PROCESSING:
+        messages.info(request, wording.PAYMENT_SETTLING)
+        return _see_other(_detail_url(order))
     if not order.is_payable:
         return _see_other(_detail_url(order))
     try:
         step = services.order_payment_start(order=order)
+    except services.CheckoutError as exc:
+        messages.info(request, exc.message)
+        return _see_other(_detail_url(order))
     except stripe_api.StripeAPIError as exc:
         _stripe_trouble(request, exc, action="pay", order=order)
         return _see_other(_detail_url(order))

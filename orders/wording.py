@@ -21,6 +21,7 @@ DATE_TIME = "j M Y, H:i T"  # 12 Jan 2027, 14:05 CET
 
 STATUS: dict[str, str] = {
     S.AWAITING_PAYMENT: "Awaiting payment",
+    S.PAYMENT_PROCESSING: "Payment processing",
     S.PAID: "Paid",
     S.FULFILLED: "Complete",
     S.PAYMENT_FAILED: "Payment failed",
@@ -46,6 +47,7 @@ SUBSCRIPTION: dict[str, str] = {
 HISTORY: dict[str, str] = {
     K.PLACED: "Order placed",
     K.PAYMENT_RESTARTED: "Payment started again",
+    K.PAYMENT_PROCESSING: "Payment made; waiting for your bank to confirm it",
     K.PAID: "Payment received",
     K.FULFILLED: "Order complete",
     K.PAYMENT_FAILED: "The payment did not go through",
@@ -101,6 +103,13 @@ def history_line(entry: OrderHistory) -> str | None:
     if not isinstance(timestamp, int):
         return UNDATED[entry.kind]
     return line.format(date=when(datetime.fromtimestamp(timestamp, tz=UTC), DATE))
+
+
+# A payment made with a method that settles later (a bank debit) has not settled yet.
+PAYMENT_SETTLING = (
+    "A payment for this order is still being processed by your bank. We will confirm it here "
+    "as soon as it settles; please do not pay again."
+)
 
 
 # --- Trouble with the payment service, per thing the customer tried -------------------------

@@ -14,10 +14,9 @@ from orders.services.checkout import (
     order_return_check,
 )
 from orders.services.payments import (
-    order_expire,
     order_fulfil,
     order_invoice_paid,
-    order_payment_fail,
+    order_payments_resolve,
     order_refund_sync,
 )
 from orders.services.state import CheckoutError, TransitionRefused, order_transition
@@ -36,11 +35,10 @@ __all__ = [
     "order_cancel",
     "order_checkout_start",
     "order_create",
-    "order_expire",
     "order_fulfil",
     "order_invoice_paid",
-    "order_payment_fail",
     "order_payment_start",
+    "order_payments_resolve",
     "order_refund_sync",
     "order_return_check",
     "order_subscription_cancel",

@@ -27,6 +27,11 @@ from orders.services.state import CheckoutError, K, S, _transition
 logger = logging.getLogger(__name__)
 
 
+SETTLING_CANCEL = (
+    "A payment for this order is still being processed, so it cannot be cancelled now."
+)
+
+
 class SessionOutcome(enum.Enum):
     CLOSED = "closed"  # no session, or it can no longer be paid
     PAID = "paid"  # it completed and is paid: the order is paid now
@@ -62,11 +67,12 @@ def _session_close(*, order: Order, actor: AbstractBaseUser, source: str) -> Ses
             return SessionOutcome.CLOSED
     if session.get("status") != "complete":
         return SessionOutcome.CLOSED
-    if session.get("payment_status") == "unpaid" and order.status == S.PAYMENT_FAILED:
-        return SessionOutcome.CLOSED  # its delayed payment failed: settled, nothing can arrive
     order_fulfil(session=session, source=source, actor=actor)
     order.refresh_from_db()
-    return SessionOutcome.PAID if order.status not in PAYABLE else SessionOutcome.SETTLING
+    if order.status == S.PAYMENT_PROCESSING:
+        return SessionOutcome.SETTLING
+    # Complete and still payable: its delayed payment failed; settled, nothing can arrive.
+    return SessionOutcome.PAID if order.status not in PAYABLE else SessionOutcome.CLOSED
 
 
 def _expiry_not_news(order: Order, since: datetime) -> None:
@@ -78,6 +84,8 @@ def _expiry_not_news(order: Order, since: datetime) -> None:
 def order_cancel(*, order: Order, user: AbstractBaseUser) -> Order:
     """The customer cancels an order they have not paid. Raises ``CheckoutError`` (worded for
     them) when it was paid meanwhile or a payment is still settling."""
+    if order.status == S.PAYMENT_PROCESSING:
+        raise CheckoutError(SETTLING_CANCEL)
     if not order.is_payable:
         raise CheckoutError("This order is not awaiting payment, so it cannot be cancelled.")
     since = timezone.now()
@@ -85,9 +93,7 @@ def order_cancel(*, order: Order, user: AbstractBaseUser) -> Order:
     if outcome is SessionOutcome.PAID:
         raise CheckoutError("This order was paid a moment ago, so it was not cancelled.")
     if outcome is SessionOutcome.SETTLING:
-        raise CheckoutError(
-            "A payment for this order is still being processed, so it cannot be cancelled now."
-        )
+        raise CheckoutError(SETTLING_CANCEL)
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         if not locked.is_payable or locked.checkout_session_id != order.checkout_session_id:
@@ -134,6 +140,20 @@ def unpaid_orders_close(*, user: AbstractBaseUser, price_id: str) -> Closed:
         if outcome is SessionOutcome.CLOSED:
             closed.orders.append(order)
     return closed
+
+
+def settling_order(*, user: AbstractBaseUser, price_id: str) -> Order | None:
+    """The customer's order of this price's product whose payment is still settling, if any:
+    buying it again now could charge them twice."""
+    return (
+        Order.objects.filter(
+            user=user,
+            status=S.PAYMENT_PROCESSING,
+            items__price__product__prices__id=price_id,
+        )
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def orders_replace(*, closed: Closed, by: Order, user: AbstractBaseUser) -> None:

@@ -11,13 +11,14 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from djstripe.models import Price
+from djstripe.models import Customer, Price
 
 from billing import stripe_api, sync
 from billing.services import customer_get_or_create
+from orders import wording
 from orders.models import PAID_STATES, Order, OrderItem
-from orders.services.cancellation import orders_replace, unpaid_orders_close
-from orders.services.payments import order_fulfil
+from orders.services.cancellation import orders_replace, settling_order, unpaid_orders_close
+from orders.services.payments import order_fulfil, session_payment_record
 from orders.services.state import CheckoutError, S, _record, _transition
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ def order_checkout_start(
     """
     repeat = Order.objects.filter(user=user, request_token=request_token).exists()
     stale = None if repeat else unpaid_orders_close(user=user, price_id=price_id)
+    if not repeat and (settling := settling_order(user=user, price_id=price_id)) is not None:
+        # Its payment may still arrive: a new order now could charge the customer twice.
+        raise CheckoutError(wording.PAYMENT_SETTLING, order=settling)
     order = order_create(
         user=user, price_id=price_id, quantity=quantity, request_token=request_token
     )
@@ -111,8 +115,50 @@ def _site_url(name: str, order: Order) -> str:
     return f"{settings.SITE_URL}{reverse(name, args=[order.public_id])}"
 
 
+def _no_such_customer(exc: stripe_api.StripeAPIError, customer_id: str) -> bool:
+    return exc.code == "resource_missing" and customer_id in exc.message
+
+
+def _customer_replace(*, user: AbstractBaseUser, gone: Customer) -> Customer:
+    """The user's Stripe customer was deleted in Stripe: mark it so in the mirror, unlink it
+    from the user, and create the next one (its own idempotency key: the first customer's key
+    would replay the deleted customer)."""
+    logger.warning("user %s: Stripe customer %s no longer exists; creating a new one",
+                   user.pk, gone.id)  # fmt: skip
+    sync.object_sync(object_type="customer", stripe_id=gone.id)
+    # The subscriber link is ours, not Stripe's data: the mirror's write path does not own it.
+    Customer.objects.filter(pk=gone.pk).update(subscriber=None)
+    started = sync.fetch_started()
+    created = stripe_api.create(
+        object_type="customer",
+        params={
+            "metadata": {"user_id": str(user.pk)},
+            **({"email": user.email} if getattr(user, "email", "") else {}),
+        },
+        idempotency_key=stripe_api.idempotency_key("customer", user.pk, "replacing", gone.id),
+    )
+    with transaction.atomic():
+        customer = sync.object_write(data=created, started_at=started).mirror
+        Customer.objects.filter(pk=customer.pk).update(subscriber=user)
+    customer.refresh_from_db()
+    return customer
+
+
 def _session_create(*, order: Order, attempt: int) -> dict[str, Any]:
     customer = customer_get_or_create(user=order.user)
+    if customer.date_purged is not None or customer.stripe_data.get("deleted"):
+        customer = _customer_replace(user=order.user, gone=customer)
+    try:
+        return _session_create_for(order=order, attempt=attempt, customer=customer)
+    except stripe_api.StripeAPIError as exc:
+        if not _no_such_customer(exc, customer.id):
+            raise
+    # Deleted in Stripe without our hearing of it yet: replace it and go on.
+    customer = _customer_replace(user=order.user, gone=customer)
+    return _session_create_for(order=order, attempt=attempt, customer=customer)
+
+
+def _session_create_for(*, order: Order, attempt: int, customer: Customer) -> dict[str, Any]:
     link = _link_metadata(order)
     params: dict[str, Any] = {
         "mode": order.mode,
@@ -136,8 +182,11 @@ def _session_create(*, order: Order, attempt: int) -> dict[str, Any]:
     session = stripe_api.create(
         object_type="checkout.session",
         params=params,
-        # Derived from the order and its attempt: a double submit gets the same session.
-        idempotency_key=stripe_api.idempotency_key("checkout.session", order.public_id, attempt),
+        # Derived from the order, its attempt and its customer: a double submit gets the same
+        # session; a replaced customer gets a new one.
+        idempotency_key=stripe_api.idempotency_key(
+            "checkout.session", order.public_id, attempt, customer.id
+        ),
     )
     return sync.object_write(data=session, started_at=started).obj
 
@@ -145,6 +194,9 @@ def _session_create(*, order: Order, attempt: int) -> dict[str, Any]:
 def _session_link(*, order: Order, session: dict[str, Any], attempt: int) -> Order:
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
+        # Every session the order created is its own payment, even one a racing request
+        # made for an attempt since replaced.
+        session_payment_record(order=locked, session=session, source="checkout")
         if locked.checkout_attempt != attempt or locked.checkout_session_id == session["id"]:
             return locked
         locked.checkout_session_id = session["id"]
@@ -177,16 +229,22 @@ def order_payment_start(*, order: Order) -> PaymentStep:
 
     Reuses the order's session while it is open (double submit, back from the cancel page);
     replaces it once it expired or failed, closing an almost-expired one first so two open
-    sessions never exist for one order. A session found paid is fulfilled instead.
+    sessions never exist for one order. A session found paid is fulfilled instead; while a
+    payment is settling (complete but unpaid) nothing is created and ``CheckoutError`` says so.
     """
     attempt = order.checkout_attempt
+    if order.status == S.PAYMENT_PROCESSING:
+        raise CheckoutError(wording.PAYMENT_SETTLING, order=order)
     if order.checkout_session_id:
         session = sync.object_sync(
             object_type="checkout.session", stripe_id=order.checkout_session_id
         ).obj
         if session.get("status") == "complete":
+            # Paid, or complete but unpaid (a bank debit settling: never start another).
             order_fulfil(session=session, source="pay again")
         order.refresh_from_db()
+        if order.status == S.PAYMENT_PROCESSING:
+            raise CheckoutError(wording.PAYMENT_SETTLING, order=order)
         if session.get("status") == "open":
             if session.get("expires_at", 0) > time.time() + SESSION_REUSE_MARGIN:
                 return PaymentStep(order=order, url=session["url"])

@@ -34,6 +34,7 @@ class TransitionRefused(Exception):
 # What a status change tells the customer when the caller names nothing more precise.
 KIND_FOR_STATUS: dict[str, str] = {
     S.AWAITING_PAYMENT: K.PAYMENT_RESTARTED,
+    S.PAYMENT_PROCESSING: K.PAYMENT_PROCESSING,
     S.PAID: K.PAID,
     S.FULFILLED: K.FULFILLED,
     S.PAYMENT_FAILED: K.PAYMENT_FAILED,

@@ -9,7 +9,7 @@ from django.db import transaction
 from djstripe.models import Subscription
 
 from billing import stripe_api, sync
-from orders.models import TRANSITIONS, Order
+from orders.models import TRANSITIONS, Order, OrderPayment
 from orders.selectors import subscription_period_end
 from orders.services.payments import _link_if_mirrored, _order_locked
 from orders.services.state import CheckoutError, K, S, _note, _transition
@@ -30,6 +30,16 @@ def order_subscription_sync(
         )
         if order is None:
             return why
+        # Only the order's own subscription (one its payment started) changes it: metadata
+        # naming the order is not enough (anyone with the API key can copy it).
+        own = order.subscription_id == subscription.get("id") or (
+            not order.subscription_id
+            and order.payments.filter(subscription_id=subscription.get("id"))
+            .exclude(flag=OrderPayment.Flag.UNEXPECTED)
+            .exists()
+        )
+        if not own:
+            return f"order {order.public_id}: subscription {subscription['id']} is not its own"
         _link_if_mirrored(order, "subscription", Subscription, subscription.get("id"))
         status = subscription.get("status")
         if status == "canceled" and S.CANCELED in TRANSITIONS[order.status]:

@@ -98,6 +98,13 @@ def _seed(stripe_emulator, webhook_endpoint, deliver_event) -> World:
         customer, price_id("usd", "month"), card="4242424242424242", emulator=stripe_emulator
     )
     declined = buy(customer, price_id("jpy"), card="4000000000000002", emulator=stripe_emulator)
+    # and a payment support must look at: a Payment Link style session naming the unpaid
+    # order, for another amount (recorded and flagged, not applied)
+    stray = stripe_api.create(object_type="checkout.session", params={
+        "mode": "payment", "line_items": [{"price": price_id("jpy"), "quantity": 2}],
+        "success_url": "https://example.com/ok", "client_reference_id": declined.public_id,
+    })  # fmt: skip
+    stripe_emulator.complete_checkout(stray.id)
     deliver_all_events(deliver_event)
     paid.refresh_from_db()
     refund = stripe_api.create(

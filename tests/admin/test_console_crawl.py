@@ -15,7 +15,7 @@ from django.urls import NoReverseMatch, reverse
 
 from billing import permissions
 from billing.admin_stripe import StripeObjectAdmin
-from orders.admin import OrderAdmin
+from orders.admin import OrderAdmin, OrderPaymentAdmin
 from tests.admin.conftest import SECRETS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,6 +62,10 @@ def crawl_pages(world) -> list[Page]:
             pages.append(
                 Page(f"{changelist}action/_cancel/{model._meta.model_name}/", model_admin, "gone")
             )
+        if isinstance(model_admin, OrderPaymentAdmin):
+            for value in ("yes", "no", "resolved", "unexpected", "amount_mismatch"):
+                pages.append(Page(f"{changelist}?flagged={value}", model_admin, "changelist"))
+            pages.append(Page(f"{changelist}?q={world.declined.number}", model_admin, "search"))
         if isinstance(model_admin, OrderAdmin):
             for order in (world.paid, world.subscription, world.declined):
                 pages.append(

@@ -26,7 +26,7 @@ from djstripe.models import (
 
 from billing import services, stripe_api, sync
 from billing.models import AuditEntry, InboundEvent, ResyncJob, WebhookDelivery
-from orders.models import Order, OrderHistory
+from orders.models import Order, OrderHistory, OrderPayment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # No page may need more than this, however many rows (a guard against slow creep too).
@@ -61,6 +61,15 @@ def pages(world) -> dict[str, str]:
     urls["order search by pi_"] = f"{orders}?q={paid.payment_intent_id}"
     urls["order search by email"] = f"{orders}?q=shopper@example.com"
     urls["order page"] = reverse("admin:orders_order_change", args=[quote(paid.public_id)])
+    payments = reverse("admin:orders_orderpayment_changelist")
+    urls["payment list"] = payments
+    urls["payment flagged"] = f"{payments}?flagged=yes"
+    urls["payment search"] = f"{payments}?q={world.declined.number}"
+    flagged = OrderPayment.objects.exclude(flag="").order_by("pk").first()
+    urls["payment page"] = reverse("admin:orders_orderpayment_change", args=[flagged.pk])
+    urls["declined order page"] = reverse(
+        "admin:orders_order_change", args=[quote(world.declined.public_id)]
+    )
     for model in ("inboundevent", "webhookdelivery", "objectsync", "auditentry", "resyncjob"):
         urls[f"{model} list"] = reverse(f"admin:billing_{model}_changelist")
     urls["event page"] = reverse("admin:billing_inboundevent_change", args=[quote(event.pk)])
@@ -161,6 +170,14 @@ def grow(world, staff) -> None:
                              mode="payment", currency="usd", amount_total=100,
                              payment_intent_id=paid.payment_intent_id if n == 0 else None,
                              customer_id=paid.customer_id)  # fmt: skip
+    # many payments, flagged and not, on the measured orders
+    OrderPayment.objects.bulk_create(
+        OrderPayment(order=order, kind="checkout_session", status="succeeded", amount=50,
+                     currency=order.currency, checkout_session_id=f"cs_grow_{order.pk}_{n}",
+                     source="test", flag="amount_mismatch" if n % 2 else "",
+                     flag_note="grown", resolved_by=staff.billing if n % 3 else None)
+        for order in (paid, world.declined) for n in range(GROWTH)
+    )  # fmt: skip
     # the measured event page gets many deliveries, the measured job many entries
     for _ in range(GROWTH):
         WebhookDelivery.objects.create(event=template, endpoint=world.endpoint,

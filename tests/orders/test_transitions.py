@@ -12,11 +12,16 @@ from orders.services import TransitionRefused, order_transition
 S = Order.Status
 # The definition, written out again on purpose: a change to the machine must change this too.
 ALLOWED = {
+    (S.AWAITING_PAYMENT, S.PAYMENT_PROCESSING),
     (S.AWAITING_PAYMENT, S.PAID),
     (S.AWAITING_PAYMENT, S.PAYMENT_FAILED),
     (S.AWAITING_PAYMENT, S.EXPIRED),
     (S.AWAITING_PAYMENT, S.CANCELED),
+    (S.PAYMENT_PROCESSING, S.PAID),
+    (S.PAYMENT_PROCESSING, S.PAYMENT_FAILED),
+    (S.PAYMENT_PROCESSING, S.CANCELED),
     (S.PAYMENT_FAILED, S.AWAITING_PAYMENT),
+    (S.PAYMENT_FAILED, S.PAYMENT_PROCESSING),
     (S.PAYMENT_FAILED, S.PAID),
     (S.PAYMENT_FAILED, S.EXPIRED),
     (S.PAYMENT_FAILED, S.CANCELED),

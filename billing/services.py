@@ -325,6 +325,24 @@ def customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
     customer = existing.order_by("created").first()
     if customer is not None:
         return customer
+    return _customer_create(user=user, key=stripe_api.idempotency_key("customer", user.pk))
+
+
+def customer_replace(*, user: AbstractBaseUser, gone: Customer) -> Customer:
+    """The user's Stripe customer was deleted in Stripe: mark it so in the mirror, unlink it
+    from the user, and create the next one (its own idempotency key: the first customer's key
+    would replay the deleted customer)."""
+    logger.warning("user %s: Stripe customer %s no longer exists; creating a new one",
+                   user.pk, gone.id)  # fmt: skip
+    sync.object_sync(object_type="customer", stripe_id=gone.id)
+    # The subscriber link is ours, not Stripe's data: the mirror's write path does not own it.
+    Customer.objects.filter(pk=gone.pk).update(subscriber=None)
+    return _customer_create(
+        user=user, key=stripe_api.idempotency_key("customer", user.pk, "replacing", gone.id)
+    )
+
+
+def _customer_create(*, user: AbstractBaseUser, key: str) -> Customer:
     started = sync.fetch_started()
     created = stripe_api.create(
         object_type="customer",
@@ -333,7 +351,7 @@ def customer_get_or_create(*, user: AbstractBaseUser) -> Customer:
             **({"email": user.email} if getattr(user, "email", "") else {}),
             **({"name": user.get_full_name()} if user.get_full_name() else {}),
         },
-        idempotency_key=stripe_api.idempotency_key("customer", user.pk),
+        idempotency_key=key,
     )
     with transaction.atomic():
         customer = sync.object_write(data=created, started_at=started).mirror

@@ -14,7 +14,7 @@ from django.urls import reverse
 from djstripe.models import Customer, Price
 
 from billing import stripe_api, sync
-from billing.services import customer_get_or_create
+from billing.services import customer_get_or_create, customer_replace
 from orders import wording
 from orders.models import PAID_STATES, Order, OrderItem
 from orders.services.cancellation import orders_replace, settling_order, unpaid_orders_close
@@ -119,42 +119,17 @@ def _no_such_customer(exc: stripe_api.StripeAPIError, customer_id: str) -> bool:
     return exc.code == "resource_missing" and customer_id in exc.message
 
 
-def _customer_replace(*, user: AbstractBaseUser, gone: Customer) -> Customer:
-    """The user's Stripe customer was deleted in Stripe: mark it so in the mirror, unlink it
-    from the user, and create the next one (its own idempotency key: the first customer's key
-    would replay the deleted customer)."""
-    logger.warning("user %s: Stripe customer %s no longer exists; creating a new one",
-                   user.pk, gone.id)  # fmt: skip
-    sync.object_sync(object_type="customer", stripe_id=gone.id)
-    # The subscriber link is ours, not Stripe's data: the mirror's write path does not own it.
-    Customer.objects.filter(pk=gone.pk).update(subscriber=None)
-    started = sync.fetch_started()
-    created = stripe_api.create(
-        object_type="customer",
-        params={
-            "metadata": {"user_id": str(user.pk)},
-            **({"email": user.email} if getattr(user, "email", "") else {}),
-        },
-        idempotency_key=stripe_api.idempotency_key("customer", user.pk, "replacing", gone.id),
-    )
-    with transaction.atomic():
-        customer = sync.object_write(data=created, started_at=started).mirror
-        Customer.objects.filter(pk=customer.pk).update(subscriber=user)
-    customer.refresh_from_db()
-    return customer
-
-
 def _session_create(*, order: Order, attempt: int) -> dict[str, Any]:
     customer = customer_get_or_create(user=order.user)
     if customer.date_purged is not None or customer.stripe_data.get("deleted"):
-        customer = _customer_replace(user=order.user, gone=customer)
+        customer = customer_replace(user=order.user, gone=customer)
     try:
         return _session_create_for(order=order, attempt=attempt, customer=customer)
     except stripe_api.StripeAPIError as exc:
         if not _no_such_customer(exc, customer.id):
             raise
     # Deleted in Stripe without our hearing of it yet: replace it and go on.
-    customer = _customer_replace(user=order.user, gone=customer)
+    customer = customer_replace(user=order.user, gone=customer)
     return _session_create_for(order=order, attempt=attempt, customer=customer)
 
 

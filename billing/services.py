@@ -359,10 +359,13 @@ def events_requeue(
     now = timezone.now()
     lease = timedelta(seconds=settings.BILLING_EVENT_LEASE_SECONDS)
     after = timedelta(seconds=settings.BILLING_EVENT_REQUEUE_AFTER_SECONDS)
-    stuck = Q(status=InboundEvent.Status.PROCESSING, claimed_at__lt=now - lease)
-    queryset = InboundEvent.objects.filter(_due(now) | stuck).filter(
-        Q(queued_at__isnull=True) | Q(queued_at__lte=now - after)
+    not_queued_lately = Q(queued_at__isnull=True) | Q(queued_at__lte=now - after)
+    # A claim past its lease is taken over at once, unless it was requeued since the claim
+    # (then its task gets ``after`` to start, like any other).
+    stuck = Q(status=InboundEvent.Status.PROCESSING, claimed_at__lt=now - lease) & (
+        not_queued_lately | Q(queued_at__lte=F("claimed_at"))
     )
+    queryset = InboundEvent.objects.filter((_due(now) & not_queued_lately) | stuck)
     if since is not None:
         queryset = queryset.filter(created__gte=since)
     if types:

@@ -22,8 +22,8 @@ from djstripe.models import Customer
 from billing import services, stripe_api
 from billing.models import InboundEvent
 from billing.tasks import process_event
-from tests.billing.test_processing import emitted
 from config.celery import app as celery_app
+from tests.billing.test_processing import emitted
 from tests.conftest import ROOT, events_final, signed_body, subprocess_env, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

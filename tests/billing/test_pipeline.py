@@ -299,7 +299,9 @@ def test_broker_down_while_webhooks_arrive_every_event_processed_once_without_a_
         results += deliver_all(url, secret, chunk)
         time.sleep(5)
     assert [status for status, _ in results] == [200] * 40
-    assert max(elapsed for _, elapsed in results) < 5
+    slowest = max(elapsed for _, elapsed in results)
+    print(f"slowest acknowledgement with the broker down: {slowest:.2f} s")
+    assert slowest < 2.0  # the publish attempt is bounded (about a second)
     assert InboundEvent.objects.filter(status=InboundEvent.Status.PENDING).count() == 40
     time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
     own_redis.start()

@@ -233,11 +233,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # not wait for it: the periodic requeue takes over a claim past its lease (see below).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
-    # Publishing from a web request must not hang on an unreachable broker: the event is
-    # stored, and the periodic requeue sends what could not be published.
-    "socket_connect_timeout": 1,
+    # Publishing from a web request must not hang on an unreachable or hung broker: the event
+    # is stored, and the periodic requeue sends what could not be published. Two tries of at
+    # most 0.5 s each (CELERY_TASK_PUBLISH_RETRY_POLICY). Workers read with the event loop,
+    # which these do not limit.
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 0.5,
 }
-CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
     "interval_start": 0,

@@ -373,14 +373,17 @@ def test_a_duplicate_of_a_pending_event_queues_it_again(client, webhook_endpoint
 
 @pytest.fixture
 def broker_down():
-    """The product's Celery app pointed at a broker nobody listens on (port 9, discard)."""
-    previous = celery_app.conf.broker_url
+    """The product's Celery app publishing to a broker nobody listens on (port 9, discard).
+
+    The write URL: CELERY_BROKER_URL in the environment (worker runs) wins over broker_url.
+    """
+    previous = celery_app.conf.broker_write_url
     celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = "redis://127.0.0.1:9/0"
+    celery_app.conf.broker_write_url = "redis://127.0.0.1:9/0"
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     yield
-    celery_app.conf.broker_url = previous
+    celery_app.conf.broker_write_url = previous
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     celery_app.conf.task_always_eager = True

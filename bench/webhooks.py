@@ -787,6 +787,7 @@ def child_setup(spec_path: str, out_path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REDIS_DB, BROKER_URL
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child-setup"]:
         child_setup(argv[1], argv[2])
@@ -801,7 +802,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-db", type=int, default=REDIS_DB, help="Redis db (flushed)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
     args = parser.parse_args(argv)
-    global REDIS_DB, BROKER_URL
     REDIS_DB = args.redis_db
     BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
 

@@ -19,6 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from djstripe.models import Customer, WebhookEndpoint
 
@@ -217,64 +218,105 @@ def delivery_accept(
         exc.endpoint = endpoint
         raise
 
-    created = _event_insert(fields=fields, payload_json=text)
-    requeue = not created and _duplicate_requeue(event_id=fields["id"])
-    WebhookDelivery.objects.create(
-        endpoint=endpoint,
-        endpoint_uuid=endpoint_uuid,
-        event_id=fields["id"],
-        outcome=(
-            WebhookDelivery.Outcome.ACCEPTED if created else WebhookDelivery.Outcome.DUPLICATE
-        ),
-        status_code=200,
-        body_size=len(body),
-        remote_ip=remote_ip,
-        signature_timestamp=datetime.fromtimestamp(signed_at, tz=UTC),
-    )
-    if created or requeue:
+    delivery = {
+        "endpoint": endpoint.pk,
+        "endpoint_uuid": endpoint_uuid,
+        "event": fields["id"],
+        "status_code": 200,
+        "body_size": len(body),
+        "remote_ip": remote_ip,
+        "signature_timestamp": datetime.fromtimestamp(signed_at, tz=UTC),
+    }
+    created = _event_insert(fields=fields, payload_json=text, delivery=delivery)
+    if created or _duplicate_requeue(event_id=fields["id"]):
         event_enqueue(event_id=fields["id"])
     return DeliveryAccepted(event_id=fields["id"], created=created)
 
 
-def _event_insert(*, fields: dict[str, Any], payload_json: str) -> bool:
+def _event_insert(
+    *, fields: dict[str, Any], payload_json: str, delivery: dict[str, Any] | None = None
+) -> bool:
     """``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id``: True when the event is new.
 
     One statement whatever the concurrency (two copies racing: one inserts, the other waits
     for it and inserts nothing). ``received_at`` is the database's clock, the one fetch times
-    are compared with (coalescing in ``billing.sync``). The payload is the signed body's
-    JSON text, stored as is.
+    are compared with (coalescing in ``billing.sync``). The payload is the signed body's JSON
+    text, stored as is. With ``delivery`` (the delivery log row's fields), the row is written
+    too, ``accepted`` or ``duplicate``: on PostgreSQL in the same statement (a CTE).
     """
-    model = InboundEvent
-    values: dict[str, Any] = {}
-    for field in model._meta.concrete_fields:
-        if field.name in ("received_at", "queued_at"):
-            continue
-        if field.name == "payload":
-            values[field.column] = payload_json
-        elif field.name in fields:
-            values[field.column] = field.get_db_prep_save(fields[field.name], connection)
-        else:
-            values[field.column] = field.get_db_prep_save(field.get_default(), connection)
     quote = connection.ops.quote_name
-    columns = [quote(column) for column in values]
-    placeholders = ["%s"] * len(values)
-    params = list(values.values())
-    if connection.vendor == "postgresql":
-        placeholders += ["clock_timestamp()", "clock_timestamp()"]
-    else:
-        now = model._meta.get_field("received_at").get_db_prep_save(timezone.now(), connection)
-        placeholders += ["%s", "%s"]
-        params += [now, now]
-    columns += [quote("received_at"), quote("queued_at")]
-    pk = quote(model._meta.pk.column)
-    # Identifiers come from the model's fields; every value is a parameter.
+    event_sql, event_params = _insert_values(InboundEvent, _event_values(fields, payload_json))
+    pk = quote(InboundEvent._meta.pk.column)
+    insert_event = f"{event_sql} ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}"
+    accepted, duplicate = WebhookDelivery.Outcome.ACCEPTED, WebhookDelivery.Outcome.DUPLICATE
+    # Identifiers come from the models' fields; every value is a parameter.
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-            f"VALUES ({', '.join(placeholders)}) ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}",
-            params,
-        )
-        return cursor.fetchone() is not None
+        if delivery is not None and connection.vendor == "postgresql":
+            values = {**_delivery_values(delivery), "outcome": None}
+            delivery_sql, delivery_params = _insert_values(WebhookDelivery, values)
+            outcome = "CASE WHEN EXISTS (SELECT 1 FROM new_event) THEN %s ELSE %s END"
+            # the outcome placeholder (last) becomes the CASE
+            head, _, _ = delivery_sql.rpartition("%s")
+            cursor.execute(
+                f"WITH new_event AS ({insert_event}) {head}{outcome}) RETURNING {quote('outcome')}",
+                [*event_params, *delivery_params[:-1], accepted, duplicate],
+            )
+            return cursor.fetchone()[0] == accepted
+        cursor.execute(insert_event, event_params)
+        created = cursor.fetchone() is not None
+    if delivery is not None:
+        values = {**_delivery_values(delivery), "outcome": accepted if created else duplicate}
+        sql, params = _insert_values(WebhookDelivery, values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    return created
+
+
+def _event_values(fields: dict[str, Any], payload_json: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in InboundEvent._meta.concrete_fields:
+        if field.name == "payload":
+            values[field.name] = RawSQL("%s", [payload_json])
+        elif field.name in ("received_at", "queued_at"):
+            values[field.name] = DATABASE_NOW
+        else:
+            values[field.name] = fields.get(field.name, field.get_default())
+    return values
+
+
+def _delivery_values(delivery: dict[str, Any]) -> dict[str, Any]:
+    values = {"received_at": DATABASE_NOW, "reason": ""}
+    for name, value in delivery.items():
+        values[WebhookDelivery._meta.get_field(name).attname] = value
+    return values
+
+
+DATABASE_NOW = object()  # clock_timestamp() on PostgreSQL, Python's clock elsewhere
+
+
+def _insert_values(model: type, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``INSERT INTO table (columns) VALUES (...)`` for ``values`` keyed by field name or
+    attname, each prepared as the ORM would (the raw payload text passed as is)."""
+    quote = connection.ops.quote_name
+    columns, placeholders, params = [], [], []
+    for name, value in values.items():
+        field = next(f for f in model._meta.concrete_fields if name in (f.name, f.attname))
+        columns.append(quote(field.column))
+        if value is DATABASE_NOW and connection.vendor == "postgresql":
+            placeholders.append("clock_timestamp()")
+            continue
+        if value is DATABASE_NOW:
+            value = timezone.now()
+        if isinstance(value, RawSQL):
+            params.extend(value.params)
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+        placeholders.append("%s")
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(placeholders)})"
+    )
+    return sql, params
 
 
 def _duplicate_requeue(*, event_id: str) -> bool:

@@ -952,6 +952,18 @@ def _resync_job_end(*, job: ResyncJob, status: str, error: str = "") -> ResyncJo
 
 
 def _not_requeued_reason(event: InboundEvent) -> str:
+    if event.status == InboundEvent.Status.RETRYING:
+        when = f" at {event.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" if event.next_attempt_at else ""
+        return (
+            f"not requeued: waiting for its retry{when} (attempt {event.attempts + 1} of "
+            f"{settings.BILLING_EVENT_MAX_ATTEMPTS}); it runs then, and a second chain of "
+            "attempts is never started"
+        )
+    if event.status == InboundEvent.Status.PROCESSING:
+        return (
+            "not requeued: a worker is processing it now; if that worker died, it is taken "
+            f"over once its claim is {settings.BILLING_EVENT_LEASE_SECONDS:.0f} s old"
+        )
     when = f" on {event.processed_at:%Y-%m-%d %H:%M} UTC" if event.processed_at else ""
     if event.status == InboundEvent.Status.IGNORED:
         return (

@@ -191,3 +191,24 @@ def test_process_events_pending_requeues_only_lost_or_stuck_ones(
     with django_capture_on_commit_callbacks(execute=False) as again:
         call_command("stripe_process_events", "--pending")
     assert len(again) == 0
+
+
+@pytest.mark.django_db
+def test_reprocess_of_an_event_in_backoff_or_claimed_says_why_and_queues_nothing(
+    client, staff, django_capture_on_commit_callbacks
+):
+    staff.user_permissions.add(Permission.objects.get(codename="reprocess_inboundevent"))
+    later = timezone.now() + timedelta(minutes=5)
+    waiting = make_event(1, status=InboundEvent.Status.RETRYING, attempts=2, next_attempt_at=later)
+    claimed = make_event(2, status=InboundEvent.Status.PROCESSING, claimed_at=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = post_reprocess(client, waiting, claimed)
+
+    assert len(queued) == 0
+    page = client.get(response.url)
+    assert b"waiting for its retry" in page.content
+    assert b"attempt 3 of" in page.content
+    assert b"a worker is processing it now" in page.content
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.next_attempt_at) == ("retrying", later)

@@ -14,13 +14,19 @@
 3. Burst. One customer updated 10 times in fakestripe; its 10 real ``customer.updated``
    events are delivered concurrently; API calls it cost, beside the 10 (1 per event) that a
    fetch-per-event pipeline makes.
+4. Storm. Stripe answers 429 past 10 requests/s (``--storm-rate-limit``; test mode allows 25)
+   and a 500 to a share of the rest (``--storm-error-rate``, 30%) while S events for S customers arrive: the time from the
+   first send until every event is processed, with the production retry settings, and what
+   the product met (429s, 500s, attempts per event).
 
     .venv/bin/python bench/webhooks.py [--seconds 15] [--warmup 2] [--connections 16]
-                                       [--events 300] [--keep-logs]
+                                       [--events 300] [--storm-events 200] [--redis-db 13]
+                                       [--keep-logs]
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and Redis on 127.0.0.1:6379.
-It creates and drops its own database, uses Redis db 13 (flushed before and after), starts
-fakestripe, gunicorn and Celery itself, and stops them all on exit, error or Ctrl-C.
+It creates and drops its own database, uses Redis db 13 (``--redis-db``; flushed before and
+after), starts fakestripe, gunicorn and Celery itself with DEBUG off, and stops them all on
+exit, error or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ from bench._support import (  # noqa: E402
 )
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
-REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 13
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_DB = 13  # --redis-db
 BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
 API_VERSION = "2026-08-26.dahlia"  # settings.STRIPE_API_VERSION's default
 GUNICORN_WORKERS = 4
@@ -238,6 +245,8 @@ class Bench:
                 "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
                 "DJANGO_SECURE_SSL_REDIRECT": "false",
                 "DJANGO_LOG_LEVEL": "WARNING",
+                # One gunicorn machine: django-ratelimit's counters may stay per process.
+                "DJANGO_SILENCED_SYSTEM_CHECKS": "django_ratelimit.E003",
                 "DATABASE_URL": f"postgres://postgres@{PG_HOST}:{PG_PORT}/{self.dbname}",
                 "DATABASE_CONN_MAX_AGE": "60",
                 "CELERY_BROKER_URL": BROKER_URL,
@@ -246,6 +255,10 @@ class Bench:
                 "STRIPE_SECRET_KEY": self.key,
                 "GUNICORN_ACCESS_LOG": "0",
                 "GUNICORN_WORKERS": str(GUNICORN_WORKERS),
+                # No worker recycling mid-run (gunicorn.conf.py's default is every ~1,000
+                # requests): a restart's seconds would land in whichever receiver answers
+                # more requests, and measure Django's start-up rather than its intake.
+                "GUNICORN_MAX_REQUESTS": "0",
                 **extra,
             }
         )
@@ -298,7 +311,7 @@ class Bench:
         )
 
         # Customers: 200 for the intake runs, M for the end-to-end run, 1 for the burst.
-        wanted = PHASE1_CUSTOMERS + self.args.events + 1
+        wanted = PHASE1_CUSTOMERS + self.args.events + 1 + self.args.storm_events
         self.fake.call("POST", "/_fake/bulk/customers", {"count": wanted})
         customers = self.fake.customers()
         if len(customers) != wanted:
@@ -495,6 +508,54 @@ class Bench:
             "coalesced": sum(1 for _, outcome in rows if "coalesced" in outcome),
         }
 
+    # -- phase 4: a 429/500 storm
+
+    def storm(self, port: int, workers: list[str]) -> dict:
+        secret, endpoint = self.endpoints["product"]["secret"], self.endpoints["product"]["uuid"]
+        path = f"/stripe/webhook/{endpoint}/"
+        first = PHASE1_CUSTOMERS + self.args.events + 1
+        pool = self.customer_json[first : first + self.args.storm_events]
+        self.fake.stats_reset()
+        self.fake.call(
+            "POST",
+            "/_fake/faults",
+            {"rate_limit": self.args.storm_rate_limit, "error_rate": self.args.storm_error_rate},
+        )
+        try:
+            start = time.perf_counter()
+            sent = run_load(
+                "127.0.0.1",
+                port,
+                [delivery(path, customer_updated(f"evt_storm_{n}", c), secret)
+                 for n, c in enumerate(pool)],
+                threads=self.args.connections,
+            )  # fmt: skip
+            acked = time.perf_counter()
+            if sent.errors:
+                raise BenchError(f"storm: {sent.errors} deliveries refused: {sent.samples}")
+            done, counts = wait_processed(
+                self.dbname, "evt_storm_", len(pool), 900, self.procs, ["gunicorn-e2e", *workers]
+            )
+        finally:
+            self.fake.call("DELETE", "/_fake/faults")
+        stats = self.fake.stats()
+        with pg_connect(self.dbname) as conn:
+            attempts = conn.execute(
+                "SELECT sum(attempts), max(attempts) FROM billing_inboundevent "
+                "WHERE id LIKE 'evt_storm_%%'"
+            ).fetchone()
+        return {
+            "events": len(pool),
+            "acked_s": acked - start,
+            "done_s": done - start,
+            "ack_p99_ms": sent.ms(99),
+            "counts": counts,
+            "api_calls": stats["total"],
+            "by_status": stats["by_status"],
+            "attempts": int(attempts[0] or 0),
+            "max_attempts": int(attempts[1] or 0),
+        }
+
     # -- run
 
     def run(self) -> None:
@@ -520,9 +581,10 @@ class Bench:
         workers = self.celery_start()
         e2e = self.end_to_end(port, workers)
         burst = self.burst(port, workers)
-        self.report(intake, e2e, burst, time.perf_counter() - started)
+        storm = self.storm(port, workers) if self.args.storm_events else None
+        self.report(intake, e2e, burst, storm, time.perf_counter() - started)
 
-    def report(self, intake: dict, e2e: dict, burst: dict, wall: float) -> None:
+    def report(self, intake: dict, e2e: dict, burst: dict, storm: dict | None, wall: float):
         a = self.args
         p, d = intake["product"]["result"], intake["djstripe"]["result"]
         print(
@@ -607,6 +669,31 @@ class Bench:
             f"{djs['api_calls'] / max(1, djs['sent']):.2f} API calls per customer.updated delivery)"
         )
         print()
+        if storm:
+            by_status = storm["by_status"]
+            print(
+                f"Storm: {storm['events']} customer.updated events for as many customers while "
+                f"Stripe answers 429 past {self.args.storm_rate_limit} requests/s and 500 to "
+                f"{self.args.storm_error_rate:.0%} of the rest (production retry settings)"
+            )
+            print(
+                f"  all acknowledged after {storm['acked_s']:.2f} s (p99 {storm['ack_p99_ms']:.1f}"
+                f" ms), all processed after {storm['done_s']:.2f} s (end to end)"
+            )
+            print(
+                f"  Stripe answered {by_status.get('429', 0)} x 429, {by_status.get('500', 0)} x "
+                f"500, {by_status.get('200', 0)} x 200 ({storm['api_calls']} calls); "
+                f"{storm['attempts']} processing attempts ({storm['attempts'] / storm['events']:.2f}"
+                f" per event, at most {storm['max_attempts']}); final: {storm['counts']}"
+            )
+            print()
+        target_rate = p.rate >= 5 * d.rate
+        target_p99 = d.ok and p.ms(99) <= d.ms(99) / 5
+        print(
+            f"target: acks/s >= 5x dj-stripe's: {'met' if target_rate else 'NOT met'} "
+            f"(x{ratio_rate:.2f}); p99 <= 1/5 of dj-stripe's: "
+            f"{'met' if target_p99 else 'NOT met'} (x{ratio_p99:.2f})"
+        )
         print(f"(wall time {wall:.0f} s)")
 
     def cleanup(self) -> None:
@@ -704,6 +791,7 @@ def child_setup(spec_path: str, out_path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global REDIS_DB, BROKER_URL
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child-setup"]:
         child_setup(argv[1], argv[2])
@@ -713,8 +801,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--events", type=int, default=300, help="end-to-end events")
+    parser.add_argument("--storm-events", type=int, default=200, help="storm events (0: none)")
+    parser.add_argument("--storm-error-rate", type=float, default=0.3)
+    parser.add_argument("--storm-rate-limit", type=int, default=10, help="requests/s, then 429")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB, help="Redis db (flushed)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
     args = parser.parse_args(argv)
+    REDIS_DB = args.redis_db
+    BROKER_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
 
     # SIGTERM unwinds like Ctrl-C, so everything started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

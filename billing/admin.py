@@ -5,7 +5,15 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from billing import admin_stripe, admin_views, display, permissions, selectors, services
-from billing.models import AuditEntry, InboundEvent, ObjectSync, ResyncJob, WebhookDelivery
+from billing.models import (
+    AuditEntry,
+    InboundEvent,
+    ObjectSync,
+    ResyncJob,
+    WebhookDelivery,
+    WebhookRejectCount,
+    WebhookRejectSample,
+)
 from billing.templatetags.console import masked
 
 
@@ -62,7 +70,8 @@ class InboundEventAdmin(ReadOnlyAdmin):
     readonly_fields = (
         "id", "type", "object", "status", "outcome", "attempts", "error", "api_version",
         "livemode", "created", "received_at", "last_attempt_at", "next_attempt_at",
-        "processed_at", "request_id", "idempotency_key", "payload_json",
+        "claimed_at", "queued_at", "processed_at", "request_id", "idempotency_key",
+        "payload_json",
     )  # fmt: skip
     fieldsets = [
         (None, {"fields": ("id", "type", "object", "status", "outcome", "attempts", "error")}),
@@ -74,6 +83,8 @@ class InboundEventAdmin(ReadOnlyAdmin):
                     "received_at",
                     "last_attempt_at",
                     "next_attempt_at",
+                    "claimed_at",
+                    "queued_at",
                     "processed_at",
                 )
             },
@@ -122,12 +133,35 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     search_fields = ("=event__id", "=endpoint_uuid", "reason")
     search_help_text = "An event id (evt_...), an endpoint uuid, or words of the rejection reason."
     list_select_related = ("event",)
-    exclude = ("body",)
-    readonly_fields = [f.name for f in WebhookDelivery._meta.fields if f.name != "body"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
     show_full_result_count = False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("event", "endpoint")
+
+
+@admin.register(WebhookRejectCount)
+class WebhookRejectCountAdmin(ReadOnlyAdmin):
+    """Refused POSTs to webhook URLs, counted per endpoint, kind and minute."""
+
+    list_display = ("minute", "endpoint_uuid", "reason", "status_code", "count")
+    list_filter = ("reason", "status_code")
+    search_fields = ("=endpoint_uuid",)
+    search_help_text = "An endpoint uuid (the last part of its webhook URL)."
+    date_hierarchy = "minute"
+    readonly_fields = [f.name for f in WebhookRejectCount._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(WebhookRejectSample)
+class WebhookRejectSampleAdmin(ReadOnlyAdmin):
+    """The most recent refusals in detail (no bodies are kept)."""
+
+    list_display = ("received_at", "status_code", "reason", "endpoint_uuid", "remote_ip", "detail")
+    list_filter = ("reason", "status_code")
+    search_fields = ("=endpoint_uuid", "detail")
+    search_help_text = "An endpoint uuid, or words of the refusal."
+    readonly_fields = [f.name for f in WebhookRejectSample._meta.fields]
 
 
 @admin.register(ObjectSync)

@@ -8,20 +8,25 @@ Rules this module keeps (see DESIGN.md):
   ordering guard;
 - a fetch that started after an event was received already reflects that event, so a burst of
   events for one object costs one fetch, not one each (coalescing);
-- an event's effects happen once: the event row is locked and its status checked in the
-  transaction that applies them; handlers are idempotent themselves as a second layer.
+- an event's effects happen once: a run claims the event with a conditional UPDATE (a lease),
+  and the claim is checked again, row locked, in the transaction that applies the effects;
+  handlers are idempotent themselves as a second layer;
+- retries follow the event's own ``attempts`` and ``next_attempt_at``, never the task's: a
+  run for an event that is not due does nothing, so requeuing cannot start a second chain.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing import sync
@@ -96,23 +101,77 @@ def subscribed_event_types() -> list[str]:
 # --- Processing one event -------------------------------------------------------------------
 
 
+def retry_delay(attempt: int) -> float:
+    """Exponential backoff after the ``attempt``-th failure: base, 2x base ... capped at 1 h."""
+    return min(settings.BILLING_EVENT_RETRY_BASE_SECONDS * 2 ** (attempt - 1), 3600.0)
+
+
 def process(event_id: str) -> str:
-    """Process one stored event exactly once; return its resulting status.
+    """Process one stored event exactly once; return what this run did.
 
     Three steps, so no transaction or lock is held while Stripe is called:
-    1. claim: a short look at the event (skip it if final; types nobody handles and events
-       without an object finish here);
+    1. claim: one conditional UPDATE makes the event ``processing`` with this run's claim
+       time, only if it is due (pending, or retrying with its retry time passed) or its
+       previous claim is older than the lease (that worker died). Any other run of the task
+       for this event (a duplicate, a requeue, a retry not yet due) changes nothing and
+       returns at once: one chain of attempts per event, whatever is queued;
     2. fetch the object from Stripe with the registered expansions, outside any transaction,
        unless a fetch that started after this event was received already wrote the mirror;
-    3. one short transaction: the event row locked and checked again (a concurrent copy of
-       this task may have finished it), the mirror written through the ordering guard
-       (``billing.sync``), the handler run, the outcome recorded.
-    Raises on failure (the caller records it and schedules a retry); the mirror writes and
-    business effects of the attempt are rolled back with it.
+    3. one short transaction: the event row locked and the claim checked again (a claim
+       taken over after the lease expired loses), the mirror written through the ordering
+       guard (``billing.sync``), the handler run, the outcome recorded.
+    A failure keeps its traceback on the event, counts an attempt and sets the next attempt
+    time from the event's own ``attempts`` (``failed`` once BILLING_EVENT_MAX_ATTEMPTS are
+    spent); the retry is queued for then. The failed attempt's writes are rolled back.
     """
-    event = _claim(event_id)
-    if event.is_final:
-        return event.status
+    claimed_at = _claim(event_id)
+    if claimed_at is None:
+        return "skipped: not due, already claimed or final"
+    try:
+        return _run(event_id, claimed_at)
+    except Exception as exc:
+        return _failure_record(event_id=event_id, claimed_at=claimed_at, exc=exc)
+
+
+def _claim(event_id: str) -> datetime | None:
+    """Take the event for this run (see ``process``); None when it is not this run's."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.BILLING_EVENT_LEASE_SECONDS)
+    due = Q(status__in=(InboundEvent.Status.PENDING, InboundEvent.Status.RETRYING)) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    stuck = Q(status=InboundEvent.Status.PROCESSING, claimed_at__lt=now - lease)
+    queryset = InboundEvent.objects.filter(pk=event_id)
+    if queryset.filter(due).update(status=InboundEvent.Status.PROCESSING, claimed_at=now):
+        return now
+    # A claim past its lease: the worker that held it died mid-attempt (kill -9, OOM). The
+    # lost attempt counts, so an event that kills its worker each time still ends "failed".
+    taken_over = queryset.filter(stuck).update(
+        status=InboundEvent.Status.PROCESSING,
+        claimed_at=now,
+        attempts=F("attempts") + 1,
+        last_error=(
+            f"lease expired: the worker that claimed this event did not finish within "
+            f"{settings.BILLING_EVENT_LEASE_SECONDS} s (killed?); taken over at {now:%H:%M:%S}"
+        ),
+    )
+    if taken_over:
+        logger.warning("event %s: previous claim past its lease; taking it over", event_id)
+        return now
+    return None
+
+
+def _run(event_id: str, claimed_at: datetime) -> str:
+    event = InboundEvent.objects.get(pk=event_id)
+    started = timezone.now()
+    if event.type not in HANDLERS:
+        return _finish_claimed(
+            event, claimed_at, InboundEvent.Status.IGNORED, "no handler registered for this type"
+        )
+    if not event.object_id:
+        return _finish_claimed(
+            event, claimed_at, InboundEvent.Status.PROCESSED, "event has no object to fetch"
+        )
 
     reused = sync.coalesced(
         object_type=event.object_type,
@@ -127,9 +186,8 @@ def process(event_id: str) -> str:
 
     with transaction.atomic():
         event = InboundEvent.objects.select_for_update().get(pk=event_id)
-        if event.is_final:
-            return event.status
-        started = timezone.now()
+        if not _holds(event, claimed_at):
+            return "skipped: the claim was taken over after its lease expired"
         synced = reused or sync.object_write(
             data=fetched.data, started_at=fetched.started_at, expand=fetched.expand
         )
@@ -151,20 +209,17 @@ def process(event_id: str) -> str:
         return event.status
 
 
-def _claim(event_id: str) -> InboundEvent:
-    """Finish at once what needs no Stripe object; otherwise hand the event on to fetch."""
+def _holds(event: InboundEvent, claimed_at: datetime) -> bool:
+    return event.status == InboundEvent.Status.PROCESSING and event.claimed_at == claimed_at
+
+
+def _finish_claimed(event: InboundEvent, claimed_at: datetime, status: str, outcome: str) -> str:
     with transaction.atomic():
-        event = InboundEvent.objects.select_for_update().get(pk=event_id)
-        if event.is_final:
-            return event
-        started = timezone.now()
-        if event.type not in HANDLERS:
-            _finish(
-                event, InboundEvent.Status.IGNORED, "no handler registered for this type", started
-            )
-        elif not event.object_id:
-            _finish(event, InboundEvent.Status.PROCESSED, "event has no object to fetch", started)
-        return event
+        locked = InboundEvent.objects.select_for_update().get(pk=event.pk)
+        if not _holds(locked, claimed_at):
+            return "skipped: the claim was taken over after its lease expired"
+        _finish(locked, status, outcome, timezone.now())
+        return locked.status
 
 
 def _finish(event: InboundEvent, status: str, outcome: str, started: datetime) -> None:
@@ -173,6 +228,7 @@ def _finish(event: InboundEvent, status: str, outcome: str, started: datetime) -
     event.processed_at = timezone.now()
     event.last_attempt_at = started
     event.next_attempt_at = None
+    event.claimed_at = None
     event.save(
         update_fields=[
             "status",
@@ -181,18 +237,43 @@ def _finish(event: InboundEvent, status: str, outcome: str, started: datetime) -
             "last_attempt_at",
             "next_attempt_at",
             "attempts",
+            "claimed_at",
         ]
     )
 
 
-def failure_record(
-    *, event_id: str, error: str, final: bool, next_attempt_at: datetime | None
-) -> None:
-    """Keep the traceback of a failed attempt; mark the event failed when retries are spent."""
-    InboundEvent.objects.filter(pk=event_id).exclude(status__in=InboundEvent.FINAL).update(
-        attempts=F("attempts") + 1,
-        last_error=error,
-        last_attempt_at=timezone.now(),
-        next_attempt_at=None if final else next_attempt_at,
-        status=InboundEvent.Status.FAILED if final else InboundEvent.Status.RETRYING,
-    )
+def _failure_record(*, event_id: str, claimed_at: datetime, exc: Exception) -> str:
+    """Count the failed attempt on the event, keep its traceback, and queue the retry for
+    when it is due; ``failed`` once the attempts are spent. Only the claim's holder records."""
+    from billing import services
+
+    error = traceback.format_exc()
+    with transaction.atomic():
+        event = (
+            InboundEvent.objects.select_for_update()
+            .only("status", "claimed_at", "attempts")
+            .get(pk=event_id)
+        )
+        if not _holds(event, claimed_at):
+            return "skipped: the claim was taken over after its lease expired"
+        attempt = event.attempts + 1
+        final = attempt >= settings.BILLING_EVENT_MAX_ATTEMPTS
+        delay = retry_delay(attempt)
+        next_at = None if final else timezone.now() + timedelta(seconds=delay)
+        InboundEvent.objects.filter(pk=event_id).update(
+            attempts=attempt,
+            last_error=error,
+            last_attempt_at=claimed_at,
+            next_attempt_at=next_at,
+            queued_at=next_at,
+            claimed_at=None,
+            status=InboundEvent.Status.FAILED if final else InboundEvent.Status.RETRYING,
+        )
+        if final:
+            logger.error("event %s failed after %s attempts: %s", event_id, attempt, exc)
+            return InboundEvent.Status.FAILED
+        logger.warning(
+            "event %s attempt %s failed (%s); retry in %.1fs", event_id, attempt, exc, delay
+        )
+        services.event_enqueue(event_id=event_id, countdown=delay)
+    return InboundEvent.Status.RETRYING

@@ -15,6 +15,7 @@ class InboundEvent(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
+        PROCESSING = "processing", "processing (claimed by a worker)"
         RETRYING = "retrying", "retrying after an error"
         PROCESSED = "processed", "processed"
         IGNORED = "ignored", "ignored (no handler)"
@@ -43,6 +44,13 @@ class InboundEvent(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # The lease: when a worker claimed the event (status "processing"). A claim older than
+    # BILLING_EVENT_LEASE_SECONDS belongs to a worker that died; the periodic requeue hands the
+    # event to another. The claim time is also the claim's identity: only its holder finishes.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a task was last published for the event (or its retry is due); None when a publish
+    # failed (broker down), so the next periodic requeue sends it at once.
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "-received_at"]
@@ -58,7 +66,11 @@ class InboundEvent(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """Every POST to a webhook URL: accepted, duplicate or rejected (the delivery log)."""
+    """Every accepted POST to a webhook URL: a new event or a duplicate (the delivery log).
+
+    The event's JSON is stored once, on ``InboundEvent.payload``. Refused POSTs are counted
+    in ``WebhookRejectCount`` (rows marked rejected here predate that and age out by pruning).
+    """
 
     class Outcome(models.TextChoices):
         ACCEPTED = "accepted", "accepted (new event)"
@@ -86,8 +98,6 @@ class WebhookDelivery(models.Model):
     status_code = models.PositiveSmallIntegerField()
     reason = models.TextField(blank=True, help_text="Why it was rejected")
     body_size = models.PositiveIntegerField(default=0)
-    # The raw body exactly as signed; kept for accepted deliveries until the retention period.
-    body = models.BinaryField(null=True, blank=True, editable=False)
     signature_timestamp = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -96,6 +106,52 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.status_code} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class WebhookRejectCount(models.Model):
+    """Refused POSTs to webhook URLs, counted per endpoint uuid, kind of refusal and minute.
+
+    Anyone can POST to the URLs, so a refusal costs one upsert, never a row per request.
+    """
+
+    endpoint_uuid = models.UUIDField(help_text="The endpoint uuid in the URL it was sent to")
+    reason = models.CharField(max_length=32, help_text="The kind of refusal")
+    status_code = models.PositiveSmallIntegerField()
+    minute = models.DateTimeField(help_text="The minute (UTC) the refusals fell in")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute", "endpoint_uuid", "reason"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint_uuid", "reason", "minute"], name="webhook_reject_count_once"
+            ),
+        ]
+        indexes = [models.Index(fields=["minute"], name="webhook_reject_minute")]
+        verbose_name = "rejected webhook count"
+
+    def __str__(self) -> str:
+        return f"{self.count} x {self.reason} on {self.endpoint_uuid} at {self.minute:%H:%M}"
+
+
+class WebhookRejectSample(models.Model):
+    """A few recent refused POSTs in detail (never their bodies): the first few of each kind
+    per endpoint and minute, the newest ``REJECT_SAMPLES`` kept."""
+
+    endpoint_uuid = models.UUIDField()
+    reason = models.CharField(max_length=32)
+    detail = models.TextField(blank=True, help_text="Why it was refused, in words")
+    status_code = models.PositiveSmallIntegerField()
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    remote_ip = models.GenericIPAddressField(null=True, blank=True)
+    body_size = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        verbose_name = "rejected webhook sample"
+
+    def __str__(self) -> str:
+        return f"{self.status_code} {self.reason} at {self.received_at:%Y-%m-%d %H:%M:%S}"
 
 
 class WebhookSecret(models.Model):

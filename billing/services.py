@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,92 +17,157 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from djstripe.models import Customer, WebhookEndpoint
 
 from billing import events, metadata, permissions, stripe_api, sync
-from billing.models import AuditEntry, InboundEvent, ResyncJob, WebhookDelivery, WebhookSecret
+from billing.models import (
+    AuditEntry,
+    InboundEvent,
+    ResyncJob,
+    WebhookDelivery,
+    WebhookRejectCount,
+    WebhookRejectSample,
+    WebhookSecret,
+)
 
 logger = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BODY = 1024 * 1024
-# A duplicate delivery of an event still pending after this long re-enqueues it: its first
-# task was probably lost (broker outage between commit and publish).
-STALE_PENDING = timedelta(minutes=5)
+# A duplicate delivery of an event still waiting to be processed queues it again, unless a
+# task was queued for it this recently (concurrent copies of one delivery queue one task).
+DUPLICATE_REQUEUE_AFTER = timedelta(seconds=5)
+# Refused deliveries kept in detail: the first few of each kind per endpoint and minute, and
+# at most this many in all (the newest).
+REJECT_SAMPLES = 100
+REJECT_SAMPLES_PER_MINUTE = 5
 
 
 # --- Webhook intake -------------------------------------------------------------------------
 
 
 class DeliveryRejected(Exception):
-    def __init__(self, status: int, reason: str, endpoint: WebhookEndpoint | None = None):
+    def __init__(
+        self, status: int, reason: str, code: str, endpoint: WebhookEndpoint | None = None
+    ):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.code = code  # the kind of refusal, counted per endpoint and minute
         self.endpoint = endpoint  # the endpoint it was sent to, when known
 
 
 @dataclass(frozen=True)
 class DeliveryAccepted:
-    event: InboundEvent
+    event_id: str
     created: bool
 
 
 def _event_fields(payload: dict[str, Any]) -> dict[str, Any]:
     """Validate the shape of a Stripe event and pick what the inbox indexes."""
     if not isinstance(payload, dict) or payload.get("object") != "event":
-        raise DeliveryRejected(400, "body is not a Stripe event object")
+        raise DeliveryRejected(400, "body is not a Stripe event object", "not_an_event")
     event_id, event_type = payload.get("id"), payload.get("type")
     created, data = payload.get("created"), payload.get("data")
-    if not (isinstance(event_id, str) and event_id.startswith("evt_")):
-        raise DeliveryRejected(400, "event has no valid id")
-    if not isinstance(event_type, str) or not event_type:
-        raise DeliveryRejected(400, "event has no type")
+    if not (isinstance(event_id, str) and event_id.startswith("evt_")) or len(event_id) > 255:
+        raise DeliveryRejected(400, "event has no valid id", "not_an_event")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 255:
+        raise DeliveryRejected(400, "event has no type", "not_an_event")
     if not isinstance(created, int) or not isinstance(data, dict):
-        raise DeliveryRejected(400, "event has no created time or data")
+        raise DeliveryRejected(400, "event has no created time or data", "not_an_event")
     obj = data.get("object") if isinstance(data.get("object"), dict) else {}
     request = payload.get("request") if isinstance(payload.get("request"), dict) else {}
     return {
+        "id": event_id,
         "type": event_type,
-        "api_version": payload.get("api_version") or "",
+        "api_version": str(payload.get("api_version") or "")[:64],
         "livemode": bool(payload.get("livemode")),
         "created": datetime.fromtimestamp(created, tz=UTC),
-        "object_type": str(obj.get("object") or ""),
-        "object_id": str(obj.get("id") or ""),
-        "request_id": request.get("id") or "",
-        "idempotency_key": request.get("idempotency_key") or "",
-        "payload": payload,
+        "object_type": str(obj.get("object") or "")[:64],
+        "object_id": str(obj.get("id") or "")[:255],
+        "request_id": str(request.get("id") or "")[:255],
+        "idempotency_key": str(request.get("idempotency_key") or "")[:255],
     }
 
 
-def endpoint_secrets(endpoint: WebhookEndpoint) -> list[str]:
-    """The current secret, then rotated-out ones still inside their overlap."""
+def endpoint_secrets(endpoint: WebhookEndpoint) -> Iterator[str]:
+    """The current secret, then rotated-out ones still inside their overlap.
+
+    Lazy: the rotated-out secrets are read only when the current one does not verify, so an
+    ordinary delivery costs no query for them.
+    """
+    yield endpoint.secret
     previous = WebhookSecret.objects.filter(endpoint=endpoint, expires_at__gt=timezone.now())
-    return [endpoint.secret, *previous.values_list("secret", flat=True)]
+    yield from previous.values_list("secret", flat=True)
+
+
+def _signature_code(reason: str) -> str:
+    if reason.startswith("missing"):
+        return "missing_signature"
+    if "future" in reason:
+        return "future_timestamp"
+    if "tolerance" in reason:
+        return "stale_timestamp"
+    return "bad_signature"
 
 
 def delivery_reject(
     *,
     endpoint_uuid: uuid.UUID,
-    endpoint: WebhookEndpoint | None,
     status: int,
+    code: str,
     reason: str,
     body_size: int,
     remote_ip: str | None,
 ) -> None:
-    """Log a refused delivery: who, where, why; never its body."""
-    WebhookDelivery.objects.create(
-        endpoint=endpoint,
-        endpoint_uuid=endpoint_uuid,
-        outcome=WebhookDelivery.Outcome.REJECTED,
-        status_code=status,
-        reason=reason[:1000],
-        body_size=body_size,
-        remote_ip=remote_ip,
-    )
+    """Count a refused delivery (endpoint, kind, minute); keep a few in detail, never a body.
+
+    Anyone can POST to a webhook URL: a refusal costs one upsert, and the detailed samples
+    are bounded (``REJECT_SAMPLES_PER_MINUTE`` of a kind per endpoint and minute,
+    ``REJECT_SAMPLES`` in all).
+    """
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    table = connection.ops.quote_name(WebhookRejectCount._meta.db_table)
+    # The table name comes from the model; every value is a parameter.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (endpoint_uuid, reason, status_code, minute, count) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, 1) ON CONFLICT (endpoint_uuid, reason, minute) "
+            f"DO UPDATE SET count = {table}.count + 1 RETURNING count",
+            [
+                WebhookRejectCount._meta.get_field("endpoint_uuid").get_db_prep_save(
+                    endpoint_uuid, connection
+                ),
+                code,
+                status,
+                WebhookRejectCount._meta.get_field("minute").get_db_prep_save(minute, connection),
+            ],
+        )
+        (count,) = cursor.fetchone()
+    if count <= REJECT_SAMPLES_PER_MINUTE:
+        sample = WebhookRejectSample.objects.create(
+            endpoint_uuid=endpoint_uuid,
+            reason=code,
+            detail=reason[:500],
+            status_code=status,
+            received_at=now,
+            remote_ip=remote_ip,
+            body_size=body_size,
+        )
+        WebhookRejectSample.objects.filter(pk__lte=sample.pk - REJECT_SAMPLES).delete()
     logger.warning("webhook delivery rejected (%s) on %s: %s", status, endpoint_uuid, reason)
+
+
+def _endpoint(endpoint_uuid: uuid.UUID) -> WebhookEndpoint | None:
+    return (
+        WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid)
+        .only("djstripe_id", "id", "secret", "status", "djstripe_tolerance", "djstripe_uuid")
+        .first()
+    )
 
 
 def delivery_accept(
@@ -110,22 +177,26 @@ def delivery_accept(
     signature: str,
     remote_ip: str | None,
 ) -> DeliveryAccepted:
-    """Verify and store one delivery, and queue its event for processing on commit.
+    """Verify and store one delivery, and queue its event for processing.
 
-    Nothing here calls Stripe or runs business code: the request only records. The event is
-    stored once (unique on its id), whichever endpoint and however often it arrives.
+    Nothing here calls Stripe or runs business code: the request only records, in at most
+    four queries (the endpoint; the event, inserted unless already stored; for a duplicate,
+    a conditional requeue; the delivery log row). The event's JSON is stored once, on the
+    event. It is stored once (unique on its id), whichever endpoint and however often it
+    arrives; the task is published after the rows are written, and a broker that cannot take
+    it does not fail the delivery (the periodic requeue sends it later).
     """
-    endpoint = WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid).first()
+    endpoint = _endpoint(endpoint_uuid)
     if endpoint is None or endpoint.status == "disabled":
-        raise DeliveryRejected(404, "unknown or disabled webhook endpoint", endpoint)
+        raise DeliveryRejected(404, "unknown or disabled webhook endpoint", "unknown_endpoint")
     if len(body) > MAX_WEBHOOK_BODY:
         raise DeliveryRejected(
-            413, f"body of {len(body)} bytes is over {MAX_WEBHOOK_BODY}", endpoint
+            413, f"body of {len(body)} bytes is over {MAX_WEBHOOK_BODY}", "too_large", endpoint
         )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise DeliveryRejected(400, "body is not UTF-8", endpoint) from None
+        raise DeliveryRejected(400, "body is not UTF-8", "not_utf8", endpoint) from None
     try:
         signed_at = stripe_api.signature_verify(
             payload=text,
@@ -134,85 +205,250 @@ def delivery_accept(
             tolerance=endpoint.djstripe_tolerance,
         )
     except stripe_api.SignatureInvalid as exc:
-        raise DeliveryRejected(400, f"signature: {exc.reason}", endpoint) from None
+        raise DeliveryRejected(
+            400, f"signature: {exc.reason}", _signature_code(exc.reason), endpoint
+        ) from None
     try:
         payload = json.loads(text)
     except ValueError as exc:
-        raise DeliveryRejected(400, f"malformed JSON: {exc}", endpoint) from None
+        raise DeliveryRejected(400, f"malformed JSON: {exc}", "malformed_json", endpoint) from None
     try:
         fields = _event_fields(payload)
     except DeliveryRejected as exc:
         exc.endpoint = endpoint
         raise
 
-    with transaction.atomic():
-        accepted = event_store(payload=payload, fields=fields)
-        WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            endpoint_uuid=endpoint_uuid,
-            event=accepted.event,
-            outcome=(
-                WebhookDelivery.Outcome.ACCEPTED
-                if accepted.created
-                else WebhookDelivery.Outcome.DUPLICATE
-            ),
-            status_code=200,
-            body_size=len(body),
-            body=body,
-            remote_ip=remote_ip,
-            signature_timestamp=datetime.fromtimestamp(signed_at, tz=UTC),
-        )
-    return accepted
+    delivery = {
+        "endpoint": endpoint.pk,
+        "endpoint_uuid": endpoint_uuid,
+        "event": fields["id"],
+        "status_code": 200,
+        "body_size": len(body),
+        "remote_ip": remote_ip,
+        "signature_timestamp": datetime.fromtimestamp(signed_at, tz=UTC),
+    }
+    created = _event_insert(fields=fields, payload_json=text, delivery=delivery)
+    if created or _duplicate_requeue(event_id=fields["id"]):
+        event_enqueue(event_id=fields["id"])
+    return DeliveryAccepted(event_id=fields["id"], created=created)
 
 
-def event_store(
-    *, payload: dict[str, Any], fields: dict[str, Any] | None = None
-) -> DeliveryAccepted:
+def _event_insert(
+    *, fields: dict[str, Any], payload_json: str, delivery: dict[str, Any] | None = None
+) -> bool:
+    """``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id``: True when the event is new.
+
+    One statement whatever the concurrency (two copies racing: one inserts, the other waits
+    for it and inserts nothing). ``received_at`` is the database's clock, the one fetch times
+    are compared with (coalescing in ``billing.sync``). The payload is the signed body's JSON
+    text, stored as is. With ``delivery`` (the delivery log row's fields), the row is written
+    too, ``accepted`` or ``duplicate``: on PostgreSQL in the same statement (a CTE).
+    """
+    quote = connection.ops.quote_name
+    event_sql, event_params = _insert_values(InboundEvent, _event_values(fields, payload_json))
+    pk = quote(InboundEvent._meta.pk.column)
+    insert_event = f"{event_sql} ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}"
+    accepted, duplicate = WebhookDelivery.Outcome.ACCEPTED, WebhookDelivery.Outcome.DUPLICATE
+    # Identifiers come from the models' fields; every value is a parameter.
+    with connection.cursor() as cursor:
+        if delivery is not None and connection.vendor == "postgresql":
+            values = {**_delivery_values(delivery), "outcome": None}
+            delivery_sql, delivery_params = _insert_values(WebhookDelivery, values)
+            outcome = "CASE WHEN EXISTS (SELECT 1 FROM new_event) THEN %s ELSE %s END"
+            # the outcome placeholder (last) becomes the CASE
+            head, _, _ = delivery_sql.rpartition("%s")
+            cursor.execute(
+                f"WITH new_event AS ({insert_event}) {head}{outcome}) RETURNING {quote('outcome')}",
+                [*event_params, *delivery_params[:-1], accepted, duplicate],
+            )
+            return cursor.fetchone()[0] == accepted
+        cursor.execute(insert_event, event_params)
+        created = cursor.fetchone() is not None
+    if delivery is not None:
+        values = {**_delivery_values(delivery), "outcome": accepted if created else duplicate}
+        sql, params = _insert_values(WebhookDelivery, values)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    return created
+
+
+def _event_values(fields: dict[str, Any], payload_json: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in InboundEvent._meta.concrete_fields:
+        if field.name == "payload":
+            values[field.name] = RawSQL("%s", [payload_json])
+        elif field.name in ("received_at", "queued_at"):
+            values[field.name] = DATABASE_NOW
+        else:
+            values[field.name] = fields.get(field.name, field.get_default())
+    return values
+
+
+def _delivery_values(delivery: dict[str, Any]) -> dict[str, Any]:
+    values = {"received_at": DATABASE_NOW, "reason": ""}
+    for name, value in delivery.items():
+        values[WebhookDelivery._meta.get_field(name).attname] = value
+    return values
+
+
+DATABASE_NOW = object()  # clock_timestamp() on PostgreSQL, Python's clock elsewhere
+
+
+def _insert_values(model: type, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``INSERT INTO table (columns) VALUES (...)`` for ``values`` keyed by field name or
+    attname, each prepared as the ORM would (the raw payload text passed as is)."""
+    quote = connection.ops.quote_name
+    columns, placeholders, params = [], [], []
+    for name, value in values.items():
+        field = next(f for f in model._meta.concrete_fields if name in (f.name, f.attname))
+        columns.append(quote(field.column))
+        if value is DATABASE_NOW and connection.vendor == "postgresql":
+            placeholders.append("clock_timestamp()")
+            continue
+        if value is DATABASE_NOW:
+            value = timezone.now()
+        if isinstance(value, RawSQL):
+            params.extend(value.params)
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+        placeholders.append("%s")
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(placeholders)})"
+    )
+    return sql, params
+
+
+def _duplicate_requeue(*, event_id: str) -> bool:
+    """A copy of an event still waiting (not claimed, its retry due) queues it again: its
+    first task may have been lost. One conditional UPDATE; True when a task should go."""
+    now = timezone.now()
+    return bool(
+        InboundEvent.objects.filter(pk=event_id)
+        .filter(_due(now))
+        .filter(Q(queued_at__isnull=True) | Q(queued_at__lte=now - DUPLICATE_REQUEUE_AFTER))
+        .update(queued_at=now)
+    )
+
+
+def _due(now: datetime) -> Q:
+    """Waiting for a worker and not in backoff."""
+    return Q(status__in=(InboundEvent.Status.PENDING, InboundEvent.Status.RETRYING)) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+
+
+def event_store(*, payload: dict[str, Any]) -> DeliveryAccepted:
     """Store one Stripe event once (unique on its id) and queue its processing on commit.
 
-    The inbox of every way an event reaches us: webhook intake, and the replay of events
-    Stripe lists that never arrived (``billing.replay``). An event already stored but still
-    pending long after it first came (its task was lost) is queued again. Call in a
-    transaction; raises ``DeliveryRejected`` for something that is not an event.
+    The inbox of every way an event reaches us besides webhook intake: the replay of events
+    Stripe lists that never arrived (``billing.replay``). Raises ``DeliveryRejected`` for
+    something that is not an event.
     """
-    fields = fields or _event_fields(payload)
-    # On the clock fetches are compared with (coalescing in billing.sync).
-    received_at = sync.fetch_started()
-    event, created = InboundEvent.objects.get_or_create(
-        id=payload["id"], defaults={**fields, "received_at": received_at}
-    )
-    stale = (
-        event.status == InboundEvent.Status.PENDING
-        and event.received_at < received_at - STALE_PENDING
-    )
-    if created or stale:
-        event_enqueue(event_id=event.id)
-    return DeliveryAccepted(event=event, created=created)
+    fields = _event_fields(payload)
+    created = _event_insert(fields=fields, payload_json=json.dumps(payload))
+    if created:
+        event_enqueue(event_id=fields["id"])
+    return DeliveryAccepted(event_id=fields["id"], created=created)
 
 
 def event_enqueue(*, event_id: str, countdown: float | None = None) -> None:
-    """Queue processing once the current transaction commits (eager without a broker)."""
+    """Publish ``billing.process_event`` once the current transaction commits.
+
+    A broker that is down does not fail the caller (the event is stored; webhook intake
+    still answers 200): the failure is logged, the event marked not queued, and the periodic
+    requeue (``events_requeue``) sends it when the broker is back. The publish attempt is
+    bounded (CELERY_TASK_PUBLISH_RETRY_POLICY, broker connect timeout) so a request is not
+    held for long. Without a broker (unit tests) the task runs in process, waiting out
+    ``countdown`` first as a worker would.
+    """
+    transaction.on_commit(lambda: _publish(event_id=event_id, countdown=countdown))
+
+
+def _publish(*, event_id: str, countdown: float | None) -> None:
     from billing.tasks import process_event
 
-    transaction.on_commit(lambda: process_event.apply_async((event_id,), countdown=countdown))
+    try:
+        if countdown and process_event.app.conf.task_always_eager:
+            time.sleep(countdown)
+        process_event.apply_async((event_id,), countdown=countdown)
+    except Exception as exc:  # any broker failure: the stored event must not be lost or 500
+        logger.warning(
+            "could not queue event %s (%s: %s); the periodic requeue will send it",
+            event_id,
+            type(exc).__name__,
+            exc,
+        )
+        InboundEvent.objects.filter(pk=event_id).update(queued_at=None)
+
+
+def events_requeue(
+    *,
+    since: datetime | None = None,
+    types: list[str] | None = None,
+    limit: int = 1000,
+) -> int:
+    """Queue the events no task is working on: the periodic ``billing.requeue_events``
+    (Celery beat) and ``stripe_process_events --pending``. Returns how many were queued.
+
+    An event is queued when it is due (pending, or retrying with its retry time passed) and
+    no task was queued for it within ``BILLING_EVENT_REQUEUE_AFTER_SECONDS`` (or its publish
+    failed), or when it is stuck: claimed by a worker longer than the lease
+    (``BILLING_EVENT_LEASE_SECONDS``; the worker died). An event waiting for its retry is
+    left alone, and a queued task that finds its event claimed or not due does nothing, so
+    one event never has two attempts running, however often it is queued.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.BILLING_EVENT_LEASE_SECONDS)
+    after = timedelta(seconds=settings.BILLING_EVENT_REQUEUE_AFTER_SECONDS)
+    not_queued_lately = Q(queued_at__isnull=True) | Q(queued_at__lte=now - after)
+    # A claim past its lease is taken over at once, unless it was requeued since the claim
+    # (then its task gets ``after`` to start, like any other).
+    stuck = Q(status=InboundEvent.Status.PROCESSING, claimed_at__lt=now - lease) & (
+        not_queued_lately | Q(queued_at__lte=F("claimed_at"))
+    )
+    queryset = InboundEvent.objects.filter((_due(now) & not_queued_lately) | stuck)
+    if since is not None:
+        queryset = queryset.filter(created__gte=since)
+    if types:
+        queryset = queryset.filter(type__in=types)
+    ids = list(queryset.order_by("received_at").values_list("pk", flat=True)[:limit])
+    if not ids:
+        return 0
+    InboundEvent.objects.filter(pk__in=ids).update(queued_at=now)
+    for event_id in ids:
+        event_enqueue(event_id=event_id)
+    logger.info("requeued %s event(s) no task was working on", len(ids))
+    return len(ids)
 
 
 # --- Reprocessing and retention -------------------------------------------------------------
 
 
 def event_reprocess(*, event: InboundEvent) -> InboundEvent:
-    """Put a failed (or stuck) event back in the queue with a fresh retry budget.
+    """Put a failed event back in the queue with a fresh retry budget.
 
-    A processed or ignored event is left alone: its effects happened already.
+    A processed or ignored event is left alone (its effects happened already), and so is an
+    event a worker is processing or one waiting for its retry: its chain of attempts goes on,
+    and a second chain is never started. A pending event is queued again (its task may have
+    been lost); the claim makes any extra task a no-op.
     """
     with transaction.atomic():
         event = InboundEvent.objects.select_for_update().get(pk=event.pk)
-        if event.is_final:
-            return event
-        event.status = InboundEvent.Status.PENDING
-        event.next_attempt_at = None
-        event.save(update_fields=["status", "next_attempt_at"])
-        event_enqueue(event_id=event.id)
+        if event.status == InboundEvent.Status.FAILED:
+            event.status = InboundEvent.Status.PENDING
+            event.attempts = 0
+            event.next_attempt_at = None
+            event.claimed_at = None
+            event.queued_at = timezone.now()
+            event.save(
+                update_fields=["status", "attempts", "next_attempt_at", "claimed_at", "queued_at"]
+            )
+            event_enqueue(event_id=event.id)
+        elif event.status == InboundEvent.Status.PENDING:
+            event.queued_at = timezone.now()
+            event.save(update_fields=["queued_at"])
+            event_enqueue(event_id=event.id)
     return event
 
 
@@ -221,7 +457,6 @@ def events_reprocess(
     statuses: tuple[str, ...] = (InboundEvent.Status.FAILED,),
     since: datetime | None = None,
     types: list[str] | None = None,
-    received_before: datetime | None = None,
 ) -> int:
     """Requeue every event in ``statuses`` matching the filters; return how many."""
     queryset = InboundEvent.objects.filter(status__in=statuses)
@@ -229,8 +464,6 @@ def events_reprocess(
         queryset = queryset.filter(created__gte=since)
     if types:
         queryset = queryset.filter(type__in=types)
-    if received_before is not None:
-        queryset = queryset.filter(received_at__lt=received_before)
     count = 0
     for event in queryset.order_by("created").iterator():
         event_reprocess(event=event)
@@ -238,12 +471,15 @@ def events_reprocess(
     return count
 
 
-def deliveries_prune(*, older_than: timedelta) -> int:
-    """Drop raw bodies of deliveries past retention; the delivery log and events stay."""
+def deliveries_prune(*, older_than: timedelta) -> dict[str, int]:
+    """Drop the delivery log and the refusal counters and samples past retention; the events
+    and their outcomes stay. Returns how many rows of each went."""
     cutoff = timezone.now() - older_than
-    return WebhookDelivery.objects.filter(received_at__lt=cutoff, body__isnull=False).update(
-        body=None
-    )
+    return {
+        "deliveries": WebhookDelivery.objects.filter(received_at__lt=cutoff).delete()[0],
+        "reject_counts": WebhookRejectCount.objects.filter(minute__lt=cutoff).delete()[0],
+        "reject_samples": WebhookRejectSample.objects.filter(received_at__lt=cutoff).delete()[0],
+    }
 
 
 # --- Webhook endpoints ----------------------------------------------------------------------
@@ -734,6 +970,18 @@ def _resync_job_end(*, job: ResyncJob, status: str, error: str = "") -> ResyncJo
 
 
 def _not_requeued_reason(event: InboundEvent) -> str:
+    if event.status == InboundEvent.Status.RETRYING:
+        when = f" at {event.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" if event.next_attempt_at else ""
+        return (
+            f"not requeued: waiting for its retry{when} (attempt {event.attempts + 1} of "
+            f"{settings.BILLING_EVENT_MAX_ATTEMPTS}); it runs then, and a second chain of "
+            "attempts is never started"
+        )
+    if event.status == InboundEvent.Status.PROCESSING:
+        return (
+            "not requeued: a worker is processing it now; if that worker died, it is taken "
+            f"over once its claim is {settings.BILLING_EVENT_LEASE_SECONDS:.0f} s old"
+        )
     when = f" on {event.processed_at:%Y-%m-%d %H:%M} UTC" if event.processed_at else ""
     if event.status == InboundEvent.Status.IGNORED:
         return (

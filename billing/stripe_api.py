@@ -636,10 +636,15 @@ def signature_verify(*, payload: str, header: str, secrets: Iterable[str], toler
     """Check ``header`` against each secret (current first, then rotated-out ones).
 
     Returns the signed timestamp. Raises ``SignatureInvalid`` when no secret verifies or the
-    timestamp is outside ``tolerance`` seconds (a replay of an old delivery).
+    timestamp is outside ``tolerance`` seconds either way: in the past (a replay of an old
+    delivery) or in the future (stripe-python checks only the past; a future timestamp would
+    let a captured delivery be replayed until then). ``secrets`` may be lazy: the ones after
+    the first verifying secret are never read.
     """
     if not header:
         raise SignatureInvalid("missing Stripe-Signature header")
+    if _signature_timestamp(header) > time.time() + tolerance:
+        raise SignatureInvalid("timestamp is in the future, beyond the tolerance zone")
     reason = "no signing secret configured for this endpoint"
     for secret in secrets:
         if not secret:

@@ -1,12 +1,10 @@
 """Celery tasks of the Stripe boundary. Tasks are thin: they call one service and report."""
 
 import logging
-import traceback
 from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
 from billing import events
 
@@ -19,32 +17,31 @@ def echo(value: str) -> str:
     return value
 
 
-def retry_delay(attempt: int) -> float:
-    """Exponential backoff: base, 2x base, 4x base ... capped at an hour."""
-    return min(settings.BILLING_EVENT_RETRY_BASE_SECONDS * 2 ** (attempt - 1), 3600.0)
+@shared_task(name="billing.process_event", acks_late=True)
+def process_event(event_id: str) -> str:
+    """One attempt at one event. Retries are the event's own (``attempts``,
+    ``next_attempt_at``), queued by ``events.process``; never Celery's."""
+    return events.process(event_id)
 
 
-@shared_task(bind=True, name="billing.process_event", max_retries=None, acks_late=True)
-def process_event(self, event_id: str) -> str:
-    try:
-        return events.process(event_id)
-    except Exception as exc:
-        attempt = self.request.retries + 1
-        final = attempt >= settings.BILLING_EVENT_MAX_ATTEMPTS
-        delay = retry_delay(attempt)
-        events.failure_record(
-            event_id=event_id,
-            error=traceback.format_exc(),
-            final=final,
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-        )
-        if final:
-            logger.error("event %s failed after %s attempts: %s", event_id, attempt, exc)
-            return "failed"
-        logger.warning(
-            "event %s attempt %s failed (%s); retry in %.1fs", event_id, attempt, exc, delay
-        )
-        raise self.retry(exc=exc, countdown=delay) from exc
+@shared_task(name="billing.requeue_events", acks_late=True)
+def requeue_events() -> int:
+    """Beat, every BILLING_REQUEUE_INTERVAL_SECONDS: queue events that are due or stuck."""
+    from billing import services
+
+    return services.events_requeue()
+
+
+@shared_task(name="billing.prune", acks_late=True)
+def prune() -> dict[str, int]:
+    """Beat, daily: the delivery log and refusal counters past BILLING_WEBHOOK_RETENTION_DAYS."""
+    from billing import services
+
+    pruned = services.deliveries_prune(
+        older_than=timedelta(days=settings.BILLING_WEBHOOK_RETENTION_DAYS)
+    )
+    logger.info("pruned webhook records past retention: %s", pruned)
+    return pruned
 
 
 @shared_task(name="billing.resync_job", acks_late=True)

@@ -19,7 +19,9 @@ def _read_body(request: HttpRequest) -> bytes:
     """The raw body, refusing to read past the limit when the length is announced."""
     announced = request.META.get("CONTENT_LENGTH") or "0"
     if announced.isdigit() and int(announced) > services.MAX_WEBHOOK_BODY:
-        raise services.DeliveryRejected(413, f"body of {announced} bytes is over the limit")
+        raise services.DeliveryRejected(
+            413, f"body of {announced} bytes is over the limit", "too_large"
+        )
     return request.read(services.MAX_WEBHOOK_BODY + 1)
 
 
@@ -38,8 +40,8 @@ def webhook(request: HttpRequest, endpoint_uuid):
     except services.DeliveryRejected as exc:
         services.delivery_reject(
             endpoint_uuid=endpoint_uuid,
-            endpoint=exc.endpoint,
             status=exc.status,
+            code=exc.code,
             reason=exc.reason,
             body_size=len(body),
             remote_ip=_remote_ip(request),

@@ -34,6 +34,8 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         [
             "billing.inboundevent",
             "billing.webhookdelivery",
+            "billing.webhookrejectcount",
+            "billing.webhookrejectsample",
             "djstripe.webhookendpoint",
             "billing.objectsync",
             "billing.auditentry",

@@ -230,9 +230,36 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Workers log through LOGGING below (one format, stdout, secrets redacted), not Celery's own.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# A killed worker's unacknowledged task comes back after this many seconds.
+# A killed worker's unacknowledged task comes back after this many seconds (Redis). Events do
+# not wait for it: the periodic requeue takes over a claim past its lease (see below).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # Publishing from a web request must not hang on an unreachable or hung broker: the event
+    # is stored, and the periodic requeue sends what could not be published. Two tries of at
+    # most 0.5 s each (CELERY_TASK_PUBLISH_RETRY_POLICY). Workers read with the event loop,
+    # which these do not limit.
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+# Periodic tasks, run by `celery worker --beat` (make demo) or a separate `celery beat`.
+CELERY_BEAT_SCHEDULE = {
+    "billing.requeue_events": {
+        "task": "billing.requeue_events",
+        "schedule": env.float("BILLING_REQUEUE_INTERVAL_SECONDS", default=30.0),
+        "options": {"expires": 60},
+    },
+    "billing.prune": {
+        "task": "billing.prune",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
+    },
 }
 
 # --- The embedded broker (make demo): a real worker with no server to install ---
@@ -280,6 +307,15 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Event processing: attempts before an event is marked failed, and the backoff base.
 BILLING_EVENT_MAX_ATTEMPTS = env.int("BILLING_EVENT_MAX_ATTEMPTS", default=8)
 BILLING_EVENT_RETRY_BASE_SECONDS = env.float("BILLING_EVENT_RETRY_BASE_SECONDS", default=10.0)
+# A worker's claim on an event lasts this long; past it, the periodic requeue (every
+# BILLING_REQUEUE_INTERVAL_SECONDS) gives the event to another worker (the first one died).
+# Longer than an attempt can take (STRIPE_TIMEOUT_SECONDS x retries is well under it).
+BILLING_EVENT_LEASE_SECONDS = env.float("BILLING_EVENT_LEASE_SECONDS", default=120.0)
+# A due event whose task was queued this long ago and has not run is queued again (a lost
+# task); one whose publish failed (broker down) is queued at the next periodic run.
+BILLING_EVENT_REQUEUE_AFTER_SECONDS = env.float("BILLING_EVENT_REQUEUE_AFTER_SECONDS", default=60.0)
+# The delivery log and the counts of refused deliveries are kept this long (billing.prune).
+BILLING_WEBHOOK_RETENTION_DAYS = env.int("BILLING_WEBHOOK_RETENTION_DAYS", default=30)
 
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

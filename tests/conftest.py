@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -232,34 +233,51 @@ class WorkerPool:
     def __init__(self):
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, concurrency: int = 2, **env: str) -> subprocess.Popen:
+    def start(
+        self,
+        concurrency: int = 2,
+        *,
+        beat: bool = False,
+        broker_url: str | None = None,
+        log: Path | None = None,
+        **env: str,
+    ) -> subprocess.Popen:
+        """A worker (with its beat scheduler when ``beat``), on ``broker_url`` if given."""
         extra = {
             "DJANGO_DEBUG": "true",
             "STRIPE_API_BASE": settings.STRIPE_API_BASE or "",
             "STRIPE_SECRET_KEY": settings.STRIPE_SECRET_KEY,
             "BILLING_EVENT_RETRY_BASE_SECONDS": str(settings.BILLING_EVENT_RETRY_BASE_SECONDS),
             "BILLING_EVENT_MAX_ATTEMPTS": str(settings.BILLING_EVENT_MAX_ATTEMPTS),
+            **({"CELERY_BROKER_URL": broker_url} if broker_url else {}),
             **env,
         }
+        name = f"test-{os.getpid()}-{len(self.processes)}"
+        beat_args = []
+        if beat:
+            schedule = Path(tempfile.mkdtemp(prefix="celerybeat-")) / "schedule"
+            beat_args = ["--beat", "--schedule", str(schedule)]
+        output = log.open("ab") if log else subprocess.DEVNULL
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
              f"--concurrency={concurrency}", "--loglevel=INFO", "--without-gossip",
-             "--without-mingle", "--without-heartbeat",
-             "-n", f"test-{os.getpid()}-{len(self.processes)}@%h"],
-            cwd=ROOT, env=subprocess_env(**extra), stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+             "--without-mingle", "--without-heartbeat", *beat_args, "-n", f"{name}@%h"],
+            cwd=ROOT, env=subprocess_env(**extra), stdout=output,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         self.processes.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"celery worker exited early with {proc.returncode}")
+            if broker_url:
+                # A broker of the test's own: the worker's log says when it is ready.
+                if log and f"{name}@" in log.read_text() and " ready." in log.read_text():
+                    return proc
+                time.sleep(0.2)
+                continue
             replies = celery_app.control.ping(timeout=0.5)
-            if any(
-                name.startswith(f"test-{os.getpid()}-{len(self.processes) - 1}@")
-                for r in replies
-                for name in r
-            ):
+            if any(n.startswith(f"{name}@") for r in replies for n in r):
                 return proc
         raise RuntimeError("celery worker did not answer ping within 30 s")
 

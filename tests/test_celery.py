@@ -1,12 +1,55 @@
+import json
+import subprocess
+import sys
+
 import pytest
 
 from billing.tasks import echo
+from tests.conftest import ROOT, subprocess_env
+
+# Run in a fresh process so the settings are read as a deployment reads them (the test
+# session's own fixtures switch eager mode on and off per test).
+PROBE = """
+import json, django
+django.setup()
+from config.celery import app
+from billing.tasks import echo
+result = echo.apply_async(("hello",)) if app.conf.task_always_eager else None
+print(json.dumps({
+    "eager": app.conf.task_always_eager,
+    "broker": app.conf.broker_url,
+    "result": result.get(timeout=1) if result is not None else None,
+    "kind": type(result).__name__,
+}))
+"""
 
 
-def test_task_runs_eagerly_without_a_broker():
-    result = echo.delay("hello")
+def settings_probe(**env: str) -> dict:
+    environment = {k: v for k, v in subprocess_env(**env).items() if not k.startswith("CELERY_")}
+    environment.update({k: v for k, v in env.items() if k.startswith("CELERY_")})
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**environment, "DJANGO_DEBUG": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
-    assert result.get(timeout=1) == "hello"
+
+def test_without_a_broker_tasks_run_in_process():
+    probe = settings_probe()
+
+    assert probe == {"eager": True, "broker": "memory://", "result": "hello", "kind": "EagerResult"}
+
+
+def test_with_a_broker_tasks_are_not_run_in_process():
+    probe = settings_probe(CELERY_BROKER_URL="redis://127.0.0.1:9/0")
+
+    assert probe["eager"] is False
+    assert probe["broker"] == "redis://127.0.0.1:9/0"
 
 
 @pytest.mark.worker

@@ -125,6 +125,8 @@ def _seed(stripe_emulator, webhook_endpoint, deliver_event) -> World:
     # and the operators' commands, once each: a backfill run and a reconcile report
     backfill.backfill_run(run=backfill.backfill_start(types=["customer"], since=None, max_rps=100))
     reconcile.reconcile_run()
+    # and a forged delivery: refused, counted and sampled
+    assert deliver_event({"id": "evt_forged"}, secret="whsec_forged").status_code == 400
     return World(
         customer=customer,
         paid=paid,

@@ -8,7 +8,13 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.utils import timezone
 
-from billing.models import InboundEvent, ObjectSync, WebhookDelivery
+from billing.models import (
+    InboundEvent,
+    ObjectSync,
+    WebhookDelivery,
+    WebhookRejectCount,
+    WebhookRejectSample,
+)
 
 ADMIN = f"/{settings.ADMIN_URL}"
 
@@ -32,7 +38,20 @@ def make_event(n: int, status=InboundEvent.Status.FAILED, **extra) -> InboundEve
         endpoint_uuid="00000000-0000-0000-0000-000000000001",
         outcome=WebhookDelivery.Outcome.ACCEPTED,
         status_code=200,
-        body=b"{}",
+    )
+    WebhookRejectCount.objects.create(
+        endpoint_uuid="00000000-0000-0000-0000-000000000002",
+        reason="bad_signature",
+        status_code=400,
+        minute=timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=n),
+        count=n + 1,
+    )
+    WebhookRejectSample.objects.create(
+        endpoint_uuid="00000000-0000-0000-0000-000000000002",
+        reason="bad_signature",
+        detail="signature: no signatures found",
+        status_code=400,
+        remote_ip="127.0.0.1",
     )
     ObjectSync.objects.create(stripe_id=f"cus_{n}", object_type="customer")
     return event
@@ -40,7 +59,9 @@ def make_event(n: int, status=InboundEvent.Status.FAILED, **extra) -> InboundEve
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "model", ["inboundevent", "webhookdelivery", "objectsync"], ids=lambda m: m
+    "model",
+    ["inboundevent", "webhookdelivery", "objectsync", "webhookrejectcount", "webhookrejectsample"],
+    ids=lambda m: m,
 )
 def test_changelists_load_with_bounded_queries(admin_client, django_assert_max_num_queries, model):
     for n in range(3):
@@ -75,6 +96,11 @@ def test_delivery_and_sync_pages_load(admin_client):
         admin_client.get(f"{ADMIN}billing/webhookdelivery/{delivery.pk}/change/").status_code == 200
     )
     assert admin_client.get(f"{ADMIN}billing/objectsync/cus_1/change/").status_code == 200
+    count, sample = WebhookRejectCount.objects.get(), WebhookRejectSample.objects.get()
+    for model, pk in (("webhookrejectcount", count.pk), ("webhookrejectsample", sample.pk)):
+        page = admin_client.get(f"{ADMIN}billing/{model}/{pk}/change/")
+        assert page.status_code == 200
+        assert b"bad_signature" in page.content
 
 
 @pytest.fixture
@@ -125,13 +151,64 @@ def test_reprocess_action_with_permission_requeues(
 
 
 @pytest.mark.django_db
-def test_process_events_pending_requeues_only_stale_ones(django_capture_on_commit_callbacks):
-    stale = make_event(1, status=InboundEvent.Status.PENDING)
-    InboundEvent.objects.filter(pk=stale.pk).update(received_at=timezone.now() - timedelta(hours=1))
-    make_event(2, status=InboundEvent.Status.PENDING)
-    make_event(3, status=InboundEvent.Status.FAILED)
+def test_process_events_pending_requeues_only_lost_or_stuck_ones(
+    django_capture_on_commit_callbacks, settings
+):
+    settings.BILLING_EVENT_LEASE_SECONDS = 120
+    settings.BILLING_EVENT_REQUEUE_AFTER_SECONDS = 60
+    now = timezone.now()
+    old = now - timedelta(minutes=10)
+    # queued 10 minutes ago and never run (a lost task): requeued
+    lost = make_event(1, status=InboundEvent.Status.PENDING, queued_at=old)
+    # its publish failed (broker down): requeued
+    unpublished = make_event(2, status=InboundEvent.Status.PENDING, queued_at=None)
+    # claimed by a worker 10 minutes ago, never finished (the worker died): requeued
+    stuck = make_event(3, status=InboundEvent.Status.PROCESSING, claimed_at=old, queued_at=old)
+    # retry due 10 minutes ago and not run: requeued
+    due = make_event(4, status=InboundEvent.Status.RETRYING, next_attempt_at=old, queued_at=old)
+    # left alone: just queued; claimed within the lease; waiting for its retry; final
+    make_event(5, status=InboundEvent.Status.PENDING, queued_at=now)
+    make_event(6, status=InboundEvent.Status.PROCESSING, claimed_at=now, queued_at=old)
+    make_event(
+        7,
+        status=InboundEvent.Status.RETRYING,
+        next_attempt_at=now + timedelta(minutes=5),
+        queued_at=now + timedelta(minutes=5),
+    )
+    make_event(8, status=InboundEvent.Status.FAILED, queued_at=old)
+    make_event(9, status=InboundEvent.Status.PROCESSED, queued_at=old)
+
+    before = dict(InboundEvent.objects.values_list("pk", "queued_at"))
 
     with django_capture_on_commit_callbacks(execute=False) as queued:
-        call_command("stripe_process_events", "--pending", "--stale-minutes", "10")
+        call_command("stripe_process_events", "--pending")
 
-    assert len(queued) == 1
+    assert len(queued) == 4
+    after = dict(InboundEvent.objects.values_list("pk", "queued_at"))
+    requeued = {pk for pk, queued_at in after.items() if queued_at != before[pk]}
+    assert requeued == {e.pk for e in (lost, unpublished, stuck, due)}
+    # a second run right after finds nothing to do: each was queued once
+    with django_capture_on_commit_callbacks(execute=False) as again:
+        call_command("stripe_process_events", "--pending")
+    assert len(again) == 0
+
+
+@pytest.mark.django_db
+def test_reprocess_of_an_event_in_backoff_or_claimed_says_why_and_queues_nothing(
+    client, staff, django_capture_on_commit_callbacks
+):
+    staff.user_permissions.add(Permission.objects.get(codename="reprocess_inboundevent"))
+    later = timezone.now() + timedelta(minutes=5)
+    waiting = make_event(1, status=InboundEvent.Status.RETRYING, attempts=2, next_attempt_at=later)
+    claimed = make_event(2, status=InboundEvent.Status.PROCESSING, claimed_at=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = post_reprocess(client, waiting, claimed)
+
+    assert len(queued) == 0
+    page = client.get(response.url)
+    assert b"waiting for its retry" in page.content
+    assert b"attempt 3 of" in page.content
+    assert b"a worker is processing it now" in page.content
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.next_attempt_at) == ("retrying", later)

@@ -3,12 +3,17 @@
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from djstripe.models import Customer
 
 from billing import services, stripe_api
-from billing.models import InboundEvent, WebhookDelivery
+from billing.models import InboundEvent, WebhookDelivery, WebhookRejectCount, WebhookRejectSample
+from billing.tasks import prune
 from config.celery import app as celery_app
 from tests.conftest import signed_body
 
@@ -39,13 +44,16 @@ def post(client, endpoint_uuid, body: bytes, signature: str | None):
 
 
 def assert_nothing_stored(reason_fragment: str, status: int):
+    """Nothing but a count of the refusal (and a sample of it, without the body)."""
     assert InboundEvent.objects.count() == 0
     assert Customer.objects.count() == 0
-    delivery = WebhookDelivery.objects.get()
-    assert delivery.outcome == WebhookDelivery.Outcome.REJECTED
-    assert delivery.status_code == status
-    assert reason_fragment in delivery.reason
-    assert delivery.body is None
+    assert WebhookDelivery.objects.count() == 0
+    count = WebhookRejectCount.objects.get()
+    assert (count.status_code, count.count) == (status, 1)
+    sample = WebhookRejectSample.objects.get()
+    assert sample.status_code == status
+    assert sample.reason == count.reason
+    assert reason_fragment in sample.detail
 
 
 def test_missing_signature_is_rejected(client, webhook_endpoint, customer_event):
@@ -74,7 +82,7 @@ def test_tampered_body_is_rejected(client, webhook_endpoint, customer_event):
 
     assert response.status_code == 400
     assert_nothing_stored("signature", 400)
-    assert WebhookDelivery.objects.get().endpoint_id == webhook_endpoint.pk
+    assert WebhookRejectCount.objects.get().endpoint_uuid == webhook_endpoint.djstripe_uuid
 
 
 def test_replay_outside_tolerance_is_rejected(client, webhook_endpoint, customer_event):
@@ -138,7 +146,7 @@ def test_disabled_endpoint_is_404(client, webhook_endpoint, customer_event):
 
     assert response.status_code == 404
     assert_nothing_stored("unknown or disabled", 404)
-    assert WebhookDelivery.objects.get().endpoint_id == webhook_endpoint.pk
+    assert WebhookRejectCount.objects.get().endpoint_uuid == webhook_endpoint.djstripe_uuid
 
 
 def test_get_is_not_allowed(client, webhook_endpoint):
@@ -162,8 +170,12 @@ def test_valid_delivery_is_stored_and_acknowledged_without_calling_stripe(
     assert event.id == customer_event["id"]
     assert event.status == InboundEvent.Status.PENDING
     assert event.object_id == customer_event["data"]["object"]["id"]
+    # the event's JSON is stored once, on the event; the delivery log row has no copy
+    assert event.payload == json.loads(body)
     delivery = WebhookDelivery.objects.get()
-    assert bytes(delivery.body) == body
+    assert not hasattr(delivery, "body")
+    assert delivery.body_size == len(body)
+    assert delivery.signature_timestamp is not None
     # the request path made no Stripe call and did no business work
     assert stripe_emulator.stats()["total"] == 0
     assert Customer.objects.count() == 0
@@ -214,13 +226,191 @@ def test_event_type_without_handler_is_stored_and_ignored(
     assert stripe_emulator.stats()["total"] == 0
 
 
-def test_rejected_delivery_body_is_never_logged(client, webhook_endpoint, customer_event):
+def test_rejected_delivery_body_is_never_logged(
+    client, webhook_endpoint, customer_event, log_output
+):
     body, header = signed_body(customer_event, "whsec_wrong")
 
-    post(client, webhook_endpoint.djstripe_uuid, body, header)
+    response = post(client, webhook_endpoint.djstripe_uuid, body, header)
 
-    delivery = WebhookDelivery.objects.get()
-    assert delivery.body is None
-    assert "ada@example.com" not in json.dumps(
-        {"reason": delivery.reason, "size": delivery.body_size}
+    assert response.status_code == 400
+    # the refusal was logged (so the log is really captured) ...
+    logged = log_output.getvalue()
+    assert "webhook delivery rejected (400)" in logged
+    assert str(webhook_endpoint.djstripe_uuid) in logged
+    # ... without the body, its customer's email, or the signature
+    assert "ada@example.com" not in logged
+    assert customer_event["id"] not in logged
+    assert header.split("v1=")[1] not in logged
+    sample = WebhookRejectSample.objects.get()
+    stored = json.dumps({"detail": sample.detail, "size": sample.body_size})
+    assert "ada@example.com" not in stored
+
+
+def test_signature_timestamp_in_the_future_is_rejected(client, webhook_endpoint, customer_event):
+    # Given a delivery validly signed for 301 seconds from now (tolerance is 300 s)
+    body, header = signed_body(
+        customer_event, webhook_endpoint.secret, timestamp=int(time.time()) + 301
     )
+
+    response = post(client, webhook_endpoint.djstripe_uuid, body, header)
+
+    assert response.status_code == 400
+    assert_nothing_stored("future", 400)
+    assert WebhookRejectCount.objects.get().reason == "future_timestamp"
+
+
+def test_signature_timestamp_slightly_ahead_is_accepted(
+    client, webhook_endpoint, customer_event, queued_not_run
+):
+    # clocks differ a little: within the tolerance a timestamp ahead of ours is fine
+    body, header = signed_body(
+        customer_event, webhook_endpoint.secret, timestamp=int(time.time()) + 60
+    )
+
+    assert post(client, webhook_endpoint.djstripe_uuid, body, header).status_code == 200
+
+
+def test_refusals_are_counted_per_endpoint_kind_and_minute_with_bounded_samples(
+    client, webhook_endpoint, customer_event
+):
+    # Given a flood of forged deliveries, and requests to unknown endpoints
+    body, header = signed_body(customer_event, "whsec_forged")
+    for _ in range(30):
+        assert post(client, webhook_endpoint.djstripe_uuid, body, header).status_code == 400
+    unknown = uuid.uuid4()
+    for _ in range(3):
+        assert post(client, unknown, body, header).status_code == 404
+
+    # Then one counter row per endpoint and kind for this minute, not a row per request
+    counts = {(c.endpoint_uuid, c.reason): c.count for c in WebhookRejectCount.objects.all()}
+    assert counts == {
+        (webhook_endpoint.djstripe_uuid, "bad_signature"): 30,
+        (unknown, "unknown_endpoint"): 3,
+    }
+    # and only the first few of each kind in detail
+    assert WebhookRejectSample.objects.filter(reason="bad_signature").count() == (
+        services.REJECT_SAMPLES_PER_MINUTE
+    )
+    assert WebhookRejectSample.objects.filter(reason="unknown_endpoint").count() == 3
+    assert WebhookDelivery.objects.count() == 0
+
+
+def test_reject_samples_keep_only_the_newest(client, webhook_endpoint, customer_event, settings):
+    body, header = signed_body(customer_event, "whsec_forged")
+    # every refusal on a new endpoint uuid is the first of its kind, so each one is sampled
+    uuids = [uuid.uuid4() for _ in range(services.REJECT_SAMPLES + 20)]
+    for endpoint_uuid in uuids:
+        post(client, endpoint_uuid, body, header)
+
+    kept = list(WebhookRejectSample.objects.order_by("pk").values_list("endpoint_uuid", flat=True))
+    assert kept == uuids[-services.REJECT_SAMPLES :]
+
+
+def test_prune_drops_old_deliveries_and_refusal_counts(
+    client, webhook_endpoint, customer_event, queued_not_run
+):
+    body, header = signed_body(customer_event, webhook_endpoint.secret)
+    post(client, webhook_endpoint.djstripe_uuid, body, header)
+    post(client, webhook_endpoint.djstripe_uuid, body, "t=1,v1=forged")
+    long_ago = timezone.now() - timedelta(days=40)
+    WebhookDelivery.objects.update(received_at=long_ago)
+    WebhookRejectCount.objects.update(minute=long_ago)
+    WebhookRejectSample.objects.update(received_at=long_ago)
+    post(client, webhook_endpoint.djstripe_uuid, body, "t=1,v1=forged")  # a recent one
+
+    pruned = prune.apply().get()
+
+    assert pruned == {"deliveries": 1, "reject_counts": 1, "reject_samples": 1}
+    assert InboundEvent.objects.count() == 1  # events stay
+    assert WebhookRejectCount.objects.count() == WebhookRejectSample.objects.count() == 1
+
+
+@pytest.mark.parametrize("copy", ["new", "duplicate"])
+def test_intake_makes_at_most_four_queries(
+    client, webhook_endpoint, customer_event, queued_not_run, copy
+):
+    body, header = signed_body(customer_event, webhook_endpoint.secret)
+    if copy == "duplicate":
+        InboundEvent.objects.update()  # nothing yet
+        assert post(client, webhook_endpoint.djstripe_uuid, body, header).status_code == 200
+        # old enough for a duplicate to queue it again
+        InboundEvent.objects.update(queued_at=timezone.now() - timedelta(minutes=1))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, webhook_endpoint.djstripe_uuid, body, header)
+
+    assert response.status_code == 200
+    assert response.json()["duplicate"] is (copy == "duplicate")
+    assert len(queries) <= 4, [q["sql"][:120] for q in queries.captured_queries]
+    assert WebhookDelivery.objects.count() == (2 if copy == "duplicate" else 1)
+
+
+def test_a_duplicate_of_a_pending_event_queues_it_again(client, webhook_endpoint, customer_event):
+    body, header = signed_body(customer_event, webhook_endpoint.secret)
+    # Given an event whose task went to a broker nobody consumes (as if it were lost)
+    celery_app.conf.task_always_eager = False
+    try:
+        post(client, webhook_endpoint.djstripe_uuid, body, header)
+    finally:
+        celery_app.conf.task_always_eager = True
+    assert InboundEvent.objects.get().status == InboundEvent.Status.PENDING
+
+    # When Stripe sends a copy within seconds, nothing more is queued (its task is young)
+    post(client, webhook_endpoint.djstripe_uuid, body, header)
+    assert InboundEvent.objects.get().status == InboundEvent.Status.PENDING
+
+    # When a copy comes once the task had time to run, the event is queued and processed
+    InboundEvent.objects.update(queued_at=timezone.now() - timedelta(seconds=10))
+    response = post(client, webhook_endpoint.djstripe_uuid, body, header)
+
+    assert response.json() == {"received": True, "duplicate": True}
+    event = InboundEvent.objects.get()
+    assert event.status == InboundEvent.Status.PROCESSED, event.last_error
+    assert event.attempts == 1
+    assert Customer.objects.count() == 1
+
+
+@pytest.fixture
+def broker_down():
+    """The product's Celery app publishing to a broker nobody listens on (port 9, discard).
+
+    The write URL: CELERY_BROKER_URL in the environment (worker runs) wins over broker_url.
+    """
+    previous = celery_app.conf.broker_write_url
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.broker_write_url = "redis://127.0.0.1:9/0"
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    yield
+    celery_app.conf.broker_write_url = previous
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app.conf.task_always_eager = True
+
+
+def test_delivery_is_acknowledged_fast_when_the_broker_is_down(
+    client,
+    webhook_endpoint,
+    customer_event,
+    broker_down,
+    log_output,
+    django_capture_on_commit_callbacks,
+):
+    body, header = signed_body(customer_event, webhook_endpoint.secret)
+
+    started = time.monotonic()
+    response = post(client, webhook_endpoint.djstripe_uuid, body, header)
+    elapsed = time.monotonic() - started
+
+    # Then Stripe gets its 200 at once: the event is stored, the failure logged
+    assert response.status_code == 200, response.content
+    assert elapsed < 2.5
+    event = InboundEvent.objects.get()
+    assert event.status == InboundEvent.Status.PENDING
+    # marked as not queued, so the next periodic requeue sends it at once
+    assert event.queued_at is None
+    assert f"could not queue event {event.id}" in log_output.getvalue()
+    # the periodic requeue picks it (and, the broker still down, logs again)
+    assert services.events_requeue() == 1
+    assert log_output.getvalue().count(f"could not queue event {event.id}") == 2

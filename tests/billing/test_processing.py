@@ -278,15 +278,14 @@ def test_rate_limits_and_server_errors_are_retried_then_processed(
     assert by_status.get("429", 0) > 0
 
 
-def test_prune_drops_old_bodies_but_keeps_events(stripe_emulator, deliver_event):
+def test_prune_drops_old_deliveries_but_keeps_events(stripe_emulator, deliver_event):
     customer = stripe_api.create(object_type="customer", params={"email": "p@example.com"})
     deliver_event(emitted(types=["customer.created"], object_id=customer.id)[0])
     WebhookDelivery.objects.update(received_at=timezone.now() - timedelta(days=40))
 
     call_command("stripe_prune_deliveries", "--older-than", "30")
 
-    delivery = WebhookDelivery.objects.get()
-    assert delivery.body is None
+    assert not WebhookDelivery.objects.exists()
     assert InboundEvent.objects.get().status == InboundEvent.Status.PROCESSED
 
 
@@ -315,3 +314,94 @@ def test_secret_rotation_accepts_both_during_overlap_then_only_new(
     assert deliver_event(third, endpoint=endpoint, secret=old_secret).status_code == 400
     assert deliver_event(third, endpoint=endpoint, secret=new_secret).status_code == 200
     assert InboundEvent.objects.count() == 3
+
+
+@pytest.fixture
+def stored_not_run():
+    """Store events without running their task (it goes to a queue nobody consumes here)."""
+
+    def store(event: dict) -> InboundEvent:
+        celery_app.conf.task_always_eager = False
+        try:
+            services.event_store(payload=event)
+        finally:
+            celery_app.conf.task_always_eager = True
+        return InboundEvent.objects.get(pk=event["id"])
+
+    return store
+
+
+def test_a_run_for_an_event_waiting_for_its_retry_does_nothing(stripe_emulator, stored_not_run):
+    customer = stripe_api.create(object_type="customer", params={"email": "w@example.com"})
+    (created,) = emitted(types=["customer.created"], object_id=customer.id)
+    event = stored_not_run(created)
+    later = timezone.now() + timedelta(minutes=5)
+    InboundEvent.objects.filter(pk=event.pk).update(
+        status=InboundEvent.Status.RETRYING, attempts=1, next_attempt_at=later
+    )
+    stripe_emulator.reset_stats()
+
+    outcome = events.process(event.pk)
+
+    assert outcome.startswith("skipped")
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.next_attempt_at) == ("retrying", 1, later)
+    assert stripe_emulator.stats()["total"] == 0
+    # and requeuing it (command, admin service) leaves it waiting too
+    assert services.events_requeue() == 0
+    services.event_reprocess(event=event)
+    event.refresh_from_db()
+    assert (event.status, event.next_attempt_at) == ("retrying", later)
+
+
+def test_two_runs_for_one_event_at_once_one_works_the_other_exits(stripe_emulator, stored_not_run):
+    customer = stripe_api.create(object_type="customer", params={"email": "two@example.com"})
+    (created,) = emitted(types=["customer.created"], object_id=customer.id)
+    event = stored_not_run(created)
+    stripe_emulator.reset_stats()
+    stripe_emulator.set_faults(latency=1.0)  # the first run is mid-fetch when the second comes
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def run():
+        start.wait()
+        try:
+            outcomes.append(events.process(event.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(o.split(":")[0] for o in outcomes) == ["processed", "skipped"]
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("processed", 1)
+    assert stripe_emulator.stats()["by_route"]["GET /v1/customers/{id}"] == 1
+
+
+def test_a_claim_past_its_lease_is_taken_over_and_the_late_holder_changes_nothing(
+    stripe_emulator, stored_not_run, settings
+):
+    settings.BILLING_EVENT_LEASE_SECONDS = 60
+    customer = stripe_api.create(object_type="customer", params={"email": "late@example.com"})
+    (created,) = emitted(types=["customer.created"], object_id=customer.id)
+    event = stored_not_run(created)
+    # Given a claim taken 2 minutes ago by a worker that never finished
+    old_claim = timezone.now() - timedelta(minutes=2)
+    InboundEvent.objects.filter(pk=event.pk).update(
+        status=InboundEvent.Status.PROCESSING, claimed_at=old_claim
+    )
+
+    # When another run takes it over, it processes the event, counting the lost attempt
+    assert events.process(event.pk) == InboundEvent.Status.PROCESSED
+    event.refresh_from_db()
+    assert event.attempts == 2
+    assert "lease expired" in event.last_error
+    # and a run within a live claim does nothing
+    InboundEvent.objects.filter(pk=event.pk).update(
+        status=InboundEvent.Status.PROCESSING, claimed_at=timezone.now()
+    )
+    assert events.process(event.pk).startswith("skipped")

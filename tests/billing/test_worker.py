@@ -5,7 +5,6 @@ Run when CELERY_BROKER_URL is set (.ci/run sets it; on PostgreSQL and on SQLite)
 
 import random
 import threading
-import time
 
 import pytest
 from djstripe.models import Customer
@@ -61,32 +60,6 @@ def test_shuffled_concurrent_subscription_events_end_at_the_latest_state(
     wait_for(events_final(len(sequence)))
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {"processed"}
     assert_mirror_matches_emulator(subscription_id, invoice_id)
-
-
-def test_worker_killed_mid_processing_processes_the_event_once_after_restart(
-    stripe_emulator, intake, celery_workers
-):
-    customer = stripe_api.create(object_type="customer", params={"email": "kill@example.com"})
-    (created,) = emitted(types=["customer.created"], object_id=customer.id)
-    # Given a worker whose fetch from Stripe hangs for a while
-    worker = celery_workers.start(CELERY_VISIBILITY_TIMEOUT="3")
-    stripe_emulator.set_faults(latency=4.0)
-    assert intake(created) == 200
-    time.sleep(1.5)  # the worker has taken the task and is waiting on the API
-
-    # When it is killed (SIGKILL, worker and pool) mid-processing
-    celery_workers.kill(worker)
-    assert InboundEvent.objects.get().status == InboundEvent.Status.PENDING
-    stripe_emulator.clear_faults()
-    time.sleep(3.5)  # past the broker's visibility timeout
-
-    # Then a restarted worker gets the unacknowledged task and processes it once
-    celery_workers.start(CELERY_VISIBILITY_TIMEOUT="3")
-    wait_for(events_final(1), timeout=60)
-    event = InboundEvent.objects.get()
-    assert event.status == InboundEvent.Status.PROCESSED
-    assert event.attempts == 1
-    assert Customer.objects.filter(id=customer.id).count() == 1
 
 
 def test_rate_limits_and_server_errors_during_processing_are_retried(

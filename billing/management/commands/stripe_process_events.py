@@ -1,4 +1,8 @@
-"""Requeue stored events: failed ones (after a fix), or ones stuck pending (a lost task)."""
+"""Requeue stored events: failed ones (after a fix), or ones no task is working on.
+
+The periodic task ``billing.requeue_events`` (Celery beat) already does ``--pending`` every
+30 s; the command is for operators (and cron where no beat runs).
+"""
 
 from datetime import timedelta
 
@@ -32,13 +36,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--pending",
             action="store_true",
-            help="events still pending or retrying after --stale-minutes (a lost task)",
+            help=(
+                "events due and not queued recently (a lost task), or claimed by a worker "
+                "past the lease (a dead worker); events waiting for their retry are left alone"
+            ),
         )
-        parser.add_argument("--stale-minutes", type=int, default=10)
         parser.add_argument("--since", help="only events created since (time or age: 2d, 6h)")
         parser.add_argument("--type", action="append", dest="types", help="event type; repeatable")
 
-    def handle(self, *args, failed, pending, stale_minutes, since, types, **options):
+    def handle(self, *args, failed, pending, since, types, **options):
         if not failed and not pending:
             failed = True
         since_at = parse_since(since) if since else None
@@ -48,10 +54,5 @@ class Command(BaseCommand):
                 statuses=(InboundEvent.Status.FAILED,), since=since_at, types=types
             )
         if pending:
-            count += services.events_reprocess(
-                statuses=(InboundEvent.Status.PENDING, InboundEvent.Status.RETRYING),
-                since=since_at,
-                types=types,
-                received_before=timezone.now() - timedelta(minutes=stale_minutes),
-            )
+            count += services.events_requeue(since=since_at, types=types)
         self.stdout.write(self.style.SUCCESS(f"{count} event(s) queued for processing."))

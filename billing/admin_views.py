@@ -233,8 +233,8 @@ class FetchEventsView(ConsoleView):
 
     def post(self, request, object_id):
         try:
-            result = replay.object_events_replay(
-                object_type=self.object_type, stripe_id=self.obj.id
+            result = replay.object_events_fetch(
+                actor=request.user, object_type=self.object_type, stripe_id=self.obj.id
             )
         except replay.ReplayError as exc:
             messages.error(request, exc.message)

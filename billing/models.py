@@ -308,6 +308,7 @@ class AuditEntry(models.Model):
         METADATA_UPDATE = "metadata_update", "metadata edited"
         RESYNC = "resync", "resynced from Stripe"
         REPROCESS = "reprocess", "event reprocessed"
+        FETCH_EVENTS = "fetch_events", "missed events fetched"
 
     class Result(models.TextChoices):
         DONE = "done", "done"

@@ -1,7 +1,7 @@
 """Who may do what in the support console: the two staff groups and the console's permissions.
 
-The groups are created by a data migration (``billing/migrations/0004_support_groups.py``)
-calling ``groups_sync``; tests run without migrations and call it themselves. Re-running it
+The groups are created by data migrations (``billing/migrations/0004_support_groups.py``, and
+again by each migration adding a model they name) calling ``groups_sync_migration``; tests run without migrations and call it themselves. Re-running it
 brings a group back to exactly this definition.
 """
 
@@ -45,6 +45,8 @@ SUPPORT_PERMISSIONS = (
     "billing.view_objectsync",
     "billing.view_auditentry",
     "billing.view_resyncjob",
+    # the last `stripe_reconcile` report: orders and Stripe objects that disagree
+    "billing.view_reconcilereport",
     EDIT_METADATA,
     RESYNC,
 )
@@ -56,6 +58,12 @@ BILLING_ADMIN_PERMISSIONS = (
     MANAGE_WEBHOOK_ENDPOINTS,
     RESOLVE_PAYMENT,
     "djstripe.view_webhookendpoint",
+    # what the operators' commands and webhook intake leave for them to read
+    "billing.view_backfillrun",
+    "billing.view_backfillprogress",
+    "billing.view_backfillfailure",
+    "billing.view_webhookrejectcount",
+    "billing.view_webhookrejectsample",
 )
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -69,7 +77,8 @@ def groups_sync(*, apps=global_apps) -> dict[str, object]:
 
     ``apps`` is the migration's historical registry when called from a migration. There, a
     permission of a model that does not exist yet is left out: the migration that creates the
-    model syncs the groups again (e.g. ``orders/migrations/0005_order_payments.py``).
+    model syncs the groups again (``groups_sync_migration``). Outside migrations every
+    permission must exist.
     """
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
@@ -82,7 +91,9 @@ def groups_sync(*, apps=global_apps) -> dict[str, object]:
                 content_type__app_label=app_label, codename=codename
             ).first()
         missing = sorted(
-            perm for perm, obj in found.items() if obj is None and _model_exists(apps, perm)
+            perm
+            for perm, obj in found.items()
+            if obj is None and (apps is global_apps or _model_exists(apps, perm))
         )
         if missing:
             raise LookupError(f"permissions missing for group {name!r}: {', '.join(missing)}")
@@ -92,13 +103,31 @@ def groups_sync(*, apps=global_apps) -> dict[str, object]:
     return groups
 
 
+def groups_sync_migration(apps, schema_editor) -> None:
+    """A data migration's step: the permissions of every model so far, then the groups.
+
+    Permissions are normally created after all migrations (post_migrate); the groups need
+    them now, so they are created here first (idempotent). A migration that adds a model
+    the groups name runs this again.
+    """
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_contenttypes(app_config, verbosity=0, apps=apps)
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = None
+    groups_sync(apps=apps)
+
+
 def _model_exists(apps, perm: str) -> bool:
     app_label, codename = perm.split(".", 1)
     model = PERMISSION_MODELS.get(perm) or codename.split("_", 1)[-1]
     try:
         apps.get_model(app_label, model)
     except LookupError:
-        return app_label != "orders"  # only orders' models arrive after billing's groups
+        return False
     return True
 
 

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing import events, mirror, services, stripe_api
-from billing.models import InboundEvent
+from billing import events, mirror, permissions, services, stripe_api
+from billing.models import AuditEntry, InboundEvent
 
 # How far back Stripe lists events, and how many types one list call may name.
 WINDOW = timedelta(days=30)
@@ -111,6 +111,34 @@ def _page_store(listed: list[dict], result: ReplayResult) -> None:
                 result.stored += 1
             else:
                 result.known += 1  # arrived by webhook since the page was read
+
+
+def object_events_fetch(*, actor, object_type: str, stripe_id: str) -> ReplayResult:
+    """The console's "Fetch missed events" for one object, by a person: checked against
+    their permissions, audited (the object's console log and Django's admin log), then
+    ``object_events_replay``. Raises ``ReplayError`` or ``StripeAPIError`` after auditing."""
+    services._require(actor, [permissions.RESYNC])
+    audit = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
+             "action": AuditEntry.Action.FETCH_EVENTS}  # fmt: skip
+    try:
+        result = object_events_replay(object_type=object_type, stripe_id=stripe_id)
+    except (ReplayError, stripe_api.StripeAPIError) as exc:
+        services._audit(**audit, result=AuditEntry.Result.FAILED, message=exc.message)
+        raise
+    message = (
+        f"{result.listed} listed by Stripe, {result.stored} missed (stored and queued), "
+        f"{result.known} already received"
+    )
+    services._audit(
+        **audit,
+        result=AuditEntry.Result.DONE if result.stored else AuditEntry.Result.UNCHANGED,
+        message=message,
+    )
+    model = mirror.model_for(object_type)
+    row = model.objects.filter(id=stripe_id).first() if model is not None else None
+    services._log_entry(actor=actor, rows=[row] if row else [],
+                        message=f"Fetched missed events: {message}")  # fmt: skip
+    return result
 
 
 def object_events_replay(*, object_type: str, stripe_id: str) -> ReplayResult:

@@ -5,21 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-def groups_sync(apps, schema_editor):
-    """Support may view payments, Billing admin may also mark them resolved: the permissions
-    exist only from here on (billing.0004 made the groups without them)."""
-    from django.contrib.auth.management import create_permissions
-    from django.contrib.contenttypes.management import create_contenttypes
-
-    from billing.permissions import groups_sync
-
-    app_config = apps.get_app_config("orders")
-    app_config.models_module = True
-    create_contenttypes(app_config, verbosity=0, apps=apps)
-    create_permissions(app_config, verbosity=0, apps=apps)
-    app_config.models_module = None
-    groups_sync(apps=apps)
-
+from billing.permissions import groups_sync_migration
 
 PAID_STATES = ("paid", "fulfilled", "partially_refunded", "refunded")
 
@@ -100,5 +86,5 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
-        migrations.RunPython(groups_sync, migrations.RunPython.noop),
+        migrations.RunPython(groups_sync_migration, migrations.RunPython.noop),
     ]

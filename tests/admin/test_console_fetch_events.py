@@ -6,12 +6,13 @@ from __future__ import annotations
 import html
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 from djstripe.models import Customer
 
 from billing import stripe_api, sync
-from billing.models import InboundEvent
+from billing.models import AuditEntry, InboundEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,6 +56,14 @@ def test_support_fetches_missed_events_once(staff, customer_with_missed_events):
     # the history now lists them, on the page the button sent us back to
     assert text.count('id="event-evt_') == 3
 
+    # audited on the object's page and in Django's admin log
+    entry = AuditEntry.objects.get(stripe_id=customer_id)
+    assert (entry.action, entry.result, entry.actor) == ("fetch_events", "done", staff.support)
+    assert "3 missed (stored and queued)" in entry.message
+    assert LogEntry.objects.filter(
+        object_id=customer_id, change_message__startswith="Fetched missed events"
+    ).exists()
+
     again = client.post(fetch_url(customer_id), follow=True)
 
     assert "No missed events: all 3 that Stripe lists were received already." in (
@@ -84,3 +93,4 @@ def test_stripe_down_is_a_message_not_an_error(staff, customer_with_missed_event
     assert response.status_code == 200
     assert "Fetching events failed." in html.unescape(response.content.decode())
     assert InboundEvent.objects.count() == 0
+    assert AuditEntry.objects.get(stripe_id=customer_id).result == "failed"

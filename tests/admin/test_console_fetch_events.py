@@ -61,7 +61,7 @@ def test_support_fetches_missed_events_once(staff, customer_with_missed_events):
     assert (entry.action, entry.result, entry.actor) == ("fetch_events", "done", staff.support)
     assert "3 missed (stored and queued)" in entry.message
     assert LogEntry.objects.filter(
-        object_id=customer_id, change_message__startswith="Fetched missed events"
+        object_repr=customer_id, change_message__startswith="Fetched missed events"
     ).exists()
 
     again = client.post(fetch_url(customer_id), follow=True)

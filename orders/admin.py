@@ -15,7 +15,8 @@ from django.utils.safestring import mark_safe
 
 from billing import admin_views, permissions, services
 from billing import selectors as billing_selectors
-from billing.admin_stripe import ConsoleStyles, admin_link
+from billing.admin import ReadOnlyAdmin
+from billing.admin_stripe import admin_link
 from billing.display import admin_url, when
 from orders import selectors
 from orders import services as order_services
@@ -135,7 +136,7 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(OrderPayment)
-class OrderPaymentAdmin(ConsoleStyles, admin.ModelAdmin):
+class OrderPaymentAdmin(ReadOnlyAdmin):
     """Payments as records. Flagged ones (``?flagged=yes``) are support's to look at: a payment
     the order did not expect, for another amount or currency, or a second one."""
 
@@ -201,23 +202,9 @@ class OrderPaymentAdmin(ConsoleStyles, admin.ModelAdmin):
     def has_resolve_permission(self, request) -> bool:
         return request.user.has_perm(permissions.RESOLVE_PAYMENT)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
 
 @admin.register(Order)
-class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
+class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
     list_display = ("number", "public_id", "buyer", "status", "total", "mode", "created")
     list_filter = ("status", "mode")
     search_fields = ("=public_id", "email", "user__email", "user__username")
@@ -376,18 +363,3 @@ class OrderAdmin(ConsoleStyles, admin.ModelAdmin):
                 services.events_reprocess_selected(actor=request.user, event_ids=event_ids),
             )
         return HttpResponseRedirect(back)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # View permission alone gives the read-only detail page.
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions

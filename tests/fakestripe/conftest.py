@@ -122,3 +122,21 @@ def paid_flows(client, fakestripe) -> SimpleNamespace:
         pay=client.v1.checkout.sessions.retrieve(pay.id),
         sub=client.v1.checkout.sessions.retrieve(sub.id),
     )
+
+
+@pytest.fixture
+def prices(client):
+    """A one-time price ($20.00) and a monthly one ($9.00) of one product, "T-shirt"."""
+    product = client.v1.products.create(params={"name": "T-shirt"})
+    one_time = client.v1.prices.create(
+        params={"product": product.id, "currency": "usd", "unit_amount": 2000}
+    )
+    monthly = client.v1.prices.create(
+        params={
+            "product": product.id,
+            "currency": "usd",
+            "unit_amount": 900,
+            "recurring": {"interval": "month"},
+        }
+    )
+    return one_time, monthly

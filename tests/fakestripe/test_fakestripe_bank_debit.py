@@ -18,27 +18,11 @@ import pytest
 import stripe
 
 from fakestripe.server import FakeStripeServer
+from tests.fakestripe.helpers import last_event, types_since
 
 SUCCEEDS, FAILS = "000123456789", "000111111116"
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "stripe" / "fixtures3.json"
 KEY = "sk_test_fakestripe"
-
-
-@pytest.fixture
-def prices(client):
-    product = client.v1.products.create(params={"name": "Desk"})
-    one_time = client.v1.prices.create(
-        params={"product": product.id, "currency": "usd", "unit_amount": 25000}
-    )
-    monthly = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 1500,
-            "recurring": {"interval": "month"},
-        }
-    )
-    return one_time, monthly
 
 
 def new_session(client, price, mode="payment", **extra):
@@ -51,16 +35,6 @@ def new_session(client, price, mode="payment", **extra):
             **extra,
         }
     )
-
-
-def types_since(client, marker: str | None) -> list[str]:
-    params = {"limit": 100, **({"ending_before": marker} if marker else {})}
-    return [e.type for e in reversed(client.v1.events.list(params=params).data)]
-
-
-def last_event(client) -> str | None:
-    data = client.v1.events.list(params={"limit": 1}).data
-    return data[0].id if data else None
 
 
 def retrieve_pi(client, pi_id):
@@ -98,11 +72,11 @@ def test_bank_debit_completes_unpaid_then_settles_on_its_own(client, prices, fak
     time.sleep(1.6)
     # then the emulator's own timer has settled it
     pi = retrieve_pi(client, done["payment_intent"])
-    assert pi.status == "succeeded" and pi.amount_received == 25000
+    assert pi.status == "succeeded" and pi.amount_received == 2000
     assert pi.latest_charge.status == "succeeded" and pi.latest_charge.paid is True
     assert pi.latest_charge.balance_transaction.startswith("txn_")
-    assert client.v1.balance_transactions.retrieve(pi.latest_charge.balance_transaction).amount == (
-        25000
+    assert (
+        client.v1.balance_transactions.retrieve(pi.latest_charge.balance_transaction).amount == 2000
     )
     assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
     assert types_since(client, marker) == [
@@ -112,7 +86,7 @@ def test_bank_debit_completes_unpaid_then_settles_on_its_own(client, prices, fak
     ]
     # and a succeeded debit can be refunded like a card payment
     refund = client.v1.refunds.create(params={"payment_intent": pi.id})
-    assert refund.status == "succeeded" and refund.amount == 25000
+    assert refund.status == "succeeded" and refund.amount == 2000
 
 
 def test_returned_debit_fails_the_intent_and_leaves_the_session_unpaid(
@@ -223,7 +197,7 @@ def test_subscription_invoice_stays_open_until_the_debit_settles(
     invoice = client.v1.invoices.retrieve(done["invoice"])
     cs = client.v1.checkout.sessions.retrieve(session.id)
     if account == SUCCEEDS:
-        assert sub.status == "active" and invoice.status == "paid" and invoice.amount_paid == 1500
+        assert sub.status == "active" and invoice.status == "paid" and invoice.amount_paid == 900
         assert cs.payment_status == "paid"
         assert types_since(client, marker) == [
             "charge.succeeded",

@@ -8,33 +8,7 @@ import urllib.error
 import pytest
 import stripe
 
-
-@pytest.fixture
-def prices(client):
-    product = client.v1.products.create(params={"name": "T-shirt"})
-    one_time = client.v1.prices.create(
-        params={"product": product.id, "currency": "usd", "unit_amount": 2000}
-    )
-    monthly = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 900,
-            "recurring": {"interval": "month"},
-        }
-    )
-    return one_time, monthly
-
-
-def types_since(client, marker: str | None) -> list[str]:
-    """Event types after `marker` (an event id), oldest first."""
-    params = {"limit": 100, **({"ending_before": marker} if marker else {})}
-    return [e.type for e in reversed(client.v1.events.list(params=params).data)]
-
-
-def last_event(client) -> str | None:
-    data = client.v1.events.list(params={"limit": 1}).data
-    return data[0].id if data else None
+from tests.fakestripe.helpers import last_event, types_since
 
 
 def payment_session(client, price, **extra):

@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.core.signals import setting_changed
+from django.db.models.signals import post_delete, post_save
 
 
 def _reconfigure_stripe(*, setting: str, **kwargs) -> None:
@@ -9,14 +10,29 @@ def _reconfigure_stripe(*, setting: str, **kwargs) -> None:
         stripe_api.configure_module()
 
 
+def _endpoint_changed(*, instance, **kwargs) -> None:
+    from billing import services
+
+    services.endpoint_cache.drop(instance.djstripe_uuid)
+
+
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing (Stripe)"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from djstripe.models import WebhookEndpoint
+
         from billing import checks, handlers, metadata, stripe_api  # noqa: F401 - registers checks, handlers
 
         stripe_api.configure_module()
         metadata.register_user_link()
         setting_changed.connect(_reconfigure_stripe, dispatch_uid="billing.reconfigure_stripe")
+        # Intake's endpoint cache forgets an endpoint this process saves or deletes.
+        post_save.connect(
+            _endpoint_changed, sender=WebhookEndpoint, dispatch_uid="billing.endpoint_saved"
+        )
+        post_delete.connect(
+            _endpoint_changed, sender=WebhookEndpoint, dispatch_uid="billing.endpoint_deleted"
+        )

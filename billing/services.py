@@ -50,14 +50,11 @@ REJECT_SAMPLES_PER_MINUTE = 5
 
 
 class DeliveryRejected(Exception):
-    def __init__(
-        self, status: int, reason: str, code: str, endpoint: WebhookEndpoint | None = None
-    ):
+    def __init__(self, status: int, reason: str, code: str):
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.code = code  # the kind of refusal, counted per endpoint and minute
-        self.endpoint = endpoint  # the endpoint it was sent to, when known
 
 
 @dataclass(frozen=True)
@@ -162,12 +159,86 @@ def delivery_reject(
     logger.warning("webhook delivery rejected (%s) on %s: %s", status, endpoint_uuid, reason)
 
 
-def _endpoint(endpoint_uuid: uuid.UUID) -> WebhookEndpoint | None:
-    return (
-        WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid)
-        .only("djstripe_id", "id", "secret", "status", "djstripe_tolerance", "djstripe_uuid")
-        .first()
-    )
+class _EndpointCache:
+    """Endpoints as this process last read them, for intake: a delivery that verifies against
+    a recent read costs no query for its endpoint.
+
+    An entry serves for ``ENDPOINT_CACHE_SECONDS``. It can only let a delivery in: anything it
+    would refuse (an unknown or disabled endpoint, a signature that does not verify, e.g. just
+    after a secret rotation) is decided again on a fresh read. Saving or deleting an endpoint
+    drops its entry in the process that does it; elsewhere a disabled or deleted endpoint
+    stops accepting within ``ENDPOINT_CACHE_SECONDS``.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[uuid.UUID, tuple[float, WebhookEndpoint]] = {}
+
+    def get(self, endpoint_uuid: uuid.UUID) -> WebhookEndpoint | None:
+        entry = self._entries.get(endpoint_uuid)
+        if entry is None or time.monotonic() - entry[0] > settings.BILLING_ENDPOINT_CACHE_SECONDS:
+            return None
+        return entry[1]
+
+    def read(self, endpoint_uuid: uuid.UUID) -> WebhookEndpoint | None:
+        endpoint = (
+            WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid)
+            .only("djstripe_id", "id", "secret", "status", "djstripe_tolerance", "djstripe_uuid")
+            .first()
+        )
+        if endpoint is None:
+            self._entries.pop(endpoint_uuid, None)
+        else:
+            self._entries[endpoint_uuid] = (time.monotonic(), endpoint)
+        return endpoint
+
+    def drop(self, endpoint_uuid: uuid.UUID) -> None:
+        self._entries.pop(endpoint_uuid, None)
+
+
+endpoint_cache = _EndpointCache()
+
+
+def _endpoint_verified(
+    endpoint_uuid: uuid.UUID, body: bytes, signature: str
+) -> tuple[WebhookEndpoint, str, int]:
+    """The endpoint, the body as text and the signature's timestamp; a refusal raises.
+
+    Tried on the cached endpoint first; a refusal is only ever decided on a fresh read.
+    """
+    cached = endpoint_cache.get(endpoint_uuid)
+    if cached is not None:
+        try:
+            return _verified(cached, body, signature)
+        except DeliveryRejected:
+            pass
+    return _verified(endpoint_cache.read(endpoint_uuid), body, signature)
+
+
+def _verified(
+    endpoint: WebhookEndpoint | None, body: bytes, signature: str
+) -> tuple[WebhookEndpoint, str, int]:
+    if endpoint is None or endpoint.status == "disabled":
+        raise DeliveryRejected(404, "unknown or disabled webhook endpoint", "unknown_endpoint")
+    if len(body) > MAX_WEBHOOK_BODY:
+        raise DeliveryRejected(
+            413, f"body of {len(body)} bytes is over {MAX_WEBHOOK_BODY}", "too_large"
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DeliveryRejected(400, "body is not UTF-8", "not_utf8") from None
+    try:
+        signed_at = stripe_api.signature_verify(
+            payload=text,
+            header=signature,
+            secrets=endpoint_secrets(endpoint),
+            tolerance=endpoint.djstripe_tolerance,
+        )
+    except stripe_api.SignatureInvalid as exc:
+        raise DeliveryRejected(
+            400, f"signature: {exc.reason}", _signature_code(exc.reason)
+        ) from None
+    return endpoint, text, signed_at
 
 
 def delivery_accept(
@@ -180,43 +251,19 @@ def delivery_accept(
     """Verify and store one delivery, and queue its event for processing.
 
     Nothing here calls Stripe or runs business code: the request only records, in at most
-    four queries (the endpoint; the event, inserted unless already stored; for a duplicate,
-    a conditional requeue; the delivery log row). The event's JSON is stored once, on the
-    event. It is stored once (unique on its id), whichever endpoint and however often it
-    arrives; the task is published after the rows are written, and a broker that cannot take
-    it does not fail the delivery (the periodic requeue sends it later).
+    four queries (the endpoint, unless this process read it in the last few seconds; the
+    event, inserted unless already stored; for a duplicate, a conditional requeue; the
+    delivery log row). The event's JSON is stored once, on the event, unique on its id,
+    whichever endpoint and however often it arrives; the task is published after the rows
+    are written, and a broker that cannot take it does not fail the delivery (the periodic
+    requeue sends it later).
     """
-    endpoint = _endpoint(endpoint_uuid)
-    if endpoint is None or endpoint.status == "disabled":
-        raise DeliveryRejected(404, "unknown or disabled webhook endpoint", "unknown_endpoint")
-    if len(body) > MAX_WEBHOOK_BODY:
-        raise DeliveryRejected(
-            413, f"body of {len(body)} bytes is over {MAX_WEBHOOK_BODY}", "too_large", endpoint
-        )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DeliveryRejected(400, "body is not UTF-8", "not_utf8", endpoint) from None
-    try:
-        signed_at = stripe_api.signature_verify(
-            payload=text,
-            header=signature,
-            secrets=endpoint_secrets(endpoint),
-            tolerance=endpoint.djstripe_tolerance,
-        )
-    except stripe_api.SignatureInvalid as exc:
-        raise DeliveryRejected(
-            400, f"signature: {exc.reason}", _signature_code(exc.reason), endpoint
-        ) from None
+    endpoint, text, signed_at = _endpoint_verified(endpoint_uuid, body, signature)
     try:
         payload = json.loads(text)
     except ValueError as exc:
-        raise DeliveryRejected(400, f"malformed JSON: {exc}", "malformed_json", endpoint) from None
-    try:
-        fields = _event_fields(payload)
-    except DeliveryRejected as exc:
-        exc.endpoint = endpoint
-        raise
+        raise DeliveryRejected(400, f"malformed JSON: {exc}", "malformed_json") from None
+    fields = _event_fields(payload)
 
     delivery = {
         "endpoint": endpoint.pk,

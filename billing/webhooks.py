@@ -1,12 +1,15 @@
 """Webhook intake: verify, store, acknowledge. No Stripe call and no business work here."""
 
 import logging
+from collections.abc import Callable
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing import services
+from billing.webhook_endpoints import WEBHOOK_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +51,28 @@ def webhook(request: HttpRequest, endpoint_uuid):
         )
         return JsonResponse({"error": exc.reason}, status=exc.status)
     return JsonResponse({"received": True, "duplicate": not accepted.created})
+
+
+def webhook_middleware(get_response: Callable[[HttpRequest], HttpResponse]):
+    """Serve webhook deliveries past the middleware that follows this one.
+
+    Placed right after ``SecurityMiddleware`` (HTTPS redirect, security headers). A delivery
+    needs nothing further down: no session, user, messages, time zone or CSRF check (the view
+    is exempt: the signature authenticates it), and no CSP or frame header on a JSON answer.
+    Intake is the busiest URL and the one Stripe times; this keeps it to the view's own work.
+    A path under the prefix that is not a webhook URL goes the usual way (a 404, or a slash
+    appended).
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(WEBHOOK_PATH):
+            try:
+                match = resolve(request.path_info)
+            except Resolver404:
+                return get_response(request)
+            if match.func is webhook:
+                request.resolver_match = match
+                return webhook(request, *match.args, **match.kwargs)
+        return get_response(request)
+
+    return middleware

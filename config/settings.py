@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "billing.webhooks.webhook_middleware",  # deliveries skip the rest (see its docstring)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -314,6 +315,9 @@ BILLING_EVENT_LEASE_SECONDS = env.float("BILLING_EVENT_LEASE_SECONDS", default=1
 # A due event whose task was queued this long ago and has not run is queued again (a lost
 # task); one whose publish failed (broker down) is queued at the next periodic run.
 BILLING_EVENT_REQUEUE_AFTER_SECONDS = env.float("BILLING_EVENT_REQUEUE_AFTER_SECONDS", default=60.0)
+# Webhook intake keeps each endpoint it read (secret, status) this long per process, so most
+# deliveries cost no query for it; a refusal is always decided on a fresh read.
+BILLING_ENDPOINT_CACHE_SECONDS = env.float("BILLING_ENDPOINT_CACHE_SECONDS", default=5.0)
 # The delivery log and the counts of refused deliveries are kept this long (billing.prune).
 BILLING_WEBHOOK_RETENTION_DAYS = env.int("BILLING_WEBHOOK_RETENTION_DAYS", default=30)
 

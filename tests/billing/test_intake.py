@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from djstripe.models import Customer
+from djstripe.models import Customer, WebhookEndpoint
 
 from billing import services, stripe_api
 from billing.models import InboundEvent, WebhookDelivery, WebhookRejectCount, WebhookRejectSample
@@ -20,12 +20,16 @@ from tests.conftest import signed_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def customer_event(stripe_emulator):
+def customer_event_for(stripe_emulator) -> dict:
     """A real customer.created event, as the emulator emitted it."""
     stripe_api.create(object_type="customer", params={"email": "ada@example.com"})
     (event,) = stripe_api.list_all(object_type="event", params={"type": "customer.created"})
     return stripe_api.as_dict(event)
+
+
+@pytest.fixture
+def customer_event(stripe_emulator):
+    return customer_event_for(stripe_emulator)
 
 
 @pytest.fixture
@@ -414,3 +418,85 @@ def test_delivery_is_acknowledged_fast_when_the_broker_is_down(
     # the periodic requeue picks it (and, the broker still down, logs again)
     assert services.events_requeue() == 1
     assert log_output.getvalue().count(f"could not queue event {event.id}") == 2
+
+
+def endpoint_queries(queries) -> list[str]:
+    table = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
+    return [q["sql"] for q in queries.captured_queries if f"FROM {table}" in q["sql"]]
+
+
+def deliver_copy(client, endpoint, event: dict, event_id: str, secret: str) -> int:
+    """Post ``event`` under another id, signed with ``secret``; the status code."""
+    body, header = signed_body({**event, "id": event_id}, secret)
+    return post(client, endpoint.djstripe_uuid, body, header).status_code
+
+
+def test_a_warm_endpoint_costs_no_query_and_a_rotated_secret_is_read_fresh(
+    client, webhook_endpoint, customer_event, queued_not_run
+):
+    webhook_endpoint = WebhookEndpoint.objects.get(pk=webhook_endpoint.pk)  # nothing deferred
+    secret = webhook_endpoint.secret
+    with CaptureQueriesContext(connection) as cold:
+        assert deliver_copy(client, webhook_endpoint, customer_event, "evt_c1", secret) == 200
+    with CaptureQueriesContext(connection) as warm:
+        assert deliver_copy(client, webhook_endpoint, customer_event, "evt_c2", secret) == 200
+    assert len(endpoint_queries(cold)) == 1
+    assert endpoint_queries(warm) == []
+    assert len(warm) == len(cold) - 1
+
+    # Another process rotates the secret (no signal reaches this one's cache): the first
+    # delivery signed with the new secret is verified on a fresh read, not refused.
+    new_secret = "whsec_rotatedelsewhere0123456789"
+    WebhookEndpoint.objects.filter(pk=webhook_endpoint.pk).update(secret=new_secret)
+    with CaptureQueriesContext(connection) as rotated:
+        assert deliver_copy(client, webhook_endpoint, customer_event, "evt_c3", new_secret) == 200
+    assert len(endpoint_queries(rotated)) == 1
+    assert InboundEvent.objects.filter(pk="evt_c3").exists()
+    assert not WebhookRejectCount.objects.exists()
+
+
+def test_a_disabled_endpoint_stops_accepting_at_once_here_and_after_the_cache_time_elsewhere(
+    client, webhook_endpoint, customer_event, queued_not_run, settings
+):
+    def deliver(event_id: str) -> int:
+        secret = webhook_endpoint.secret
+        return deliver_copy(client, webhook_endpoint, customer_event, event_id, secret)
+
+    assert deliver("evt_d1") == 200  # cached now
+
+    webhook_endpoint.status = "disabled"
+    webhook_endpoint.save(update_fields=["status"])  # here: the cache forgets it
+    assert deliver("evt_d2") == 404
+
+    webhook_endpoint.status = "enabled"
+    webhook_endpoint.save(update_fields=["status"])
+    assert deliver("evt_d3") == 200
+    # Disabled by another process: this one may accept for BILLING_ENDPOINT_CACHE_SECONDS...
+    WebhookEndpoint.objects.filter(pk=webhook_endpoint.pk).update(status="disabled")
+    assert deliver("evt_d4") == 200
+    # ...and refuses once its entry is older than that.
+    settings.BILLING_ENDPOINT_CACHE_SECONDS = 0
+    assert deliver("evt_d5") == 404
+    stored = set(InboundEvent.objects.values_list("pk", flat=True))
+    assert stored == {"evt_d1", "evt_d3", "evt_d4"}
+
+
+def test_deliveries_skip_the_page_middleware_and_keep_the_security_headers(
+    client, webhook_endpoint, customer_event, queued_not_run
+):
+    body, header = signed_body(customer_event, webhook_endpoint.secret)
+
+    response = post(client, webhook_endpoint.djstripe_uuid, body, header)
+
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware ran
+    # nothing of the page stack below it: no session, CSP or frame header, no Vary: Cookie
+    assert "Content-Security-Policy" not in response
+    assert "X-Frame-Options" not in response
+    assert "Cookie" not in response.get("Vary", "")
+    assert not response.cookies
+    # a page goes through all of it
+    page = client.get("/")
+    assert "Content-Security-Policy" in page and page["X-Frame-Options"] == "DENY"
+    # a path under the prefix that is not a webhook URL is answered as any unknown page
+    assert client.post("/stripe/webhook/not-a-uuid/").status_code == 404

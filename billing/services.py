@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -341,13 +342,23 @@ def _delivery_values(delivery: dict[str, Any]) -> dict[str, Any]:
 DATABASE_NOW = object()  # clock_timestamp() on PostgreSQL, Python's clock elsewhere
 
 
+@functools.cache
+def _fields_by_name(model: type) -> dict[str, Any]:
+    """A model's concrete fields by name and by attname (``endpoint`` and ``endpoint_id``)."""
+    fields = {}
+    for field in model._meta.concrete_fields:
+        fields[field.name] = fields[field.attname] = field
+    return fields
+
+
 def _insert_values(model: type, values: dict[str, Any]) -> tuple[str, list[Any]]:
     """``INSERT INTO table (columns) VALUES (...)`` for ``values`` keyed by field name or
     attname, each prepared as the ORM would (the raw payload text passed as is)."""
     quote = connection.ops.quote_name
+    fields = _fields_by_name(model)
     columns, placeholders, params = [], [], []
     for name, value in values.items():
-        field = next(f for f in model._meta.concrete_fields if name in (f.name, f.attname))
+        field = fields[name]
         columns.append(quote(field.column))
         if value is DATABASE_NOW and connection.vendor == "postgresql":
             placeholders.append("clock_timestamp()")

@@ -131,3 +131,49 @@ def test_support_without_link_permission_sees_link_keys_locked(page, world):
     page.wait_for_selector("#metadata-rows")
     assert page.locator("#metadata-rows input[name=key][value=order_id][type=hidden]").count() == 1
     shot(page, "09-support-metadata-form")
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.mark.parametrize(
+    ("username", "viewport"),
+    [
+        ("support", PHONE),
+        ("billing", PHONE),
+        ("billing", {"viewport": {"width": 1280, "height": 900}}),
+    ],
+)
+def test_console_pages_answer_and_fit_the_screen(
+    browser, live_server, world, staff, username, viewport
+):
+    """The pages support opens every day, on a phone and a desktop: each answers 200 and is
+    no wider than the screen (a wide table scrolls inside its own box)."""
+    context = browser.new_context(base_url=live_server.url, **viewport)
+    screen = viewport["viewport"]["width"]  # (a phone's innerWidth grows with the page)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        log_in(page, username)
+        order = world.paid
+        pages = [
+            "/admin/",
+            "/admin/orders/order/",
+            f"/admin/orders/order/{order.pk}/change/",
+            "/admin/orders/orderpayment/",
+            "/admin/orders/orderpayment/?flagged=open",
+            f"/admin/djstripe/paymentintent/{order.payment_intent_id}/",
+            f"/admin/djstripe/customer/{order.customer_id}/",
+            "/admin/billing/inboundevent/",
+        ]
+        if username == "billing":
+            pages.append("/admin/billing/api-versions/")
+        for path in pages:
+            response = page.goto(path)
+            assert response.status == 200, f"{path} answered {response.status}"
+            width = page.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= screen, f"{path} is {width} px wide on a {screen} px screen"
+            if "/customer/" in path:
+                shot(page, f"10-customer-event-history-{username}-{screen}")
+    finally:
+        context.close()

@@ -54,3 +54,10 @@ def subscription_changed(ctx: EventContext) -> str | None:
 @register("invoice.paid")
 def invoice_paid(ctx: EventContext) -> str | None:
     return services.order_invoice_paid(invoice=ctx.obj, **_source(ctx))
+
+
+# A payment intent made outside Checkout and invoices that names an order: recorded and
+# flagged for support (the order's own intents are recorded with their session or invoice).
+@register("payment_intent.succeeded")
+def payment_intent_succeeded(ctx: EventContext) -> str | None:
+    return services.order_intent_record(intent=ctx.obj, **_source(ctx))

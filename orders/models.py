@@ -201,8 +201,9 @@ class OrderHistory(models.Model):
 
 
 class OrderPayment(models.Model):
-    """One payment that touched an order: a Checkout Session (with its payment intent) or a
-    paid invoice. A record, not a flag on the order (pretix ``OrderPayment``).
+    """One payment that touched an order: a Checkout Session (with its payment intent), a
+    paid invoice, or a payment intent made outside both (by hand, naming the order in its
+    metadata). A record, not a flag on the order (pretix ``OrderPayment``).
 
     The order's own sessions get a row when they are created (``pending``); Stripe's answers
     move it on. Only a payment that belongs to the order and matches its amount and currency
@@ -213,6 +214,7 @@ class OrderPayment(models.Model):
     class Kind(models.TextChoices):
         CHECKOUT_SESSION = "checkout_session", "Checkout Session"
         INVOICE = "invoice", "invoice"
+        PAYMENT_INTENT = "payment_intent", "payment intent (outside Checkout)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"  # created, not paid (an open session)
@@ -280,7 +282,7 @@ class OrderPayment(models.Model):
 
     @property
     def stripe_id(self) -> str:
-        return self.checkout_session_id or self.invoice_id
+        return self.checkout_session_id or self.invoice_id or self.payment_intent_id
 
 
 class CustomerSettings(models.Model):

@@ -15,6 +15,7 @@ from orders.services.checkout import (
 )
 from orders.services.payments import (
     order_fulfil,
+    order_intent_record,
     order_invoice_paid,
     order_payments_resolve,
     order_refund_sync,
@@ -36,6 +37,7 @@ __all__ = [
     "order_checkout_start",
     "order_create",
     "order_fulfil",
+    "order_intent_record",
     "order_invoice_paid",
     "order_payment_start",
     "order_payments_resolve",

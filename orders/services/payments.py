@@ -1,8 +1,8 @@
 """Payment outcomes: an order paid, failed, expired or refunded, decided from the latest
 object Stripe has (re-fetched, never an event's snapshot, never the event's type).
 
-Every Checkout Session and paid invoice that touches an order is recorded as an
-``OrderPayment``. The order is paid only by a payment that belongs to it (a session it created,
+Every Checkout Session, paid invoice and payment intent that touches an order is recorded as
+an ``OrderPayment``. The order is paid only by a payment that belongs to it (a session it created,
 or an invoice of its own subscription) for exactly its amount and currency; anything else is
 recorded with a flag for support and logged, never applied and never dropped.
 
@@ -409,6 +409,64 @@ def order_invoice_paid(*, invoice: dict[str, Any], source: str, event_id: str = 
             order.save()
             return f"order {order.public_id}: invoice {invoice['id']} paid"
         outcome = _payment_settle(order=order, payment=payment, own=own, distrust=distrust,
+                                  source=source, event_id=event_id)  # fmt: skip
+        order.save()
+        return outcome
+
+
+def _session_may_own(order: Order) -> str:
+    """The order's own Checkout Session that may still turn out to hold a payment intent
+    (open or settling, its intent not known yet); "" when there is none."""
+    open_session = (
+        order.payments.filter(
+            kind=OrderPayment.Kind.CHECKOUT_SESSION,
+            payment_intent_id="",
+            status__in=(P.PENDING, P.PROCESSING),
+        )
+        .exclude(flag=F.UNEXPECTED)
+        .first()
+    )
+    if open_session is not None:
+        return open_session.checkout_session_id
+    current = order.checkout_session_id
+    if current and not order.payments.filter(checkout_session_id=current).exists():
+        return current  # an order from before payments were recorded
+    return ""
+
+
+def order_intent_record(*, intent: dict[str, Any], source: str, event_id: str = "") -> str:
+    """A payment intent that succeeded naming an order (``metadata.order_id``) but outside the
+    order's Checkout Session and subscription: made by hand through the API or the Dashboard.
+    It is recorded and flagged for support, never applied: only the order's own session or
+    invoice pays it. Decided from the re-fetched intent's status.
+
+    Intents of the order's sessions and invoices are recorded with them by their own handlers.
+    Stripe sends ``payment_intent.succeeded`` before ``checkout.session.completed`` as often
+    as after, so while the order has a session of its own that may still hold this intent,
+    the intent is left to that session (said in the event's outcome).
+    """
+    intent_id = intent["id"]
+    if intent.get("status") != "succeeded":
+        return f"payment intent {intent_id} is {intent.get('status')}; nothing to record"
+    with transaction.atomic():
+        order, payment = _payment_order(payment_intent_id=intent_id)
+        if payment is not None:
+            return f"{intent_id} is recorded with {payment.get_kind_display()} {payment.stripe_id}"
+        order, why, distrust = _order_find(metadata=intent.get("metadata"))
+        if order is None:
+            return why
+        session_id = _session_may_own(order)
+        if session_id:
+            return (
+                f"order {order.public_id}: {intent_id} may be its session {session_id}'s; "
+                "left to the session's events"
+            )
+        payment = OrderPayment(
+            order=order, kind=OrderPayment.Kind.PAYMENT_INTENT, payment_intent_id=intent_id,
+            status=P.SUCCEEDED, amount=intent.get("amount_received") or 0,
+            currency=intent.get("currency") or "", source=source, event_id=event_id,
+        )  # fmt: skip
+        outcome = _payment_settle(order=order, payment=payment, own=False, distrust=distrust,
                                   source=source, event_id=event_id)  # fmt: skip
         order.save()
         return outcome

@@ -393,3 +393,74 @@ def test_an_invoice_of_a_subscription_that_is_not_the_orders_does_not_pay_it(
     assert own.applied and own.invoice_id and own.subscription_id == order.subscription_id
     assert order.payments.count() == 2
     _events_processed()
+
+
+def _intent_by_hand(order: Order, customer, *, amount: int | None = None) -> str:
+    """A payment intent made through the API (or the Dashboard), naming the order."""
+    intent = stripe_api.create(
+        object_type="payment_intent",
+        params={
+            "amount": amount or order.amount_total,
+            "currency": order.currency,
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "metadata": {"order_id": order.public_id, "user_id": str(customer.pk)},
+        },
+    )
+    assert intent.status == "succeeded"
+    return intent.id
+
+
+def _outcome(event_type: str, object_id: str) -> str:
+    return InboundEvent.objects.get(type=event_type, object_id=object_id).outcome
+
+
+def test_a_payment_intent_made_by_hand_is_recorded_and_flagged(
+    shop, catalog, stripe_emulator, admin_client, customer
+):
+    # given an order paid by its own session
+    order = bought(shop, catalog["usd"])
+    _paid(stripe_emulator, order.checkout_session_id)
+    order.refresh_from_db()
+    assert order.status == S.FULFILLED
+    own_intent = order.payment_intent_id
+    # when someone charges the customer again by hand, naming the order
+    by_hand = _intent_by_hand(order, customer)
+    assert stripe_emulator.wait_deliveries(15)
+    # then the payment is on record, flagged, not applied; the order is as it was
+    payment = OrderPayment.objects.get(payment_intent_id=by_hand)
+    assert (payment.order, payment.kind, payment.status, payment.amount, payment.applied) == (
+        order, OrderPayment.Kind.PAYMENT_INTENT, P.SUCCEEDED, order.amount_total, False,
+    )  # fmt: skip
+    assert payment.flag == F.SECOND_PAYMENT and "not a payment" in payment.flag_note
+    order.refresh_from_db()
+    assert (order.status, order.payment_intent_id) == (S.FULFILLED, own_intent)
+    _flagged_in_admin(admin_client, by_hand, F.SECOND_PAYMENT)
+    # and the order's own intent stays recorded with its session, not as a payment of its own
+    assert OrderPayment.objects.filter(kind=OrderPayment.Kind.PAYMENT_INTENT).count() == 1
+    # (its event came before the session's here: it was left to the session, which has it)
+    said = _outcome("payment_intent.succeeded", own_intent)
+    assert "left to the session's events" in said or "recorded with Checkout Session" in said
+    assert OrderPayment.objects.get(payment_intent_id=own_intent).applied
+    _events_processed()
+
+
+def test_a_payment_intent_while_the_orders_session_is_open_is_left_to_the_session(
+    shop, catalog, stripe_emulator, customer
+):
+    # given an order whose own session is open (the customer has not paid yet)
+    order = bought(shop, catalog["usd"])
+    # when a payment intent naming it succeeds (it might be the session's: Stripe sends the
+    # intent's event before the session's as often as after)
+    by_hand = _intent_by_hand(order, customer)
+    assert stripe_emulator.wait_deliveries(15)
+    # then nothing is recorded for it, and the event says why
+    assert not OrderPayment.objects.filter(payment_intent_id=by_hand).exists()
+    assert "left to the session's events" in _outcome("payment_intent.succeeded", by_hand)
+    order.refresh_from_db()
+    assert order.status == S.AWAITING_PAYMENT
+    # and the session, once paid, pays the order with its own intent
+    _paid(stripe_emulator, order.checkout_session_id)
+    order.refresh_from_db()
+    assert order.status == S.FULFILLED and order.payment_intent_id != by_hand
+    _events_processed()

@@ -9,6 +9,7 @@ these functions: they know nothing of ordering.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,24 +76,38 @@ def upsert(data: Any) -> djstripe_models.StripeModel | None:
     )
 
 
-def rows_for(objects: list[dict[str, Any]]) -> dict[str, djstripe_models.StripeModel]:
-    """The mirror rows of ``objects`` by Stripe id: one query per model."""
-    ids_by_model: dict[type, set[str]] = {}
-    for data in objects:
-        model = model_for(data.get("object", ""))
-        if model is not None:
-            ids_by_model.setdefault(model, set()).add(data["id"])
-    return {
-        row.id: row
-        for model, ids in ids_by_model.items()
-        for row in model.objects.filter(id__in=ids)
-    }
+def _foreign_ids(data: dict[str, Any]) -> Iterator[tuple[type, str]]:
+    """The (model, Stripe id) of every mirrored object ``data``'s foreign keys point at."""
+    model = model_for(data.get("object", ""))
+    if model is None:
+        return
+    for field in _stripe_foreign_keys(model):
+        value = data.get(field.name)
+        stripe_id = value.get("id") if isinstance(value, dict) else value
+        if isinstance(stripe_id, str) and stripe_id:
+            yield field.related_model, stripe_id
 
 
-# dj-stripe looks up the owner account (API key row, account row) for every object it syncs;
-# within one batch of writes it cannot change, so the batch asks once.
+@functools.cache
+def _stripe_foreign_keys(model: type) -> tuple[Any, ...]:
+    return tuple(
+        f
+        for f in model._meta.concrete_fields
+        if f.is_relation and issubclass(f.related_model, djstripe_models.StripeModel)
+    )
+
+
+# --- One batch of writes --------------------------------------------------------------------
+#
+# dj-stripe, syncing one object, looks up its owner account (API key row, account row) and
+# the row of the object and of every object its foreign keys point at, one query each. Within
+# one batch of writes (``billing.sync.objects_write``, under the objects' locks) the batch
+# loads those rows up front, one query per model, and dj-stripe finds them here; a row it does
+# not find here it looks up (and, missing, fetches) as it always does.
+
 _batch = threading.local()
 _account_lookup = djstripe_models.Account.get_or_retrieve_for_api_key.__func__
+_row_lookup = djstripe_models.StripeModel._get_or_create_from_stripe_object.__func__
 
 
 def _account_for_key(cls, api_key: str):
@@ -104,18 +119,53 @@ def _account_for_key(cls, api_key: str):
     return cache[api_key]
 
 
+def _row_for_field(cls, data, field_name="id", *args, **kwargs):
+    rows = getattr(_batch, "rows", None)
+    if rows is not None:
+        value = data.get(field_name)
+        stripe_id = value.get("id") if isinstance(value, dict) else value
+        row = rows.get((cls, stripe_id)) if isinstance(stripe_id, str) else None
+        if row is not None:
+            return row, False
+    row, created = _row_lookup(cls, data, field_name, *args, **kwargs)
+    if rows is not None and row is not None:
+        rows[(cls, row.id)] = row
+    return row, created
+
+
 djstripe_models.Account.get_or_retrieve_for_api_key = classmethod(_account_for_key)
+djstripe_models.StripeModel._get_or_create_from_stripe_object = classmethod(_row_for_field)
 
 
 @contextmanager
-def owner_account_cached() -> Iterator[None]:
-    """Within the block, this thread looks each API key's owner account up once."""
-    outer = getattr(_batch, "accounts", None)
-    _batch.accounts = {} if outer is None else outer
+def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.StripeModel]]:
+    """Within the block, this thread's dj-stripe syncs find the owner account, the rows of
+    ``objects`` and the rows their foreign keys point at without a query each (loaded here,
+    one query per model). Yields the rows of ``objects`` as they were, by Stripe id."""
+    wanted: dict[type, set[str]] = {}
+    for data in objects:
+        model = model_for(data.get("object", ""))
+        if model is not None:
+            wanted.setdefault(model, set()).add(data["id"])
+        for related, stripe_id in _foreign_ids(data):
+            wanted.setdefault(related, set()).add(stripe_id)
+    rows = {
+        (model, row.id): row
+        for model, ids in wanted.items()
+        for row in model.stripe_objects.filter(id__in=ids)
+    }
+    outer = getattr(_batch, "accounts", None), getattr(_batch, "rows", None)
+    _batch.accounts = {} if outer[0] is None else outer[0]
+    _batch.rows = rows if outer[1] is None else {**outer[1], **rows}
     try:
-        yield
+        yield {
+            stripe_id: row
+            for data in objects
+            if (model := model_for(data.get("object", ""))) is not None
+            and (row := rows.get((model, stripe_id := data["id"]))) is not None
+        }
     finally:
-        _batch.accounts = outer
+        _batch.accounts, _batch.rows = outer
 
 
 def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:

@@ -179,17 +179,20 @@ def objects_write(
     """Write objects from one Stripe answer (e.g. a list page) in one short transaction.
 
     Per batch, not per object: one statement takes every lock, one query reads the guard's
-    state, one query per model reads the rows as they were, one statement stores the new
-    state, and dj-stripe looks the owner account up once.
+    state, one query per model reads the rows as they were and the rows they point at (which
+    dj-stripe then finds without a query each), one statement stores the new state, and
+    dj-stripe looks the owner account up once.
     """
     objects = [stripe_api.as_dict(o) for o in objects]
     every = [d for o in objects for d in _with_children(o)]
     ids = [d["id"] for d in every]
-    with transaction.atomic(), object_lock(*ids), mirror.owner_account_cached():
+    with transaction.atomic(), object_lock(*ids), mirror.batch(every) as rows:
         batch = _Batch(
             started_at=started_at,
             states={s.stripe_id: s for s in ObjectSync.objects.filter(stripe_id__in=ids)},
-            rows=mirror.rows_for(every),
+            rows=rows,
+            # as it was: dj-stripe updates the rows themselves as the batch writes them
+            before={sid: dict(row.stripe_data or {}) or None for sid, row in rows.items()},
         )
         results = [_write(data, batch, tuple(sorted(expand)), top=True) for data in objects]
         ObjectSync.objects.bulk_create(
@@ -208,7 +211,8 @@ def objects_write(
 class _Batch:
     started_at: datetime
     states: dict[str, ObjectSync]  # the guard's state of every object in the batch
-    rows: dict[str, Any]  # mirror rows before the batch, by Stripe id
+    rows: dict[str, Any]  # mirror rows of the batch's objects, by Stripe id
+    before: dict[str, dict[str, Any] | None]  # their data before the batch
     written: dict[str, ObjectSync] = field(default_factory=dict)  # new states, saved at the end
 
 
@@ -242,8 +246,7 @@ def _write(data: dict[str, Any], batch: _Batch, expand: tuple[str, ...], *, top:
             deleted=state.deleted_at is not None,
         )
 
-    row = batch.rows.get(stripe_id)
-    previous = dict(row.stripe_data) if row is not None and row.stripe_data else None
+    previous = batch.before.get(stripe_id)
     deleted = bool(data.get("deleted"))
     row = mirror.mark_deleted(data) if deleted else mirror.upsert(data)
     now = timezone.now()

@@ -9,8 +9,10 @@ support (and visible in the admin with the Flagged filter), and changes nothing 
 from __future__ import annotations
 
 import hashlib
+import importlib
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings as django_settings
 from django.test import Client
 from djstripe.models import Customer
@@ -464,3 +466,38 @@ def test_a_payment_intent_while_the_orders_session_is_open_is_left_to_the_sessio
     order.refresh_from_db()
     assert order.status == S.FULFILLED and order.payment_intent_id != by_hand
     _events_processed()
+
+
+def test_the_payments_migration_records_the_orders_a_shop_already_has(
+    shop, catalog, stripe_emulator
+):
+    # given a shop with a paid order and an unpaid one, from before payments were recorded
+    paid = bought(shop, catalog["usd"])
+    _paid(stripe_emulator, paid.checkout_session_id)
+    unpaid = bought(shop, catalog["usd"], quantity=2)
+    paid.refresh_from_db()
+    assert paid.status == S.FULFILLED and paid.payment_intent_id
+    OrderPayment.objects.all().delete()  # as before payments were recorded
+    # when the migration that adds payments runs its data step on it (the suite builds its
+    # tables from the models, so the step is called as the migration calls it)
+    migration = importlib.import_module("orders.migrations.0005_order_payments")
+    migration.backfill(django_apps, None)
+    # then each order has its session's payment, the paid one applied with its intent
+    payment = OrderPayment.objects.get(order=paid)
+    assert (payment.checkout_session_id, payment.payment_intent_id) == (
+        paid.checkout_session_id, paid.payment_intent_id,
+    )  # fmt: skip
+    assert (payment.status, payment.applied, payment.amount, payment.source) == (
+        P.SUCCEEDED, True, paid.amount_total, "migration",
+    )  # fmt: skip
+    waiting = OrderPayment.objects.get(order=unpaid)
+    assert (waiting.checkout_session_id, waiting.status, waiting.applied, waiting.amount) == (
+        unpaid.checkout_session_id, P.PENDING, False, unpaid.amount_total,
+    )  # fmt: skip
+    # and the unpaid order's session still pays it, once
+    _paid(stripe_emulator, unpaid.checkout_session_id)
+    unpaid.refresh_from_db()
+    assert unpaid.status == S.FULFILLED
+    assert list(OrderPayment.objects.filter(order=unpaid).values_list("applied", flat=True)) == [
+        True
+    ]

@@ -61,6 +61,15 @@ def _paid(emulator, session_id: str) -> None:
     assert emulator.wait_deliveries(15)
 
 
+def _paid_order(shop, catalog, emulator) -> Order:
+    """An order paid by its own session."""
+    order = bought(shop, catalog["usd"])
+    _paid(emulator, order.checkout_session_id)
+    order.refresh_from_db()
+    assert order.status == S.FULFILLED
+    return order
+
+
 def _flagged_in_admin(admin_client, session_id: str, flag: str) -> None:
     """Support sees it: in the Flagged filter, and under its own flag, not among unflagged."""
     for query in ("flagged=yes", f"flagged={flag}"):
@@ -158,11 +167,7 @@ def test_a_session_that_is_not_the_orders_does_not_pay_it(
 def test_a_second_payment_is_recorded_and_the_first_keeps_its_links(
     shop, catalog, stripe_emulator, admin_client, customer
 ):
-    # given an order paid by its own session
-    order = bought(shop, catalog["usd"])
-    _paid(stripe_emulator, order.checkout_session_id)
-    order.refresh_from_db()
-    assert order.status == S.FULFILLED
+    order = _paid_order(shop, catalog, stripe_emulator)  # paid by its own session
     first_links = (order.checkout_session_id, order.payment_intent_id, order.customer_id)
     # when the customer pays for it again through another session that links to it
     second = _outside_session(
@@ -420,11 +425,7 @@ def _outcome(event_type: str, object_id: str) -> str:
 def test_a_payment_intent_made_by_hand_is_recorded_and_flagged(
     shop, catalog, stripe_emulator, admin_client, customer
 ):
-    # given an order paid by its own session
-    order = bought(shop, catalog["usd"])
-    _paid(stripe_emulator, order.checkout_session_id)
-    order.refresh_from_db()
-    assert order.status == S.FULFILLED
+    order = _paid_order(shop, catalog, stripe_emulator)  # paid by its own session
     own_intent = order.payment_intent_id
     # when someone charges the customer again by hand, naming the order
     by_hand = _intent_by_hand(order, customer)
@@ -472,11 +473,9 @@ def test_the_payments_migration_records_the_orders_a_shop_already_has(
     shop, catalog, stripe_emulator
 ):
     # given a shop with a paid order and an unpaid one, from before payments were recorded
-    paid = bought(shop, catalog["usd"])
-    _paid(stripe_emulator, paid.checkout_session_id)
+    paid = _paid_order(shop, catalog, stripe_emulator)
     unpaid = bought(shop, catalog["usd"], quantity=2)
-    paid.refresh_from_db()
-    assert paid.status == S.FULFILLED and paid.payment_intent_id
+    assert paid.payment_intent_id
     OrderPayment.objects.all().delete()  # as before payments were recorded
     # when the migration that adds payments runs its data step on it (the suite builds its
     # tables from the models, so the step is called as the migration calls it)

@@ -10,13 +10,17 @@ finding:
   of another user);
 - ``unfulfilled_payment``: a paid session or invoice whose order is not paid or fulfilled;
 - ``missing_link_keys``: an object that lacks the link keys its session, subscription or
-  payment intent has (Stripe does not copy metadata onto related objects).
+  payment intent has (Stripe does not copy metadata onto related objects);
+- ``unrecorded_payment``: a succeeded payment intent that names an order but is none of its
+  recorded payments (made by hand, outside its session and subscription; its event missed,
+  or it arrived while the order's own session was still open).
 
 With ``fix``, what the product's own services can repair is repaired, each from the object
 as Stripe has it now: a paid order is fulfilled (``order_fulfil`` / ``order_invoice_paid``
 from the re-fetched session or invoice), refunds are brought in line (``order_refund_sync``
 from the re-fetched charge), and missing link keys are copied through the API, the mirror then
-written from Stripe's answer. The rest needs a person and is reported. No transaction is held
+written from Stripe's answer, and an unrecorded payment intent is recorded (flagged for
+support, never applied: ``order_intent_record``). The rest needs a person and is reported. No transaction is held
 across a Stripe call: pages are read, then fixes run one by one.
 """
 
@@ -37,7 +41,13 @@ from orders.models import PAID_STATES, Order
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("order_mismatch", "dangling_link", "unfulfilled_payment", "missing_link_keys")
+KINDS = (
+    "order_mismatch",
+    "dangling_link",
+    "unfulfilled_payment",
+    "missing_link_keys",
+    "unrecorded_payment",
+)
 SOURCE = "reconcile"
 
 
@@ -140,7 +150,7 @@ class Reconciler:
             {"expand": ["data.parent.subscription_details.subscription"]},
             self._check_invoice,
         )
-        self._walk("payment_intent", {}, self._check_plain)
+        self._walk("payment_intent", {}, self._check_intent)
         self._walk("charge", {"expand": ["data.payment_intent"]}, self._check_charge)
         self._check_orders_not_seen()
         return self.findings
@@ -148,6 +158,31 @@ class Reconciler:
     def _check_plain(self, obj: dict[str, Any]):
         self._resolve(obj)
         return []
+
+    def _check_intent(self, intent: dict[str, Any]):
+        from orders.services import intent_unrecorded
+
+        order = self._resolve(intent).order
+        if (
+            order is None
+            or intent.get("status") != "succeeded"
+            or not intent_unrecorded(order=order, intent_id=intent["id"])
+        ):
+            return []
+        amount = f"{intent.get('amount_received')} {intent.get('currency')}"
+        return [
+            self._found(
+                Finding(
+                    kind="unrecorded_payment",
+                    object_type="payment_intent",
+                    stripe_id=intent["id"],
+                    order=order.public_id,
+                    detail=f"succeeded ({amount}) naming the order; none of its payments",
+                    fix="record it as the order's payment, flagged for support",
+                ),
+                lambda pid=intent["id"]: _intent_record(pid),
+            )
+        ]
 
     def _check_session(self, session: dict[str, Any]):
         link = self._resolve(session)
@@ -337,6 +372,13 @@ def _invoice_paid(invoice_id: str) -> str:
 
     invoice = sync.object_sync(object_type="invoice", stripe_id=invoice_id).obj
     return order_invoice_paid(invoice=invoice, source=SOURCE)
+
+
+def _intent_record(intent_id: str) -> str:
+    from orders.services import order_intent_record
+
+    intent = sync.object_sync(object_type="payment_intent", stripe_id=intent_id).obj
+    return order_intent_record(intent=intent, source=SOURCE)
 
 
 def _refunds_sync(charge_id: str) -> str:

@@ -14,6 +14,7 @@ from orders.services.checkout import (
     order_return_check,
 )
 from orders.services.payments import (
+    intent_unrecorded,
     order_fulfil,
     order_intent_record,
     order_invoice_paid,
@@ -33,6 +34,7 @@ __all__ = [
     "TransitionRefused",
     "catalog_sync",
     "customer_time_zone_set",
+    "intent_unrecorded",
     "order_cancel",
     "order_checkout_start",
     "order_create",

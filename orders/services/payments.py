@@ -414,6 +414,13 @@ def order_invoice_paid(*, invoice: dict[str, Any], source: str, event_id: str = 
         return outcome
 
 
+def intent_unrecorded(*, order: Order, intent_id: str) -> bool:
+    """Whether a succeeded payment intent naming ``order`` is one ``order_intent_record``
+    would record now: on no payment yet, and no session of the order's may still own it."""
+    recorded = OrderPayment.objects.filter(payment_intent_id=intent_id).exists()
+    return not recorded and not _session_may_own(order)
+
+
 def _session_may_own(order: Order) -> str:
     """The order's own Checkout Session that may still turn out to hold a payment intent
     (open or settling, its intent not known yet); "" when there is none."""

@@ -99,7 +99,8 @@ def test_reconcile_finds_each_kind_and_fix_repairs_what_services_can(inconsisten
     assert "need attention" in standing
     paid.refresh_from_db()
     assert paid.status == S.AWAITING_PAYMENT  # a report changes nothing
-    assert report["counts"] == {k: len(v) for k, v in found.items()}
+    assert report["counts"] == {k: len(found.get(k, [])) for k in report["counts"]}
+    assert report["counts"]["unrecorded_payment"] == 0  # the stray intent names no order
 
     # --fix
     fixed, standing = reconcile("--fix")
@@ -139,7 +140,14 @@ def test_reports_are_kept_and_a_clean_run_exits_zero(client, customer, catalog, 
     assert "No findings" in out.getvalue()
     report = ReconcileReport.objects.get()
     assert report.counts == dict.fromkeys(
-        ("order_mismatch", "dangling_link", "unfulfilled_payment", "missing_link_keys"), 0
+        (
+            "order_mismatch",
+            "dangling_link",
+            "unfulfilled_payment",
+            "missing_link_keys",
+            "unrecorded_payment",
+        ),
+        0,
     )
     assert report.api_calls >= 6  # one list per type walked
 
@@ -151,3 +159,41 @@ def test_table_format_lists_findings_with_their_outcome(inconsistent):
     text = out.getvalue()
     assert "unfulfilled_payment" in text and "needs a person" in text
     assert "fixable: fulfil the order" in text
+
+
+def test_a_payment_intent_made_by_hand_is_found_and_recorded_flagged(
+    client, customer, catalog, stripe_emulator
+):
+    """An intent charged by hand naming an order while its own session was still open: its
+    event left it to the session. Once the session is over, reconcile finds it unrecorded and
+    --fix records it, flagged for support, never applied."""
+    from orders.models import OrderPayment
+
+    client.force_login(customer)
+    order = bought(client, catalog["usd"])
+    by_hand = stripe_api.create(
+        object_type="payment_intent",
+        params={
+            "amount": order.amount_total, "currency": order.currency,
+            "payment_method": "pm_card_visa", "confirm": True,
+            "metadata": {"order_id": order.public_id, "user_id": str(customer.pk)},
+        },
+    )  # fmt: skip
+    # while the session is open, nothing to say about it
+    report, _ = reconcile()
+    assert "unrecorded_payment" not in by_kind(report)
+    # the session is paid (and fulfilled through --fix, no webhook reached the shop)
+    stripe_emulator.complete_checkout(order.checkout_session_id)
+    report, _ = reconcile("--fix")
+    (found,) = by_kind(report)["unrecorded_payment"]
+    assert (found["stripe_id"], found["order"]) == (by_hand.id, order.public_id)
+    assert "flagged second_payment" in found["fixed"]
+    payment = OrderPayment.objects.get(payment_intent_id=by_hand.id)
+    assert payment.kind == OrderPayment.Kind.PAYMENT_INTENT and not payment.applied
+    assert payment.flag == OrderPayment.Flag.SECOND_PAYMENT
+    order.refresh_from_db()
+    assert order.status == S.FULFILLED
+    assert order.payments.filter(applied=True).count() == 1
+    # and a second run has nothing more to say about it
+    again, _ = reconcile()
+    assert "unrecorded_payment" not in by_kind(again)

@@ -164,11 +164,11 @@ class _EndpointCache:
     """Endpoints as this process last read them, for intake: a delivery that verifies against
     a recent read costs no query for its endpoint.
 
-    An entry serves for ``BILLING_ENDPOINT_CACHE_SECONDS``. It can only let a delivery in: anything it
-    would refuse (an unknown or disabled endpoint, a signature that does not verify, e.g. just
-    after a secret rotation) is decided again on a fresh read. Saving or deleting an endpoint
-    drops its entry in the process that does it; elsewhere a disabled or deleted endpoint
-    stops accepting within that time.
+    An entry serves for ``BILLING_ENDPOINT_CACHE_SECONDS``. It can only let a delivery in:
+    anything it would refuse (an unknown or disabled endpoint, a signature that does not
+    verify, e.g. just after a secret rotation) is decided again on a fresh read. Saving or
+    deleting an endpoint drops its entry in the process that does it; elsewhere a disabled or
+    deleted endpoint stops accepting within that time.
     """
 
     def __init__(self) -> None:

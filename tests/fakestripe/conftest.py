@@ -78,21 +78,12 @@ def endpoint(client, receiver):
 
 
 @pytest.fixture
-def paid_flows(client, fakestripe) -> SimpleNamespace:
-    """A product with a one-time and a monthly price, a webhook endpoint, and a completed
-    Checkout Session of each mode (the payment one with link metadata on its intent)."""
-    product = client.v1.products.create(params={"name": "Every flow"})
-    one_time = client.v1.prices.create(
-        params={"product": product.id, "currency": "usd", "unit_amount": 1000}
-    )
-    monthly = client.v1.prices.create(
-        params={
-            "product": product.id,
-            "currency": "usd",
-            "unit_amount": 500,
-            "recurring": {"interval": "month"},
-        }
-    )
+def paid_flows(client, fakestripe, prices) -> SimpleNamespace:
+    """A product with a one-time and a monthly price (``prices``), a webhook endpoint, and a
+    completed Checkout Session of each mode (the payment one with link metadata on its
+    intent)."""
+    one_time, monthly = prices
+    product = client.v1.products.retrieve(one_time.product)
     endpoint = client.v1.webhook_endpoints.create(
         params={"url": "http://127.0.0.1:9/hook", "enabled_events": ["*"]}
     )

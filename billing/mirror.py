@@ -10,6 +10,7 @@ these functions: they know nothing of ordering.
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,15 +70,46 @@ def upsert(data: Any) -> djstripe_models.StripeModel | None:
     model = model_for(data.get("object", ""))
     if model is None:
         return None
-    # dj-stripe pages nested lists (subscription items, refunds) with auto_paging_iter, so it
-    # needs stripe-python objects rather than the plain dict.
-    return model.sync_from_stripe_data(
-        stripe_api.as_stripe_object(data), api_key=settings.STRIPE_SECRET_KEY
-    )
+    return model.sync_from_stripe_data(_sync_data(data), api_key=settings.STRIPE_SECRET_KEY)
 
 
-def _foreign_ids(data: dict[str, Any]) -> Iterator[tuple[type, str]]:
-    """The (model, Stripe id) of every mirrored object ``data``'s foreign keys point at."""
+class _NestedList(dict):
+    """A nested list (invoice lines, subscription items, refunds) that dj-stripe iterates
+    and pages (``auto_paging_iter``) as it does stripe-python's, inside a plain dict."""
+
+    def __iter__(self) -> Iterator[Any]:  # stripe-python's lists iterate over their items
+        return iter(self.get("data") or ())
+
+    def auto_paging_iter(self) -> Iterator[Any]:
+        if self.get("has_more"):  # the rest is fetched, as stripe-python would
+            yield from stripe_api.as_stripe_object(self).auto_paging_iter()
+        else:
+            yield from self.get("data") or ()
+
+
+def _nested_list(value: dict[str, Any]) -> dict[str, Any]:
+    return _NestedList(value) if value.get("object") == "list" else value
+
+
+def _sync_data(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` for dj-stripe: a copy (it sets defaults on nested items) whose nested lists
+    page like stripe-python's. Plain dicts spare dj-stripe converting the object to
+    stripe-python's classes and back to JSON, which cost more than the rest of a write."""
+    return json.loads(json.dumps(data), object_hook=_nested_list)
+
+
+# Items of nested lists that dj-stripe writes as rows of their own, besides mirrored types.
+_LIST_ITEM_MODELS = {
+    **MODELS,
+    "line_item": djstripe_models.LineItem,
+    "subscription_item": djstripe_models.SubscriptionItem,
+}
+
+
+def _related(data: dict[str, Any]) -> Iterator[tuple[type, str, bool]]:
+    """(model, Stripe id, carried) of every object dj-stripe writes or finds while writing
+    ``data``: what its foreign keys point at, and the items of its nested lists. ``carried``:
+    ``data`` holds the object itself (expanded, or a list item), not only its id."""
     model = model_for(data.get("object", ""))
     if model is None:
         return
@@ -85,7 +117,13 @@ def _foreign_ids(data: dict[str, Any]) -> Iterator[tuple[type, str]]:
         value = data.get(field.name)
         stripe_id = value.get("id") if isinstance(value, dict) else value
         if isinstance(stripe_id, str) and stripe_id:
-            yield field.related_model, stripe_id
+            yield field.related_model, stripe_id, isinstance(value, dict)
+    for value in data.values():
+        if isinstance(value, dict) and value.get("object") == "list":
+            for item in value.get("data") or ():
+                item_model = _LIST_ITEM_MODELS.get(item.get("object", ""))
+                if item_model is not None and isinstance(item.get("id"), str):
+                    yield item_model, item["id"], True
 
 
 @functools.cache
@@ -100,14 +138,19 @@ def _stripe_foreign_keys(model: type) -> tuple[Any, ...]:
 # --- One batch of writes --------------------------------------------------------------------
 #
 # dj-stripe, syncing one object, looks up its owner account (API key row, account row) and
-# the row of the object and of every object its foreign keys point at, one query each. Within
-# one batch of writes (``billing.sync.objects_write``, under the objects' locks) the batch
-# loads those rows up front, one query per model, and dj-stripe finds them here; a row it does
-# not find here it looks up (and, missing, fetches) as it always does.
+# the row of the object and of every object its foreign keys point at, one query each; a new
+# row it looks up twice more and inserts inside a savepoint. Within one batch of writes
+# (``billing.sync.objects_write``, under the objects' locks) the batch loads those rows up
+# front, one query per model, and dj-stripe finds them here. An object the batch carries
+# whole (one of its objects, an expanded one, an item of a nested list) that has no row is
+# inserted at once, as dj-stripe would after finding it absent: the batch's query found it
+# absent under the lock every writer of it takes. A row the batch did not ask for, dj-stripe
+# looks up (and, missing, fetches) as it always does.
 
 _batch = threading.local()
 _account_lookup = djstripe_models.Account.get_or_retrieve_for_api_key.__func__
 _row_lookup = djstripe_models.StripeModel._get_or_create_from_stripe_object.__func__
+_row_create = djstripe_models.StripeModel._create_from_stripe_object.__func__
 
 
 def _account_for_key(cls, api_key: str):
@@ -121,16 +164,47 @@ def _account_for_key(cls, api_key: str):
 
 def _row_for_field(cls, data, field_name="id", *args, **kwargs):
     rows = getattr(_batch, "rows", None)
-    if rows is not None:
-        value = data.get(field_name)
-        stripe_id = value.get("id") if isinstance(value, dict) else value
-        row = rows.get((cls, stripe_id)) if isinstance(stripe_id, str) else None
-        if row is not None:
-            return row, False
-    row, created = _row_lookup(cls, data, field_name, *args, **kwargs)
-    if rows is not None and row is not None:
+    if rows is None:
+        return _row_lookup(cls, data, field_name, *args, **kwargs)
+    value = data.get(field_name)
+    stripe_id = value.get("id") if isinstance(value, dict) else value
+    row = rows.get((cls, stripe_id)) if isinstance(stripe_id, str) else None
+    if row is not None:
+        return row, False
+    # What dj-stripe would create the row from: the data, or the object expanded in the field.
+    carried = data if field_name == "id" else value if isinstance(value, dict) else None
+    if carried is not None and not args and (cls, stripe_id) in _batch.absent:
+        row, created = _row_insert(cls, carried, **kwargs), True
+    else:
+        row, created = _row_lookup(cls, data, field_name, *args, **kwargs)
+    if row is not None:
         rows[(cls, row.id)] = row
+        _batch.absent.discard((cls, row.id))
     return row, created
+
+
+def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, **kwargs):
+    """dj-stripe's ``_create_from_stripe_object`` for a row the batch found absent: its
+    lookup is the batch's identity map, and no savepoint guards the insert (no other writer
+    of the object can race it under the batch's locks)."""
+    if cls._create_from_stripe_object.__func__ is not _row_create or not save:
+        return _row_create(cls, data, pending_relations=pending_relations, save=save, **kwargs)
+    pending_relations = [] if pending_relations is None else pending_relations
+    current_ids, api_key = kwargs.get("current_ids"), kwargs.get("api_key")
+    record = cls._stripe_object_to_record(data, pending_relations=pending_relations, **kwargs)
+    written = _batch.rows.get((cls, data["id"]))
+    if written is not None:
+        # Resolving its foreign keys wrote it (a fetched parent's hook syncs its children),
+        # where dj-stripe's second lookup would find it: that row, as dj-stripe returns it.
+        return written
+    row = cls(**record)
+    row._attach_objects_hook(cls, data, api_key=api_key, current_ids=current_ids)
+    row.save()
+    _batch.rows[(cls, row.id)] = row  # its post-save hook writes rows that point back at it
+    row._attach_objects_post_save_hook(
+        cls, data, api_key=api_key, pending_relations=pending_relations
+    )
+    return row
 
 
 djstripe_models.Account.get_or_retrieve_for_api_key = classmethod(_account_for_key)
@@ -141,22 +215,29 @@ djstripe_models.StripeModel._get_or_create_from_stripe_object = classmethod(_row
 def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.StripeModel]]:
     """Within the block, this thread's dj-stripe syncs find the owner account, the rows of
     ``objects`` and the rows their foreign keys point at without a query each (loaded here,
-    one query per model). Yields the rows of ``objects`` as they were, by Stripe id."""
+    one query per model), and insert the objects that have no row without looking again.
+    Yields the rows of ``objects`` as they were, by Stripe id. Call under the objects' locks."""
     wanted: dict[type, set[str]] = {}
+    carried: set[tuple[type, str]] = set()  # objects the batch holds whole
     for data in objects:
         model = model_for(data.get("object", ""))
         if model is not None:
             wanted.setdefault(model, set()).add(data["id"])
-        for related, stripe_id in _foreign_ids(data):
+            carried.add((model, data["id"]))
+        for related, stripe_id, whole in _related(data):
             wanted.setdefault(related, set()).add(stripe_id)
+            if whole:
+                carried.add((related, stripe_id))
     rows = {
         (model, row.id): row
         for model, ids in wanted.items()
         for row in model.stripe_objects.filter(id__in=ids)
     }
-    outer = getattr(_batch, "accounts", None), getattr(_batch, "rows", None)
+    outer = tuple(getattr(_batch, name, None) for name in ("accounts", "rows", "absent"))
     _batch.accounts = {} if outer[0] is None else outer[0]
     _batch.rows = rows if outer[1] is None else {**outer[1], **rows}
+    absent = carried - rows.keys()
+    _batch.absent = absent if outer[2] is None else outer[2] | absent
     try:
         yield {
             stripe_id: row
@@ -165,7 +246,10 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
             and (row := rows.get((model, stripe_id := data["id"]))) is not None
         }
     finally:
-        _batch.accounts, _batch.rows = outer
+        if outer[1] is not None:  # a batch within a batch: the outer one sees what this wrote
+            outer[1].update(_batch.rows)
+            outer[2].difference_update(_batch.rows.keys())
+        _batch.accounts, _batch.rows, _batch.absent = outer
 
 
 def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:

@@ -6,7 +6,16 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from djstripe.models import Charge, Customer, PaymentIntent, Subscription
+from django.test.utils import CaptureQueriesContext
+from djstripe.models import (
+    BalanceTransaction,
+    Charge,
+    Customer,
+    Invoice,
+    LineItem,
+    PaymentIntent,
+    Subscription,
+)
 
 from billing import events, stripe_api, sync
 from billing.models import ObjectSync
@@ -200,3 +209,61 @@ def test_no_transaction_is_held_while_stripe_is_slow(stripe_emulator, deliver_ev
     assert Customer.objects.filter(id=customer.id).exists()
     state = ObjectSync.objects.get(stripe_id=customer.id)
     assert state.synced_at - state.fetch_started_at >= timedelta(seconds=2.5)
+
+
+@pytest.mark.parametrize("size", [2, 8])
+def test_new_objects_are_inserted_without_a_lookup_each(stripe_emulator, size):
+    # Given payment intents in the mirror, and a page of their charges, each carrying its
+    # expanded balance transaction, none mirrored (a backfill mirrors intents first)
+    intents = [paid_intent({}) for _ in range(size)]
+    sync.objects_write(objects=intents, started_at=sync.fetch_started())
+    page = stripe_api.list_page(
+        object_type="charge", params={"expand": ["data.balance_transaction"]}, starting_after=None
+    )
+
+    # When the page is written in one batch
+    with CaptureQueriesContext(connection) as queries:
+        sync.objects_write(objects=page.data, started_at=sync.fetch_started())
+
+    # Then every charge and balance transaction is mirrored
+    assert Charge.objects.count() == BalanceTransaction.objects.count() == size
+    # each inserted once, with the one lookup per table the batch makes, whatever the size,
+    # and no savepoint around each insert
+    sql = [q["sql"] for q in queries.captured_queries]
+    for table in ("djstripe_charge", "djstripe_balancetransaction"):
+        assert sum(s.startswith(f'INSERT INTO "{table}"') for s in sql) == size, table
+        assert sum(s.startswith("SELECT") and f'FROM "{table}"' in s for s in sql) == 1, table
+    assert sum(s.startswith("SAVEPOINT") for s in sql) <= 1  # the owner account's lookup
+
+
+def test_a_nested_list_longer_than_its_page_is_fetched_whole(stripe_emulator):
+    # Given an invoice of two lines, as Stripe sends it when the rest of the lines is on
+    # another page (only the first line, has_more)
+    customer = stripe_api.create(object_type="customer", params={"email": "l@example.com"})
+    prices = [
+        stripe_api.create(object_type="price", params={
+            "currency": "usd", "unit_amount": amount, "recurring": {"interval": "month"},
+            "product_data": {"name": f"Plan {amount}"}})
+        for amount in (900, 300)
+    ]  # fmt: skip
+    subscription = stripe_api.create(
+        object_type="subscription",
+        params={"customer": customer.id, "items": [{"price": p.id} for p in prices],
+                "default_payment_method": "pm_card_visa"},
+    )  # fmt: skip
+    invoice = stripe_api.as_dict(
+        stripe_api.retrieve(object_type="invoice", stripe_id=subscription.latest_invoice)
+    )
+    lines = invoice["lines"]["data"]
+    assert len(lines) == 2
+    invoice["lines"] = {**invoice["lines"], "data": lines[:1], "has_more": True}
+
+    # When it is written
+    write_now(invoice)
+
+    # Then both lines are mirrored, the second fetched from the invoice's lines
+    mirrored = LineItem.objects.filter(id__in=[line["id"] for line in lines])
+    assert sorted(mirrored.values_list("id", flat=True)) == sorted(line["id"] for line in lines)
+    # and the mirror keeps the invoice as Stripe sent it
+    stored = Invoice.objects.get(id=invoice["id"]).stripe_data
+    assert [line["id"] for line in stored["lines"]["data"]] == [lines[0]["id"]]

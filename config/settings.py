@@ -219,6 +219,10 @@ SILENCED_SYSTEM_CHECKS = [
 
 # --- Celery ---
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+# Redis: kombu's transport, publishing through one client per channel (config/broker.py).
+CELERY_BROKER_TRANSPORT = (
+    "config.broker:Transport" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
+)
 # Without a broker, tasks run in process; services enqueue them on commit either way.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False

@@ -59,3 +59,50 @@ def test_task_runs_through_a_real_worker_process(celery_worker_process):
     assert result.get(timeout=30) == "through-redis"
     # the result came back from another process, not an in-process eager call
     assert not result.app.conf.task_always_eager
+
+
+PUBLISH_PROBE = """
+import json, django
+django.setup()
+import redis
+from config.celery import app
+from billing.tasks import echo
+made = []
+original = redis.Redis.__init__
+def counted(self, *args, **kwargs):
+    made.append(1)
+    original(self, *args, **kwargs)
+echo.apply_async((0,))  # the first message opens the channel
+redis.Redis.__init__ = counted
+for n in range(1, 21):
+    echo.apply_async((n,))
+with app.connection_for_write() as connection:
+    transport = type(connection.transport).__module__
+    redis.Redis.__init__ = original
+    client = connection.default_channel.client
+    queued = client.llen("celery")
+    client.delete("celery")
+print(json.dumps({"clients": len(made), "queued": queued, "transport": transport}))
+"""
+
+
+def test_publishing_to_redis_reuses_one_client():
+    """kombu's stock Redis transport builds a client per message; config.broker keeps one."""
+    redis_db = 12  # none of the suite's brokers (.ci/run uses 15 and 14)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PUBLISH_PROBE],
+            cwd=ROOT,
+            env={**subprocess_env(CELERY_BROKER_URL=f"redis://127.0.0.1:6379/{redis_db}"),
+                 "DJANGO_DEBUG": "true"},
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        if "Connection refused" in exc.stderr:
+            pytest.skip("no Redis on 127.0.0.1:6379")
+        raise
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert probe["transport"] == "config.broker"
+    assert probe["queued"] == 21  # every message reached the queue
+    assert probe["clients"] == 0  # once the channel is open: not one per message

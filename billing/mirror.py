@@ -144,8 +144,10 @@ def _stripe_foreign_keys(model: type) -> tuple[Any, ...]:
 # front, one query per model, and dj-stripe finds them here. An object the batch carries
 # whole (one of its objects, an expanded one, an item of a nested list) that has no row is
 # inserted at once, as dj-stripe would after finding it absent: the batch's query found it
-# absent under the lock every writer of it takes. A row the batch did not ask for, dj-stripe
-# looks up (and, missing, fetches) as it always does.
+# absent under the locks of the objects that carry it. (Should a writer outside those locks
+# insert it meanwhile, the insert fails and the whole batch with it; its caller retries, and
+# the batch then finds the row.) A row the batch did not ask for, dj-stripe looks up (and,
+# missing, fetches) as it always does.
 
 _batch = threading.local()
 _account_lookup = djstripe_models.Account.get_or_retrieve_for_api_key.__func__
@@ -185,8 +187,7 @@ def _row_for_field(cls, data, field_name="id", *args, **kwargs):
 
 def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, **kwargs):
     """dj-stripe's ``_create_from_stripe_object`` for a row the batch found absent: its
-    lookup is the batch's identity map, and no savepoint guards the insert (no other writer
-    of the object can race it under the batch's locks)."""
+    lookup is the batch's identity map, and no savepoint guards the insert."""
     if cls._create_from_stripe_object.__func__ is not _row_create or not save:
         return _row_create(cls, data, pending_relations=pending_relations, save=save, **kwargs)
     pending_relations = [] if pending_relations is None else pending_relations

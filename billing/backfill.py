@@ -181,8 +181,10 @@ def _list_params(source: Source, since: datetime | None) -> dict[str, Any]:
 
 
 def _fetch(source: Source, params: dict[str, Any], after: str | None):
-    page = stripe_api.list_page(object_type=source.object_type, params=params, starting_after=after)
-    return [stripe_api.as_dict(o) for o in page.data], bool(page.has_more)
+    page = stripe_api.list_page_data(
+        object_type=source.object_type, params=params, starting_after=after
+    )
+    return page["data"], bool(page["has_more"])
 
 
 def _type_run(*, run: BackfillRun, progress: BackfillProgress, floor: int, report) -> None:

@@ -78,11 +78,13 @@ def _id(value: Any) -> str | None:
 def _pages(object_type: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
     after = None
     while True:
-        page = stripe_api.list_page(object_type=object_type, params=params, starting_after=after)
-        yield [stripe_api.as_dict(o) for o in page.data]
-        if not page.has_more or not page.data:
+        page = stripe_api.list_page_data(
+            object_type=object_type, params=params, starting_after=after
+        )
+        yield page["data"]
+        if not page["has_more"] or not page["data"]:
             return
-        after = page.data[-1].id
+        after = page["data"][-1]["id"]
 
 
 def _missing(keys: dict[str, str], obj: dict[str, Any]) -> dict[str, str]:

@@ -78,14 +78,16 @@ def events_replay(
         params = {"types": chunk, "created": {"gte": int(since.timestamp())}}
         after = None
         while True:
-            page = stripe_api.list_page(object_type="event", params=params, starting_after=after)
-            listed = [stripe_api.as_dict(e) for e in page.data]
+            page = stripe_api.list_page_data(
+                object_type="event", params=params, starting_after=after
+            )
+            listed = page["data"]
             if object_id is not None:
                 listed = [e for e in listed if _object_id(e) == object_id]
             _page_store(listed, result)
-            if not page.has_more or not page.data:
+            if not page["has_more"] or not page["data"]:
                 break
-            after = page.data[-1].id
+            after = page["data"][-1]["id"]
     result.api_calls = stripe_api.calls_total() - calls_at
     return result
 

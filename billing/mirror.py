@@ -175,7 +175,13 @@ def _row_for_field(cls, data, field_name="id", *args, **kwargs):
         return row, False
     # What dj-stripe would create the row from: the data, or the object expanded in the field.
     carried = data if field_name == "id" else value if isinstance(value, dict) else None
-    if carried is not None and not args and (cls, stripe_id) in _batch.absent:
+    if (
+        carried is not None
+        and not args
+        and kwargs.get("save", True)
+        and cls._create_from_stripe_object.__func__ is _row_create  # not overridden
+        and (cls, stripe_id) in _batch.absent
+    ):
         row, created = _row_insert(cls, carried, **kwargs), True
     else:
         row, created = _row_lookup(cls, data, field_name, *args, **kwargs)
@@ -188,8 +194,6 @@ def _row_for_field(cls, data, field_name="id", *args, **kwargs):
 def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, **kwargs):
     """dj-stripe's ``_create_from_stripe_object`` for a row the batch found absent: its
     lookup is the batch's identity map, and no savepoint guards the insert."""
-    if cls._create_from_stripe_object.__func__ is not _row_create or not save:
-        return _row_create(cls, data, pending_relations=pending_relations, save=save, **kwargs)
     pending_relations = [] if pending_relations is None else pending_relations
     current_ids, api_key = kwargs.get("current_ids"), kwargs.get("api_key")
     record = cls._stripe_object_to_record(data, pending_relations=pending_relations, **kwargs)

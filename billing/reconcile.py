@@ -20,8 +20,8 @@ as Stripe has it now: a paid order is fulfilled (``order_fulfil`` / ``order_invo
 from the re-fetched session or invoice), refunds are brought in line (``order_refund_sync``
 from the re-fetched charge), and missing link keys are copied through the API, the mirror then
 written from Stripe's answer, and an unrecorded payment intent is recorded (flagged for
-support, never applied: ``order_intent_record``). The rest needs a person and is reported. No transaction is held
-across a Stripe call: pages are read, then fixes run one by one.
+support, never applied: ``order_intent_record``). The rest needs a person and is reported.
+No transaction is held across a Stripe call: pages are read, then fixes run one by one.
 """
 
 from __future__ import annotations

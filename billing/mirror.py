@@ -12,13 +12,18 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import JSONField, UUIDField
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from djstripe import models as djstripe_models
+from djstripe.fields import StripePercentField
 
 from billing import stripe_api
 
@@ -59,14 +64,13 @@ def expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
     return children
 
 
-def upsert(data: Any) -> djstripe_models.StripeModel | None:
-    """Write ``data`` (a full object as Stripe returned it); ``billing.sync`` has written its
+def upsert(data: dict[str, Any]) -> djstripe_models.StripeModel | None:
+    """Write ``data`` (a full object as Stripe returned it, as a plain dict); ``billing.sync`` has written its
     expanded children already, so dj-stripe finds their rows instead of fetching them.
 
     (A child pointing back at a parent that is not mirrored yet makes dj-stripe fetch that
     parent: handlers avoid such expansions.)
     """
-    data = stripe_api.as_dict(data)
     model = model_for(data.get("object", ""))
     if model is None:
         return None
@@ -106,11 +110,12 @@ _LIST_ITEM_MODELS = {
 }
 
 
-def _related(data: dict[str, Any]) -> Iterator[tuple[type, str, bool]]:
+def _related(data: dict[str, Any], model: type | None = None) -> Iterator[tuple[type, str, bool]]:
     """(model, Stripe id, carried) of every object dj-stripe writes or finds while writing
-    ``data``: what its foreign keys point at, and the items of its nested lists. ``carried``:
-    ``data`` holds the object itself (expanded, or a list item), not only its id."""
-    model = model_for(data.get("object", ""))
+    ``data``: what its foreign keys point at, and the items of its nested lists and what
+    theirs point at. ``carried``: ``data`` holds the object itself (expanded, or a list
+    item), not only its id."""
+    model = model or model_for(data.get("object", ""))
     if model is None:
         return
     for field in _stripe_foreign_keys(model):
@@ -124,6 +129,7 @@ def _related(data: dict[str, Any]) -> Iterator[tuple[type, str, bool]]:
                 item_model = _LIST_ITEM_MODELS.get(item.get("object", ""))
                 if item_model is not None and isinstance(item.get("id"), str):
                     yield item_model, item["id"], True
+                    yield from _related(item, item_model)
 
 
 @functools.cache
@@ -204,12 +210,100 @@ def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, *
         return written
     row = cls(**record)
     row._attach_objects_hook(cls, data, api_key=api_key, current_ids=current_ids)
-    row.save()
+    if pending_relations or not _deferrable(cls):
+        # A relation waits for this row: dj-stripe's hook reads the rows involved back.
+        _flush()
+        row.save()
+    else:
+        _defer(row)
     _batch.rows[(cls, row.id)] = row  # its post-save hook writes rows that point back at it
     row._attach_objects_post_save_hook(
         cls, data, api_key=api_key, pending_relations=pending_relations
     )
     return row
+
+
+# --- Deferred inserts (PostgreSQL) ------------------------------------------------------------
+#
+# A row the batch inserts is not sent at once: it gets its primary key from the table's
+# sequence (so rows pointing at it, and its many-to-many links, can be saved) and waits, and
+# the batch sends each table's new rows in one COPY as it ends, still inside its transaction
+# (PostgreSQL checks foreign keys at commit). dj-stripe saving a waiting row again (it syncs
+# a subscription's items twice) changes what will be sent. A row is sent at once where
+# something could read it back first: a relation waiting for it, a model with save signals,
+# or one whose sync drops cached fields (dj-stripe re-reads those from the database).
+
+
+@functools.cache
+def _deferrable(cls: type) -> bool:
+    return (
+        not post_save.has_listeners(cls)
+        and not pre_save.has_listeners(cls)
+        and not any(
+            isinstance(f, (StripePercentField, UUIDField)) for f in cls._meta.concrete_fields
+        )
+    )
+
+
+def _defer(row) -> None:
+    if connection.vendor != "postgresql":
+        row.save()
+        return
+    model = type(row)
+    keys = _batch.keys.setdefault(model, [])
+    if not keys:  # enough keys for every row of this model the batch may insert
+        wanted = max(1, sum(1 for m, _ in _batch.absent if m is model))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [model._meta.db_table, model._meta.pk.column, wanted],
+            )
+            keys.extend(key for (key,) in reversed(cursor.fetchall()))
+    row.pk = keys.pop()
+    row.save = functools.partial(_waiting_save, row)  # this instance only
+    # A new row has no many-to-many links: its managers know that without asking.
+    row._prefetched_objects_cache = {
+        f.name: f.related_model._default_manager.none() for f in model._meta.many_to_many
+    }
+    _waiting_save(row)
+
+
+def _waiting_save(row, *args, **kwargs) -> None:
+    """``save()`` of a row still waiting: what it holds now is what will be sent (its JSON
+    written out now, as a save would: dj-stripe goes on changing the dicts it came from)."""
+    values = []
+    for field in row._meta.concrete_fields:
+        value = field.pre_save(row, True)
+        if isinstance(field, JSONField):
+            values.append(None if value is None else json.dumps(value, cls=field.encoder))
+        else:
+            values.append(field.get_db_prep_save(value, connection))
+    _batch.waiting.setdefault(type(row), {})[row.pk] = (row, values)
+
+
+def _flush() -> None:
+    """Send the rows waiting in this thread's batch, one COPY per table."""
+    waiting = getattr(_batch, "waiting", None)
+    if not waiting:
+        return
+    with connection.cursor() as cursor:
+        for model, rows in waiting.items():
+            fields = model._meta.concrete_fields
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(f.column) for f in fields)
+            sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+            started = time.monotonic()
+            with cursor.cursor.copy(sql) as copy:
+                for _, values in rows.values():
+                    copy.write_row(values)
+            if connection.queries_logged:  # as Django logs its own statements
+                took = time.monotonic() - started
+                connection.queries_log.append({"sql": f"{sql} ({len(rows)} rows)",
+                                               "time": f"{took:.3f}"})  # fmt: skip
+            for row, _ in rows.values():
+                del row.save, row._prefetched_objects_cache
+                row._state.adding, row._state.db = False, connection.alias
+    waiting.clear()
 
 
 djstripe_models.Account.get_or_retrieve_for_api_key = classmethod(_account_for_key)
@@ -222,7 +316,8 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
     ``objects`` and the rows their foreign keys point at without a query each (loaded here,
     one query per model), and insert the objects that have no row without looking again.
     Yields the rows of ``objects`` as they were, by Stripe id. Call under the objects' locks."""
-    wanted: dict[type, set[str]] = {}
+    wanted: dict[type, set[str]] = {}  # the batch's objects
+    pointed: dict[type, set[str]] = {}  # what they point at or carry
     carried: set[tuple[type, str]] = set()  # objects the batch holds whole
     for data in objects:
         model = model_for(data.get("object", ""))
@@ -230,19 +325,26 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
             wanted.setdefault(model, set()).add(data["id"])
             carried.add((model, data["id"]))
         for related, stripe_id, whole in _related(data):
-            wanted.setdefault(related, set()).add(stripe_id)
+            pointed.setdefault(related, set()).add(stripe_id)
             if whole:
                 carried.add((related, stripe_id))
-    rows = {
-        (model, row.id): row
-        for model, ids in wanted.items()
-        for row in model.stripe_objects.filter(id__in=ids)
-    }
-    outer = tuple(getattr(_batch, name, None) for name in ("accounts", "rows", "absent"))
-    _batch.accounts = {} if outer[0] is None else outer[0]
-    _batch.rows = rows if outer[1] is None else {**outer[1], **rows}
+    rows = {}
+    for model in wanted.keys() | pointed.keys():
+        found = model.stripe_objects.filter(
+            id__in=wanted.get(model, set()) | pointed.get(model, set())
+        )
+        if model not in wanted:  # rows only pointed at: their other fields are read if used
+            found = found.only("pk", "id")
+        rows.update(((model, row.id), row) for row in found)
+    names = ("accounts", "rows", "absent", "keys", "waiting")
+    outer = {name: getattr(_batch, name, None) for name in names}
     absent = carried - rows.keys()
-    _batch.absent = absent if outer[2] is None else outer[2] | absent
+    if outer["rows"] is None:
+        _batch.accounts, _batch.rows, _batch.absent = {}, rows, absent
+        _batch.keys, _batch.waiting = {}, {}
+    else:  # a batch within a batch: one identity map, and the outer batch sends the rows
+        _batch.rows = {**outer["rows"], **rows}
+        _batch.absent = outer["absent"] | absent
     try:
         yield {
             stripe_id: row
@@ -250,11 +352,14 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
             if (model := model_for(data.get("object", ""))) is not None
             and (row := rows.get((model, stripe_id := data["id"]))) is not None
         }
+        if outer["rows"] is None:
+            _flush()
     finally:
-        if outer[1] is not None:  # a batch within a batch: the outer one sees what this wrote
-            outer[1].update(_batch.rows)
-            outer[2].difference_update(_batch.rows.keys())
-        _batch.accounts, _batch.rows, _batch.absent = outer
+        if outer["rows"] is not None:  # the outer batch sees what this one wrote
+            outer["rows"].update(_batch.rows)
+            outer["absent"].difference_update(_batch.rows.keys())
+        for name, value in outer.items():
+            setattr(_batch, name, value)
 
 
 def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:

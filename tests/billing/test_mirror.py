@@ -15,6 +15,7 @@ from djstripe.models import (
     LineItem,
     PaymentIntent,
     Subscription,
+    SubscriptionItem,
 )
 
 from billing import events, stripe_api, sync
@@ -227,11 +228,13 @@ def test_new_objects_are_inserted_without_a_lookup_each(stripe_emulator, size):
 
     # Then every charge and balance transaction is mirrored
     assert Charge.objects.count() == BalanceTransaction.objects.count() == size
-    # each inserted once, with the one lookup per table the batch makes, whatever the size,
-    # and no savepoint around each insert
+    # each inserted once (on PostgreSQL, every row of a table in one COPY), with the one
+    # lookup per table the batch makes, whatever the size, and no savepoint around each insert
     sql = [q["sql"] for q in queries.captured_queries]
     for table in ("djstripe_charge", "djstripe_balancetransaction"):
-        assert sum(s.startswith(f'INSERT INTO "{table}"') for s in sql) == size, table
+        inserts = sum(s.startswith(f'INSERT INTO "{table}"') for s in sql)
+        copies = sum(s.startswith(f'COPY "{table}"') for s in sql)
+        assert (copies, inserts) == ((1, 0) if connection.vendor == "postgresql" else (0, size))
         assert sum(s.startswith("SELECT") and f'FROM "{table}"' in s for s in sql) == 1, table
     assert sum(s.startswith("SAVEPOINT") for s in sql) <= 1  # the owner account's lookup
 
@@ -267,3 +270,38 @@ def test_a_nested_list_longer_than_its_page_is_fetched_whole(stripe_emulator):
     # and the mirror keeps the invoice as Stripe sent it
     stored = Invoice.objects.get(id=invoice["id"]).stripe_data
     assert [line["id"] for line in stored["lines"]["data"]] == [lines[0]["id"]]
+
+
+def test_a_new_subscription_items_tax_rates_are_linked(stripe_emulator):
+    # Given a new subscription whose item is taxed (a tax rate fakestripe does not make, set
+    # on the item as Stripe sends it)
+    customer = stripe_api.create(object_type="customer", params={"email": "t@example.com"})
+    price = stripe_api.create(object_type="price", params={
+        "currency": "usd", "unit_amount": 900, "recurring": {"interval": "month"},
+        "product_data": {"name": "Taxed plan"}})  # fmt: skip
+    subscription = stripe_api.as_dict(
+        stripe_api.create(
+            object_type="subscription",
+            params={
+                "customer": customer.id,
+                "items": [{"price": price.id}],
+                "default_payment_method": "pm_card_visa",
+            },
+        )
+    )
+    rate = {
+        "id": "txr_1TaxedPlan", "object": "tax_rate", "active": True, "country": "DE",
+        "created": subscription["created"], "description": None, "display_name": "VAT",
+        "inclusive": False, "jurisdiction": "DE", "livemode": False, "metadata": {},
+        "percentage": 19.0, "state": None, "tax_type": "vat",
+    }  # fmt: skip
+    item = subscription["items"]["data"][0]
+    item["tax_rates"] = [rate]
+
+    # When it is written (its item a new row, sent when the batch ends)
+    write_now(subscription)
+
+    # Then the item is mirrored and linked to its tax rate
+    mirrored = SubscriptionItem.objects.get(id=item["id"])
+    assert list(mirrored.tax_rates.values_list("id", flat=True)) == [rate["id"]]
+    assert mirrored.subscription_id == subscription["id"]

@@ -178,7 +178,9 @@ def _row_for_field(cls, data, field_name="id", *args, **kwargs):
     stripe_id = value.get("id") if isinstance(value, dict) else value
     row = rows.get((cls, stripe_id)) if isinstance(stripe_id, str) else None
     if row is not None:
-        return row, False
+        # A row this batch inserted from this very data counts as created: dj-stripe then
+        # leaves it, where it would write it again as it is (it syncs subscription items so).
+        return row, field_name == "id" and _batch.inserted.get((cls, stripe_id)) is data
     # What dj-stripe would create the row from: the data, or the object expanded in the field.
     carried = data if field_name == "id" else value if isinstance(value, dict) else None
     if (
@@ -217,6 +219,7 @@ def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, *
     else:
         _defer(row)
     _batch.rows[(cls, row.id)] = row  # its post-save hook writes rows that point back at it
+    _batch.inserted[(cls, row.id)] = data
     row._attach_objects_post_save_hook(
         cls, data, api_key=api_key, pending_relations=pending_relations
     )
@@ -336,12 +339,12 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
         if model not in wanted:  # rows only pointed at: their other fields are read if used
             found = found.only("pk", "id")
         rows.update(((model, row.id), row) for row in found)
-    names = ("accounts", "rows", "absent", "keys", "waiting")
+    names = ("accounts", "rows", "absent", "inserted", "keys", "waiting")
     outer = {name: getattr(_batch, name, None) for name in names}
     absent = carried - rows.keys()
     if outer["rows"] is None:
         _batch.accounts, _batch.rows, _batch.absent = {}, rows, absent
-        _batch.keys, _batch.waiting = {}, {}
+        _batch.inserted, _batch.keys, _batch.waiting = {}, {}, {}
     else:  # a batch within a batch: one identity map, and the outer batch sends the rows
         _batch.rows = {**outer["rows"], **rows}
         _batch.absent = outer["absent"] | absent

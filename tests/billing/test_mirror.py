@@ -305,3 +305,27 @@ def test_a_new_subscription_items_tax_rates_are_linked(stripe_emulator):
     mirrored = SubscriptionItem.objects.get(id=item["id"])
     assert list(mirrored.tax_rates.values_list("id", flat=True)) == [rate["id"]]
     assert mirrored.subscription_id == subscription["id"]
+
+
+def test_an_object_whose_row_already_says_it_is_not_rewritten(stripe_emulator):
+    # Given a payment intent mirrored from a fetch
+    intent = stripe_api.as_dict(paid_intent({}))
+    first = write_now(intent)
+
+    # When a later fetch brings the very same data (e.g. the next page that expands it)
+    later = sync.fetch_started()
+    with CaptureQueriesContext(connection) as queries:
+        again = sync.object_write(data=intent, started_at=later)
+
+    # Then the row is left as it is, and the guard records the later fetch
+    assert again.written and again.previous == intent
+    assert again.mirror.pk == first.mirror.pk
+    assert not [q for q in queries.captured_queries if "djstripe_paymentintent" in q["sql"]
+                and not q["sql"].startswith("SELECT")]  # fmt: skip
+    state = ObjectSync.objects.get(stripe_id=intent["id"])
+    assert state.fetch_started_at == later and state.fetch_count == 2
+
+    # and data that differs is written
+    changed = {**intent, "description": "Changed"}
+    write_now(changed)
+    assert PaymentIntent.objects.get(id=intent["id"]).stripe_data["description"] == "Changed"

@@ -65,8 +65,9 @@ def expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def upsert(data: dict[str, Any]) -> djstripe_models.StripeModel | None:
-    """Write ``data`` (a full object as Stripe returned it, as a plain dict); ``billing.sync`` has written its
-    expanded children already, so dj-stripe finds their rows instead of fetching them.
+    """Write ``data`` (a full object as Stripe returned it, a plain dict); ``billing.sync``
+    has written its expanded children already, so dj-stripe finds their rows instead of
+    fetching them.
 
     (A child pointing back at a parent that is not mirrored yet makes dj-stripe fetch that
     parent: handlers avoid such expansions.)
@@ -231,10 +232,10 @@ def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, *
 # A row the batch inserts is not sent at once: it gets its primary key from the table's
 # sequence (so rows pointing at it, and its many-to-many links, can be saved) and waits, and
 # the batch sends each table's new rows in one COPY as it ends, still inside its transaction
-# (PostgreSQL checks foreign keys at commit). dj-stripe saving a waiting row again (it syncs
-# a subscription's items twice) changes what will be sent. A row is sent at once where
-# something could read it back first: a relation waiting for it, a model with save signals,
-# or one whose sync drops cached fields (dj-stripe re-reads those from the database).
+# (PostgreSQL checks foreign keys at commit). dj-stripe saving a waiting row again changes
+# what will be sent. A row is sent at once where something could read it back first: a
+# relation waiting for it, a model with save signals, or one whose sync drops cached fields
+# (dj-stripe re-reads those from the database). SQLite inserts each row at once.
 
 
 @functools.cache
@@ -300,9 +301,8 @@ def _flush() -> None:
                 for _, values in rows.values():
                     copy.write_row(values)
             if connection.queries_logged:  # as Django logs its own statements
-                took = time.monotonic() - started
-                connection.queries_log.append({"sql": f"{sql} ({len(rows)} rows)",
-                                               "time": f"{took:.3f}"})  # fmt: skip
+                took = f"{time.monotonic() - started:.3f}"
+                connection.queries_log.append({"sql": f"{sql} ({len(rows)} rows)", "time": took})
             for row, _ in rows.values():
                 del row.save, row._prefetched_objects_cache
                 row._state.adding, row._state.db = False, connection.alias

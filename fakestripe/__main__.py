@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     faults.add_argument("--endpoint-fail-first", type=int, metavar="N")
     faults.add_argument("--rate-limit", type=int, metavar="PER_SECOND")
     faults.add_argument("--error-rate", type=float, metavar="PROBABILITY")
+    faults.add_argument("--error-every", type=int, metavar="N")
     faults.add_argument("--latency", type=float, metavar="SECONDS")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "endpoint_fail_first",
         "rate_limit",
         "error_rate",
+        "error_every",
         "latency",
     )
     server.emulator.faults.update(

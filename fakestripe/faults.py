@@ -1,6 +1,6 @@
 """Injected faults and request counters, settable at run time through /_fake/faults.
 
-API faults (rate_limit, error_rate, latency) apply to /v1 requests only; delivery faults
+API faults (rate_limit, error_rate, error_every, latency) apply to /v1 requests only; delivery faults
 (duplicate_deliveries, shuffle_window, delivery_delay, endpoint_fail_first) to webhooks.
 """
 
@@ -20,6 +20,7 @@ DEFAULTS: dict[str, Any] = {
     # sent, as Stripe); set it to test a client that honours the header where one is sent.
     "rate_limit_retry_after": 0,
     "error_rate": 0.0,  # probability of a 500 api_error
+    "error_every": 0,  # every Nth API request answers a 500 api_error (0: none)
     "latency": 0.0,  # seconds added to every API request
     "duplicate_deliveries": 1,  # each delivery attempt is sent this many times
     "shuffle_window": 0,  # deliveries are shuffled within windows of this many events
@@ -68,6 +69,7 @@ class Faults:
         self._lock = threading.Lock()
         self.settings: dict[str, Any] = dict(DEFAULTS)
         self._window: deque[float] = deque()
+        self._requests = 0  # API requests since error_every was set
 
     def update(self, values: dict[str, Any]) -> dict[str, Any]:
         clean: dict[str, Any] = {}
@@ -82,6 +84,8 @@ class Faults:
                 clean[name] = _number(name, value, integer=True)
             elif name == "error_rate":
                 clean[name] = min(_number(name, value), 1.0)
+            elif name == "error_every":
+                clean[name] = _number(name, value, integer=True)
             elif name in ("latency", "delivery_delay"):
                 clean[name] = _number(name, value)
             elif name == "duplicate_deliveries":
@@ -94,12 +98,15 @@ class Faults:
                 clean[name] = _number(name, value, integer=True)
         with self._lock:
             self.settings.update(clean)
+            if "error_every" in clean:
+                self._requests = 0
             return dict(self.settings)
 
     def clear(self) -> None:
         with self._lock:
             self.settings = dict(DEFAULTS)
             self._window.clear()
+            self._requests = 0
 
     def get(self, name: str) -> Any:
         return self.settings[name]
@@ -124,8 +131,13 @@ class Faults:
                     self._window.append(now)
             if limited:
                 raise rate_limited(self.settings["rate_limit_retry_after"])
+        every = self.settings["error_every"]
+        if every:
+            with self._lock:
+                self._requests += 1
+                failed = self._requests % every == 0
         rate = self.settings["error_rate"]
-        if rate and random.random() < rate:
+        if (every and failed) or (rate and random.random() < rate):
             raise StripeError(
                 500,
                 "api_error",

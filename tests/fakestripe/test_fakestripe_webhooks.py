@@ -213,6 +213,20 @@ def test_error_rate(client, fakestripe):
     assert client.v1.customers.list().data == []  # the failed create changed nothing
 
 
+def test_error_every(client, fakestripe):
+    fakestripe.set_faults(error_every=3)
+    answers = []
+    for _ in range(7):
+        try:
+            client.v1.customers.list()
+            answers.append(200)
+        except stripe.APIError as exc:
+            answers.append(exc.http_status)
+    assert answers == [200, 200, 500, 200, 200, 500, 200]
+    fakestripe.clear_faults()
+    assert client.v1.customers.list().data == []
+
+
 def test_latency(client, fakestripe):
     fakestripe.set_faults(latency=0.25)
     started = time.monotonic()

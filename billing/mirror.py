@@ -214,7 +214,7 @@ def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, *
     row = cls(**record)
     row._attach_objects_hook(cls, data, api_key=api_key, current_ids=current_ids)
     if pending_relations or not _deferrable(cls):
-        # A relation waits for this row: dj-stripe's hook reads the rows involved back.
+        # Sent at once, after the rows waiting before it ("Deferred inserts" below).
         _flush()
         row.save()
     else:
@@ -238,21 +238,22 @@ def _row_insert(cls, data, *, refetch=True, pending_relations=None, save=True, *
 # (dj-stripe re-reads those from the database). SQLite inserts each row at once.
 
 
-@functools.cache
 def _deferrable(cls: type) -> bool:
     return (
-        not post_save.has_listeners(cls)
+        connection.vendor == "postgresql"
+        and not post_save.has_listeners(cls)
         and not pre_save.has_listeners(cls)
-        and not any(
-            isinstance(f, (StripePercentField, UUIDField)) for f in cls._meta.concrete_fields
-        )
+        and not _drops_cached_fields(cls)
     )
 
 
+@functools.cache
+def _drops_cached_fields(cls: type) -> bool:
+    """dj-stripe's sync deletes these from the instance, to be re-read from the database."""
+    return any(isinstance(f, (StripePercentField, UUIDField)) for f in cls._meta.concrete_fields)
+
+
 def _defer(row) -> None:
-    if connection.vendor != "postgresql":
-        row.save()
-        return
     model = type(row)
     keys = _batch.keys.setdefault(model, [])
     if not keys:  # enough keys for every row of this model the batch may insert
@@ -290,10 +291,10 @@ def _flush() -> None:
     waiting = getattr(_batch, "waiting", None)
     if not waiting:
         return
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         for model, rows in waiting.items():
             fields = model._meta.concrete_fields
-            quote = connection.ops.quote_name
             columns = ", ".join(quote(f.column) for f in fields)
             sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
             started = time.monotonic()

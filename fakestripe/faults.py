@@ -1,7 +1,8 @@
 """Injected faults and request counters, settable at run time through /_fake/faults.
 
-API faults (rate_limit, error_rate, error_every, latency) apply to /v1 requests only; delivery faults
-(duplicate_deliveries, shuffle_window, delivery_delay, endpoint_fail_first) to webhooks.
+API faults (rate_limit, error_rate, error_every, latency) apply to /v1 requests only;
+delivery faults (duplicate_deliveries, shuffle_window, delivery_delay, endpoint_fail_first)
+to webhooks.
 """
 
 from __future__ import annotations
@@ -84,8 +85,6 @@ class Faults:
                 clean[name] = _number(name, value, integer=True)
             elif name == "error_rate":
                 clean[name] = min(_number(name, value), 1.0)
-            elif name == "error_every":
-                clean[name] = _number(name, value, integer=True)
             elif name in ("latency", "delivery_delay"):
                 clean[name] = _number(name, value)
             elif name == "duplicate_deliveries":
@@ -131,13 +130,13 @@ class Faults:
                     self._window.append(now)
             if limited:
                 raise rate_limited(self.settings["rate_limit_retry_after"])
-        every = self.settings["error_every"]
+        failed, every = False, self.settings["error_every"]
         if every:
             with self._lock:
                 self._requests += 1
                 failed = self._requests % every == 0
         rate = self.settings["error_rate"]
-        if (every and failed) or (rate and random.random() < rate):
+        if failed or (rate and random.random() < rate):
             raise StripeError(
                 500,
                 "api_error",

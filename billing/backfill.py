@@ -9,7 +9,9 @@ checkpoint (cursor and counts) saved, all in one transaction: a run killed at an
 resumes after its last written page, with no gap and nothing counted twice.
 
 While one page is written the next is fetched (one page ahead, on a second thread that only
-talks HTTP), so a client-side rate limit costs no time as long as writing is the slower part.
+talks HTTP; a type's last page is written while the next type's first is fetched), so a
+client-side rate limit costs no time as long as writing is the slower part. Each page counts
+the API calls made for it: its list request, on the fetch thread, and any made writing it.
 Memory stays flat: one page in hand, one in flight; failures and counts live in the database.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -147,11 +149,20 @@ def backfill_run(*, run: BackfillRun, report: Reporter | None = None) -> Backfil
     )
     floor = int(run.since.timestamp()) if run.since else None
     try:
-        with stripe_api.throttle(max_rps=run.max_rps, retries=BACKFILL_RETRIES):
+        with (
+            stripe_api.throttle(max_rps=run.max_rps, retries=BACKFILL_RETRIES),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool,
+        ):
             if floor is None:
                 floor = int(stripe_api.account().created)
-            for progress in run.progress.filter(done=False).order_by("position"):
-                _type_run(run=run, progress=progress, floor=floor, report=report)
+            todo = list(run.progress.filter(done=False).order_by("position"))
+            ahead = _first_page(pool, run, todo[0]) if todo else None
+            for n, progress in enumerate(todo):
+                following = todo[n + 1] if n + 1 < len(todo) else None
+                ahead = _type_run(
+                    run=run, progress=progress, floor=floor, report=report,
+                    pool=pool, first=ahead, following=following,
+                )  # fmt: skip
     except KeyboardInterrupt:
         _stop(run, BackfillRun.Status.INTERRUPTED, "interrupted (Ctrl-C)")
         raise
@@ -180,63 +191,98 @@ def _list_params(source: Source, since: datetime | None) -> dict[str, Any]:
     return params
 
 
-def _fetch(source: Source, params: dict[str, Any], after: str | None):
+@dataclass(frozen=True)
+class _Page:
+    data: list[dict[str, Any]]
+    has_more: bool
+    api_calls: int  # the list request, retries included
+
+
+def _fetch(source: Source, params: dict[str, Any], after: str | None) -> _Page:
+    calls_at = stripe_api.thread_calls()
     page = stripe_api.list_page_data(
         object_type=source.object_type, params=params, starting_after=after
     )
-    return page["data"], bool(page["has_more"])
+    return _Page(page["data"], bool(page["has_more"]), stripe_api.thread_calls() - calls_at)
 
 
-def _type_run(*, run: BackfillRun, progress: BackfillProgress, floor: int, report) -> None:
+@dataclass(frozen=True)
+class _Pending:
+    """A page being fetched on the fetch thread, and when its fetch started (the database's
+    clock, read just before: what the ordering guard compares)."""
+
+    future: Future[_Page]
+    started: datetime
+    after: str | None
+
+
+def _submit(pool: ThreadPoolExecutor, source: Source, params, after: str | None) -> _Pending:
+    started = sync.fetch_started()
+    return _Pending(pool.submit(_fetch, source, params, after), started, after)
+
+
+def _first_page(pool: ThreadPoolExecutor, run: BackfillRun, progress: BackfillProgress):
+    source = BY_TYPE[progress.object_type]
+    return _submit(pool, source, _list_params(source, run.since), progress.cursor or None)
+
+
+def _type_run(
+    *,
+    run: BackfillRun,
+    progress: BackfillProgress,
+    floor: int,
+    report: Reporter | None,
+    pool: ThreadPoolExecutor,
+    first: _Pending,
+    following: BackfillProgress | None,
+) -> _Pending | None:
+    """Write one type's pages, each while the next is fetched; while the last is written,
+    the first page of ``following`` is fetched, and returned."""
     source = BY_TYPE[progress.object_type]
     params = _list_params(source, run.since)
     top = time.time()
-    calls_at = stripe_api.calls_total()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool:
-        started = sync.fetch_started()
-        pending = pool.submit(_fetch, source, params, progress.cursor or None)
-        while pending is not None:
-            try:
-                data, has_more = pending.result()
-            except stripe_api.StripeAPIError as exc:
-                if progress.cursor and exc.code == "resource_missing":
-                    # The object the cursor names is gone (deleted since): start the type over.
-                    logger.warning("%s: cursor %s rejected (%s); listing from the start",
-                                   source.object_type, progress.cursor, exc.message)  # fmt: skip
-                    progress = _restart(progress)
-                    started = sync.fetch_started()
-                    pending = pool.submit(_fetch, source, params, None)
-                    continue
-                raise
-            pending = None
-            if has_more and data:
-                next_started = sync.fetch_started()
-                pending = pool.submit(_fetch, source, params, data[-1]["id"])
-            progress, calls_at = _page_write(
-                run=run,
-                progress=progress,
-                source=source,
-                data=data,
-                started=started,
-                calls_at=calls_at,
-                last=pending is None,
-            )
-            if report is not None:
-                report(
-                    PageDone(
-                        object_type=source.object_type,
-                        objects=len(data),
-                        total=progress.created + progress.updated + progress.unchanged
-                        + progress.errors,
-                        reached=data[-1].get("created") if data else None,
-                        floor=floor,
-                        top=top,
-                        counts={name: getattr(progress, name) for name in COUNTS},
-                        done=progress.done,
-                    )
-                )  # fmt: skip
-            if pending is not None:
-                started = next_started
+    pending: _Pending | None = first
+    next_type: _Pending | None = None
+    while pending is not None:
+        try:
+            page = pending.future.result()
+        except stripe_api.StripeAPIError as exc:
+            if pending.after and exc.code == "resource_missing":
+                # The object the cursor names is gone (deleted since): start the type over.
+                logger.warning("%s: cursor %s rejected (%s); listing from the start",
+                               source.object_type, pending.after, exc.message)  # fmt: skip
+                progress = _restart(progress)
+                pending = _submit(pool, source, params, None)
+                continue
+            raise
+        started, pending = pending.started, None
+        if page.has_more and page.data:
+            pending = _submit(pool, source, params, page.data[-1]["id"])
+        elif following is not None:
+            next_type = _first_page(pool, run, following)
+        progress = _page_write(
+            run=run,
+            progress=progress,
+            source=source,
+            page=page,
+            started=started,
+            last=pending is None,
+        )
+        if report is not None:
+            report(
+                PageDone(
+                    object_type=source.object_type,
+                    objects=len(page.data),
+                    total=progress.created + progress.updated + progress.unchanged
+                    + progress.errors,
+                    reached=page.data[-1].get("created") if page.data else None,
+                    floor=floor,
+                    top=top,
+                    counts={name: getattr(progress, name) for name in COUNTS},
+                    done=progress.done,
+                )
+            )  # fmt: skip
+    return next_type
 
 
 def _restart(progress: BackfillProgress) -> BackfillProgress:
@@ -260,16 +306,16 @@ def _page_write(
     run: BackfillRun,
     progress: BackfillProgress,
     source: Source,
-    data: list[dict[str, Any]],
+    page: _Page,
     started: datetime,
-    calls_at: int,
     last: bool,
-) -> tuple[BackfillProgress, int]:
+) -> BackfillProgress:
     """Write one page, link its objects, move the checkpoint: one transaction. The page's
-    API calls are those since ``calls_at``: its list request (and the next one's, fetched
-    meanwhile) and any dj-stripe made while writing; returns the new mark with the row."""
+    API calls: its list request and any dj-stripe made while writing it."""
     expand = _expanded(source)
     tally = dict.fromkeys(COUNTS, 0)
+    calls_at = stripe_api.thread_calls()
+    data = page.data
     with transaction.atomic():
         written, failed = _objects_write(data, started, expand)
         for obj, synced in written:
@@ -282,15 +328,14 @@ def _page_write(
                 run=run, object_type=source.object_type, stripe_id=obj["id"], error=error
             )
         tally["errors"] = len(failed)
-        calls_now = stripe_api.calls_total()
-        tally["api_calls"] = calls_now - calls_at
+        tally["api_calls"] = page.api_calls + stripe_api.thread_calls() - calls_at
         for name, value in tally.items():
             setattr(progress, name, getattr(progress, name) + value)
         progress.cursor = data[-1]["id"] if data else progress.cursor
         progress.pages += 1
         progress.done = last
         progress.save()
-    return progress, calls_now
+    return progress
 
 
 def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[str, ...]):
@@ -366,7 +411,8 @@ def backfill_dry_run(
             model = mirror.model_for(object_type)
             top, after, calls_at = time.time(), None, stripe_api.calls_total()
             while True:
-                data, has_more = _fetch(source, _list_params(source, since), after)
+                page = _fetch(source, _list_params(source, since), after)
+                data, has_more = page.data, page.has_more
                 stored = dict(
                     model.objects.filter(id__in=[o["id"] for o in data]).values_list(
                         "id", "stripe_data"

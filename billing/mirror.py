@@ -10,7 +10,6 @@ these functions: they know nothing of ordering.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -18,14 +17,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import JSONField, UUIDField
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.fields import StripePercentField
 
-from billing import stripe_api
+from billing import fastjson, stripe_api
 
 # Stripe object type -> dj-stripe model that mirrors it.
 MODELS: dict[str, type[djstripe_models.StripeModel]] = {
@@ -92,15 +91,25 @@ class _NestedList(dict):
             yield from self.get("data") or ()
 
 
-def _nested_list(value: dict[str, Any]) -> dict[str, Any]:
-    return _NestedList(value) if value.get("object") == "list" else value
-
-
 def _sync_data(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` for dj-stripe: a copy (it sets defaults on nested items) whose nested lists
     page like stripe-python's. Plain dicts spare dj-stripe converting the object to
     stripe-python's classes and back to JSON, which cost more than the rest of a write."""
-    return json.loads(json.dumps(data), object_hook=_nested_list)
+    return _nested_lists(fastjson.copy(data))
+
+
+def _nested_lists(value: Any) -> Any:
+    """``value``, a copy of its own, with every nested list made a ``_NestedList``."""
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(item) is dict or type(item) is list:
+                value[key] = _nested_lists(item)
+        return _NestedList(value) if value.get("object") == "list" else value
+    if type(value) is list:
+        for index, item in enumerate(value):
+            if type(item) is dict or type(item) is list:
+                value[index] = _nested_lists(item)
+    return value
 
 
 # Items of nested lists that dj-stripe writes as rows of their own, besides mirrored types.
@@ -276,14 +285,35 @@ def _defer(row) -> None:
 def _waiting_save(row, *args, **kwargs) -> None:
     """``save()`` of a row still waiting: what it holds now is what will be sent (its JSON
     written out now, as a save would: dj-stripe goes on changing the dicts it came from)."""
+    _batch.waiting.setdefault(type(row), {})[row.pk] = (row, insert_values(row))
+
+
+def insert_values(row) -> list[Any]:
+    """The column values an INSERT of ``row`` would send, in ``concrete_fields`` order."""
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: fields ask it a lot
     values = []
     for field in row._meta.concrete_fields:
         value = field.pre_save(row, True)
         if isinstance(field, JSONField):
-            values.append(None if value is None else json.dumps(value, cls=field.encoder))
+            values.append(None if value is None else fastjson.dumps(value, field.encoder))
         else:
-            values.append(field.get_db_prep_save(value, connection))
-    _batch.waiting.setdefault(type(row), {})[row.pk] = (row, values)
+            values.append(field.get_db_prep_save(value, db))
+    return values
+
+
+def copy_insert(model: type, rows: list[list[Any]]) -> None:
+    """Insert ``rows`` (``insert_values`` of each) into ``model``'s table in one COPY
+    (PostgreSQL), logged as Django logs its own statements (debug toolbar, tests)."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
+    sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+    started = time.monotonic()
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for values in rows:
+            copy.write_row(values)
+    if connection.queries_logged:
+        took = f"{time.monotonic() - started:.3f}"
+        connection.queries_log.append({"sql": f"{sql} ({len(rows)} rows)", "time": took})
 
 
 def _flush() -> None:
@@ -291,22 +321,11 @@ def _flush() -> None:
     waiting = getattr(_batch, "waiting", None)
     if not waiting:
         return
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        for model, rows in waiting.items():
-            fields = model._meta.concrete_fields
-            columns = ", ".join(quote(f.column) for f in fields)
-            sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
-            started = time.monotonic()
-            with cursor.cursor.copy(sql) as copy:
-                for _, values in rows.values():
-                    copy.write_row(values)
-            if connection.queries_logged:  # as Django logs its own statements
-                took = f"{time.monotonic() - started:.3f}"
-                connection.queries_log.append({"sql": f"{sql} ({len(rows)} rows)", "time": took})
-            for row, _ in rows.values():
-                del row.save, row._prefetched_objects_cache
-                row._state.adding, row._state.db = False, connection.alias
+    for model, rows in waiting.items():
+        copy_insert(model, [values for _, values in rows.values()])
+        for row, _ in rows.values():
+            del row.save, row._prefetched_objects_cache
+            row._state.adding, row._state.db = False, connection.alias
     waiting.clear()
 
 

@@ -18,7 +18,6 @@ Rules (DESIGN.md):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing import mirror, stripe_api
+from billing import fastjson, mirror, stripe_api
 from billing.models import ObjectSync
 
 # Stripe object type -> expansions to ask for whenever that object is fetched (filled by
@@ -199,16 +198,18 @@ def objects_write(
             before={sid: dict(row.stripe_data or {}) or None for sid, row in rows.items()},
         )
         results = [_write(data, batch, tuple(sorted(expand)), top=True) for data in objects]
-        _states_save(list(batch.written.values()))
+        _states_save(list(batch.written.values()), known=batch.states.keys())
         return results
 
 
-def _states_save(states: list[ObjectSync]) -> None:
-    """Insert or replace the states, in one statement.
+def _states_save(states: list[ObjectSync], known: Iterable[str]) -> None:
+    """Insert or replace the states; ``known``: the ids that had a state when the batch read
+    them, under the objects' locks (so no other writer can have added one since).
 
-    On PostgreSQL the rows travel as one JSON document that the server unpacks
-    (``jsonb_to_recordset``): Django's ``bulk_create`` sends them as one array per column,
-    and quoting each snapshot into its array cost more than the rest of the write.
+    On PostgreSQL the new states go in one COPY and the known ones are replaced in one
+    statement, their rows travelling as one JSON document that the server unpacks
+    (``jsonb_to_recordset``): Django's ``bulk_create`` sends rows as one array per column, and
+    quoting each snapshot into its array cost more than the rest of the write.
     """
     if not states:
         return
@@ -221,6 +222,13 @@ def _states_save(states: list[ObjectSync]) -> None:
             update_fields=[f.name for f in fields if not f.primary_key],
         )
         return
+    known = set(known)
+    new = [mirror.insert_values(s) for s in states if s.stripe_id not in known]
+    if new:
+        mirror.copy_insert(ObjectSync, new)
+    replaced = [s for s in states if s.stripe_id in known]
+    if not replaced:
+        return
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     typed = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
@@ -232,10 +240,10 @@ def _states_save(states: list[ObjectSync]) -> None:
         f" FROM jsonb_to_recordset(%s::jsonb) AS r({typed})"
         f" ON CONFLICT ({quote(ObjectSync._meta.pk.column)}) DO UPDATE SET {updates}"
     )
-    rows = [{f.column: f.value_from_object(state) for f in fields} for state in states]
+    rows = [{f.column: f.value_from_object(state) for f in fields} for state in replaced]
     with connection.cursor() as cursor:
         # datetimes in full: ``fetch_started_at`` orders writes to the microsecond
-        cursor.execute(sql, [json.dumps(rows, default=datetime.isoformat)])
+        cursor.execute(sql, [fastjson.dumps(rows, default=datetime.isoformat)])
 
 
 @dataclass

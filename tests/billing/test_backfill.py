@@ -82,6 +82,13 @@ def test_backfill_mirrors_every_object_with_list_calls_only(stripe_emulator):
     assert routes["GET /v1/charges"] == -(-seeded["charge"] // 100)
     # + the two empty lists (refunds, sessions), the features call, three account lookups
     assert stats["total"] == pages + 2 + 1 + 3
+    # Each call is counted once, in the type it was made for (all but the run's own account
+    # lookup), though the next page, or the next type's first, is fetched meanwhile.
+    assert sum(c["api_calls"] for c in counts.values()) == stats["total"] - 1
+    for object_type in SEEDED:
+        list_route = f"GET /v1/{backfill.BY_TYPE[object_type].object_type}s"
+        if list_route in routes:
+            assert counts[object_type]["api_calls"] >= routes[list_route], object_type
     assert "Backfill #" in output and "completed" in output
 
 
@@ -396,13 +403,12 @@ def test_an_object_that_cannot_be_written_is_recorded_listed_and_fails_the_run(
     progress = run.progress.get()
 
     # When the page is written
-    progress, _ = backfill._page_write(
+    progress = backfill._page_write(
         run=run,
         progress=progress,
         source=backfill.BY_TYPE["customer"],
-        data=[page[0], broken, page[2]],
+        page=backfill._Page(data=[page[0], broken, page[2]], has_more=False, api_calls=1),
         started=sync.fetch_started(),
-        calls_at=stripe_api.calls_total(),
         last=True,
     )
 

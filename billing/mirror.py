@@ -351,14 +351,7 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
             pointed.setdefault(related, set()).add(stripe_id)
             if whole:
                 carried.add((related, stripe_id))
-    rows = {}
-    for model in wanted.keys() | pointed.keys():
-        found = model.stripe_objects.filter(
-            id__in=wanted.get(model, set()) | pointed.get(model, set())
-        )
-        if model not in wanted:  # rows only pointed at: their other fields are read if used
-            found = found.only("pk", "id")
-        rows.update(((model, row.id), row) for row in found)
+    rows = _rows_load(wanted, pointed)
     names = ("accounts", "rows", "absent", "inserted", "keys", "waiting")
     outer = {name: getattr(_batch, name, None) for name in names}
     absent = carried - rows.keys()
@@ -383,6 +376,48 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
             outer["absent"].difference_update(_batch.rows.keys())
         for name, value in outer.items():
             setattr(_batch, name, value)
+
+
+def _rows_load(
+    wanted: dict[type, set[str]], pointed: dict[type, set[str]]
+) -> dict[tuple[type, str], djstripe_models.StripeModel]:
+    """The rows of ``wanted`` (whole) and ``pointed`` (only their key and id: any other field
+    is read if used), by (model, Stripe id). On PostgreSQL one query finds which rows exist,
+    and only the wanted ones found are loaded whole; elsewhere one query per model."""
+    ids = {
+        model: wanted.get(model, set()) | pointed.get(model, set())
+        for model in wanted.keys() | pointed.keys()
+    }
+    rows = {}
+    if connection.vendor != "postgresql":
+        for model, stripe_ids in ids.items():
+            found = model.stripe_objects.filter(id__in=stripe_ids)
+            if model not in wanted:
+                found = found.only("pk", "id")
+            rows.update(((model, row.id), row) for row in found)
+        return rows
+    models = list(ids)
+    quote = connection.ops.quote_name
+    sql = " UNION ALL ".join(  # names from the models' metadata only
+        f"SELECT {n}, {quote(m._meta.pk.column)}, {quote(m._meta.get_field('id').column)}"  # noqa: S608
+        f" FROM {quote(m._meta.db_table)} WHERE {quote(m._meta.get_field('id').column)} = ANY(%s)"
+        for n, m in enumerate(models)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(ids[m]) for m in models])
+        found = cursor.fetchall()
+    whole: dict[type, list[Any]] = {}
+    for n, pk, stripe_id in found:
+        model = models[n]
+        if model in wanted:
+            whole.setdefault(model, []).append(pk)
+        else:  # as ``only("pk", "id")`` loads it
+            known = {model._meta.pk.attname: pk, "id": stripe_id}
+            values = [known[f.attname] for f in model._meta.concrete_fields if f.attname in known]
+            rows[(model, stripe_id)] = model.from_db(connection.alias, list(known), values)
+    for model, keys in whole.items():
+        rows.update(((model, row.id), row) for row in model.stripe_objects.filter(pk__in=keys))
+    return rows
 
 
 def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:

@@ -4,32 +4,39 @@ Each type is listed 100 to a page, newest first, with the expansions that bring 
 objects dj-stripe would otherwise retrieve one by one (within Stripe's four levels), in an
 order where parents are mirrored before the children that point at them. Each page is written
 through the one mirror write path (``billing.sync.objects_write``: never older over newer),
-its objects linked to orders and users through their metadata link keys, and the type's
-checkpoint (cursor and counts) saved, all in one transaction: a run killed at any moment
+its objects linked to orders and users through their metadata link keys, and recorded with
+the type's checkpoint (cursor and counts), all in one transaction: a run killed at any moment
 resumes after its last written page, with no gap and nothing counted twice.
 
-While one page is written the next is fetched (one page ahead, on a second thread that only
-talks HTTP; a type's last page is written while the next type's first is fetched), so a
-client-side rate limit costs no time as long as writing is the slower part. Each page counts
-the API calls made for it: its list request, on the fetch thread, and any made writing it.
-Memory stays flat: one page in hand, one in flight; failures and counts live in the database.
+Pages are fetched one ahead, on a thread that only talks HTTP (a type's last page is written
+while the next type's first is fetched), and written by processes side by side on PostgreSQL
+("Page writers" below), so that writing keeps up with the API's limit and the limit alone
+sets the pace. Each page counts the API calls made for it: its list request, on the fetch
+thread, and any made writing it. Memory stays flat: a few pages in hand; failures and counts
+live in the database.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from billing import mirror, stripe_api, sync
-from billing.models import BackfillFailure, BackfillProgress, BackfillRun
+from billing.models import BackfillFailure, BackfillPage, BackfillProgress, BackfillRun
 from orders import links
 
 logger = logging.getLogger(__name__)
@@ -137,12 +144,17 @@ def backfill_resumable() -> BackfillRun | None:
     return latest
 
 
-def backfill_run(*, run: BackfillRun, report: Reporter | None = None) -> BackfillRun:
+def backfill_run(
+    *, run: BackfillRun, report: Reporter | None = None, writers: int | None = None
+) -> BackfillRun:
     """Mirror every type of ``run`` from its checkpoint on; return the run, completed.
 
-    Ctrl-C (KeyboardInterrupt) marks the run interrupted and propagates; an API error that
-    outlasts the retries marks it failed and raises ``BackfillError``. Either way everything
-    up to the last page is written and checkpointed, and ``--resume`` goes on from there.
+    ``writers``: processes writing pages side by side (``writers_default()`` when None).
+
+    Ctrl-C (KeyboardInterrupt) marks the run interrupted and propagates, once the pages being
+    written are; an API error that outlasts the retries marks it failed and raises
+    ``BackfillError``. Either way every page written is checkpointed, and ``--resume`` goes
+    on from there.
     """
     BackfillRun.objects.filter(pk=run.pk).update(
         status=BackfillRun.Status.RUNNING, finished_at=None, stopped_reason=""
@@ -151,17 +163,18 @@ def backfill_run(*, run: BackfillRun, report: Reporter | None = None) -> Backfil
     try:
         with (
             stripe_api.throttle(max_rps=run.max_rps, retries=BACKFILL_RETRIES),
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as pool,
+            _page_writers(writers_default() if writers is None else writers) as write,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as fetch,
         ):
             if floor is None:
                 floor = int(stripe_api.account().created)
             todo = list(run.progress.filter(done=False).order_by("position"))
-            ahead = _first_page(pool, run, todo[0]) if todo else None
+            ahead = _first_page(fetch, run, todo[0]) if todo else None
             for n, progress in enumerate(todo):
                 following = todo[n + 1] if n + 1 < len(todo) else None
                 ahead = _type_run(
                     run=run, progress=progress, floor=floor, report=report,
-                    pool=pool, first=ahead, following=following,
+                    fetch=fetch, write=write, first=ahead, following=following,
                 )  # fmt: skip
     except KeyboardInterrupt:
         _stop(run, BackfillRun.Status.INTERRUPTED, "interrupted (Ctrl-C)")
@@ -216,14 +229,14 @@ class _Pending:
     after: str | None
 
 
-def _submit(pool: ThreadPoolExecutor, source: Source, params, after: str | None) -> _Pending:
+def _submit(fetch: ThreadPoolExecutor, source: Source, params, after: str | None) -> _Pending:
     started = sync.fetch_started()
-    return _Pending(pool.submit(_fetch, source, params, after), started, after)
+    return _Pending(fetch.submit(_fetch, source, params, after), started, after)
 
 
-def _first_page(pool: ThreadPoolExecutor, run: BackfillRun, progress: BackfillProgress):
+def _first_page(fetch: ThreadPoolExecutor, run: BackfillRun, progress: BackfillProgress):
     source = BY_TYPE[progress.object_type]
-    return _submit(pool, source, _list_params(source, run.since), progress.cursor or None)
+    return _submit(fetch, source, _list_params(source, run.since), progress.cursor or None)
 
 
 def _type_run(
@@ -232,17 +245,22 @@ def _type_run(
     progress: BackfillProgress,
     floor: int,
     report: Reporter | None,
-    pool: ThreadPoolExecutor,
+    fetch: ThreadPoolExecutor,
+    write: _Writers,
     first: _Pending,
     following: BackfillProgress | None,
 ) -> _Pending | None:
-    """Write one type's pages, each while the next is fetched; while the last is written,
-    the first page of ``following`` is fetched, and returned."""
+    """Write one type's pages, each while the next is fetched, as many at once as there are
+    writers; while the last is written, the first page of ``following`` is fetched, and
+    returned. Every page of the type is written before this returns (its children's pages
+    find their parents' rows)."""
     source = BY_TYPE[progress.object_type]
     params = _list_params(source, run.since)
     top = time.time()
     pending: _Pending | None = first
     next_type: _Pending | None = None
+    writing: deque[tuple[Future[BackfillProgress | None], _Page]] = deque()
+    latest: BackfillProgress | None = None  # the type's progress as last committed
     while pending is not None:
         try:
             page = pending.future.result()
@@ -251,46 +269,132 @@ def _type_run(
                 # The object the cursor names is gone (deleted since): start the type over.
                 logger.warning("%s: cursor %s rejected (%s); listing from the start",
                                source.object_type, pending.after, exc.message)  # fmt: skip
+                while writing:
+                    writing.popleft()[0].result()
                 progress = _restart(progress)
-                pending = _submit(pool, source, params, None)
+                pending = _submit(fetch, source, params, None)
                 continue
             raise
-        started, pending = pending.started, None
-        if page.has_more and page.data:
-            pending = _submit(pool, source, params, page.data[-1]["id"])
+        after, started, pending = pending.after, pending.started, None
+        last = not (page.has_more and page.data)
+        if not last:
+            pending = _submit(fetch, source, params, page.data[-1]["id"])
         elif following is not None:
-            next_type = _first_page(pool, run, following)
-        progress = _page_write(
-            run=run,
-            progress=progress,
-            source=source,
-            page=page,
-            started=started,
-            last=pending is None,
-        )
-        if report is not None:
+            next_type = _first_page(fetch, run, following)
+        writing.append((write.submit(_page_task, run, progress, page, after, started, last), page))
+        while writing and (len(writing) > write.ahead or last):
+            future, written_page = writing.popleft()
+            written = future.result()
+            if written is None or report is None:
+                continue
+            # Pages commit in any order: the counts are the latest commit's.
+            latest = written if latest is None or written.pages > latest.pages else latest
             report(
                 PageDone(
                     object_type=source.object_type,
-                    objects=len(page.data),
-                    total=progress.created + progress.updated + progress.unchanged
-                    + progress.errors,
-                    reached=page.data[-1].get("created") if page.data else None,
+                    objects=len(written_page.data),
+                    total=latest.created + latest.updated + latest.unchanged + latest.errors,
+                    reached=written_page.data[-1].get("created") if written_page.data else None,
                     floor=floor,
                     top=top,
-                    counts={name: getattr(progress, name) for name in COUNTS},
-                    done=progress.done,
+                    counts={name: getattr(latest, name) for name in COUNTS},
+                    done=last and not writing,  # every page of the type written
                 )
-            )  # fmt: skip
+            )
     return next_type
 
 
 def _restart(progress: BackfillProgress) -> BackfillProgress:
-    BackfillProgress.objects.filter(pk=progress.pk).update(
-        cursor="", pages=0, **{name: 0 for name in COUNTS}
-    )
+    with transaction.atomic():
+        BackfillProgress.objects.filter(pk=progress.pk).update(
+            cursor="", pages=0, **{name: 0 for name in COUNTS}
+        )
+        BackfillPage.objects.filter(progress=progress).delete()
     progress.refresh_from_db()
     return progress
+
+
+# --- Page writers -----------------------------------------------------------------------------
+#
+# On PostgreSQL pages of one type are written by several processes side by side (forked
+# from this one, each with its own connection), so that writing keeps up with the API's
+# limit. It is safe as every writer of the mirror is: a page's transaction takes its objects'
+# locks before it reads them, so two pages carrying the same object (a payment method two
+# intents expand) write it one after the other. Pages may commit in any order; each records
+# itself (``BackfillPage``) and moves its type's cursor only along pages written one after
+# the other. SQLite has one writer at a time anyway: pages are written here, in order.
+
+WRITERS_MAX = 4
+
+
+def writers_default() -> int:
+    """One writer per CPU, up to ``WRITERS_MAX``, on PostgreSQL; one elsewhere."""
+    if connection.vendor != "postgresql":
+        return 1
+    return max(1, min(WRITERS_MAX, os.cpu_count() or 1))
+
+
+class _Writers:
+    """Runs page writes: ``submit`` as an executor's, ``ahead`` pages at once at most."""
+
+    def __init__(self, pool: ProcessPoolExecutor | None, ahead: int):
+        self.pool, self.ahead = pool, ahead
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # raised where the result is read, as a pool's would be
+            future.set_exception(exc)
+        return future
+
+
+@contextmanager
+def _page_writers(writers: int) -> Iterator[_Writers]:
+    if writers < 1:
+        raise BackfillError("--writers must be at least 1.")
+    if writers == 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield _Writers(None, ahead=1)
+        return
+    # Forked before any thread or connection of this process exists that a child could
+    # inherit half-used: its connections are closed (each process opens its own).
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        writers, mp_context=context, initializer=_writer_start, initargs=(os.getpid(),)
+    ) as pool:
+        pool.submit(os.getpid).result()  # forks every writer now
+        yield _Writers(pool, ahead=writers + 1)
+
+
+def _writer_start(parent: int) -> None:
+    """In a writer: Ctrl-C is the parent's to handle (it lets the pages being written
+    finish); a writer whose parent is gone (killed) stops at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, name="backfill-writer-parent", daemon=True).start()
+
+
+def _page_task(run, progress, page, after, started, last) -> BackfillProgress | None:
+    """One page, in a writer; a deadlock with another writer (the order rows two pages
+    link, locked in different orders) is retried."""
+    for attempt in range(3):
+        try:
+            return _page_write(
+                run=run, progress=progress, page=page, after=after, started=started, last=last
+            )
+        except OperationalError as exc:
+            if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != "40P01":
+                raise
+            logger.warning("page after %s deadlocked with another writer; retrying", after)
+    raise AssertionError("unreachable")
 
 
 # --- One page -------------------------------------------------------------------------------
@@ -305,13 +409,16 @@ def _page_write(
     *,
     run: BackfillRun,
     progress: BackfillProgress,
-    source: Source,
     page: _Page,
+    after: str | None,
     started: datetime,
     last: bool,
-) -> BackfillProgress:
-    """Write one page, link its objects, move the checkpoint: one transaction. The page's
-    API calls: its list request and any dj-stripe made while writing it."""
+) -> BackfillProgress | None:
+    """Write one page (listed after ``after``), link its objects, record it and move its
+    type's checkpoint: one transaction. Returns the type's progress after it, or None when
+    the page had been written already (a killed run wrote it, and not the page before it).
+    The page's API calls: its list request and any dj-stripe made while writing it."""
+    source = BY_TYPE[progress.object_type]
     expand = _expanded(source)
     tally = dict.fromkeys(COUNTS, 0)
     calls_at = stripe_api.thread_calls()
@@ -329,11 +436,24 @@ def _page_write(
             )
         tally["errors"] = len(failed)
         tally["api_calls"] = page.api_calls + stripe_api.thread_calls() - calls_at
+        # Last, and briefly: the type's row, locked, serialises the pages' checkpoints.
+        progress = BackfillProgress.objects.select_for_update().get(pk=progress.pk)
+        pages = BackfillPage.objects.filter(progress=progress)
+        if pages.filter(after=after or "").exists():
+            transaction.set_rollback(True)
+            return None
+        BackfillPage.objects.create(
+            progress=progress, after=after or "", last_id=data[-1]["id"] if data else "", last=last
+        )
         for name, value in tally.items():
             setattr(progress, name, getattr(progress, name) + value)
-        progress.cursor = data[-1]["id"] if data else progress.cursor
         progress.pages += 1
-        progress.done = last
+        # The cursor moves along the pages written one after the other from it.
+        while step := pages.filter(after=progress.cursor).values_list("last_id", "last").first():
+            progress.cursor = step[0] or progress.cursor
+            if step[1]:
+                progress.done = True
+                break
         progress.save()
     return progress
 

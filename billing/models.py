@@ -207,7 +207,8 @@ class BackfillRun(models.Model):
     """One run of ``manage.py stripe_backfill``: what it was asked and how it ended.
 
     Where each type stands is in its ``BackfillProgress`` rows, saved in the same transaction
-    as each page's writes, so a run killed at any moment resumes after its last written page.
+    as each page's writes (with a ``BackfillPage``), so a run killed at any moment resumes
+    after its last written page.
     """
 
     class Status(models.TextChoices):
@@ -261,6 +262,32 @@ class BackfillProgress(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_type} after {self.cursor or 'the start'}"
+
+
+class BackfillPage(models.Model):
+    """A page a backfill wrote, saved in the page's own transaction. Pages written in
+    parallel commit in any order; the type's ``cursor`` is moved only along pages written one
+    after the other from it, so a run killed with a later page written but an earlier one not
+    resumes at the earlier one, and then recognises the later one as written."""
+
+    progress = models.ForeignKey(
+        BackfillProgress, on_delete=models.CASCADE, related_name="written_pages"
+    )
+    after = models.CharField(
+        max_length=255, blank=True, help_text="The cursor it was listed after (blank: first)"
+    )
+    last_id = models.CharField(max_length=255, blank=True, help_text="Its last object's id")
+    last = models.BooleanField(default=False, help_text="The type's last page")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["progress", "at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["progress", "after"], name="backfill_page_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.progress.object_type} after {self.after or 'the start'}"
 
 
 class BackfillFailure(models.Model):

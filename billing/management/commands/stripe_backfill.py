@@ -105,10 +105,16 @@ class Command(BaseCommand):
             help="requests per second at most (default 20, under test mode's 25)",
         )
         parser.add_argument(
+            "--writers",
+            type=int,
+            help="processes writing pages side by side (default: one per CPU, at most "
+            f"{backfill.WRITERS_MAX}, on PostgreSQL; 1 on SQLite)",
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="read Stripe and report, write nothing"
         )
 
-    def handle(self, *args, types, since, resume, max_rps, dry_run, **options):
+    def handle(self, *args, types, since, resume, max_rps, writers, dry_run, **options):
         types = split_types(types)
         since_at = parse_when(since) if since else None
         progress = Progress(self.stdout, tty=sys.stderr.isatty())
@@ -127,7 +133,7 @@ class Command(BaseCommand):
                 f"Backfill #{run.pk}: {', '.join(run.types)} at most {run.max_rps:g} requests/s"
                 + (f", objects created since {run.since:%Y-%m-%d %H:%M}" if run.since else "")
             )
-            run = backfill.backfill_run(run=run, report=progress)
+            run = backfill.backfill_run(run=run, report=progress, writers=writers)
         except backfill.BackfillError as exc:
             progress.close()
             raise CommandError(

@@ -6,8 +6,9 @@ fresh PostgreSQL databases (schema straight from the models, as bench/webhooks.p
 commands mirror the same five types (customer, subscription, invoice, payment intent,
 charge), each in a child process:
 
-- unlimited: API calls (fakestripe's own count), calls per 1,000 objects, wall time, the
-  child's peak memory (ru_maxrss), rows mirrored against the objects fakestripe holds;
+- unlimited: API calls (fakestripe's own count), calls per 1,000 objects, wall time, peak
+  memory (the child's largest process, ru_maxrss; and the child with its writer processes
+  together, sampled every 0.1 s), rows mirrored against the objects fakestripe holds;
 - at test mode's limit (fakestripe answering 429 past 25 requests/s): wall time against the
   floor, calls / 25 s. ``stripe_backfill`` runs with ``--max-rps 25``.
 
@@ -26,6 +27,7 @@ named ops_bench_*; starts and stops fakestripe itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -87,9 +89,32 @@ class Run:
     by_route: dict = field(default_factory=dict)
     statuses: dict = field(default_factory=dict)
     wall: float = 0.0
-    peak_mb: float = 0.0
+    peak_mb: float = 0.0  # the largest process
+    together_mb: float = 0.0  # the process and its children (writers) at once
     rows: dict = field(default_factory=dict)
     exit_code: int = 0
+
+
+def _sample_rss(pid: int, peak: list[float]) -> None:
+    """Keep in ``peak[0]`` the most resident MB ``pid`` and its children held at once."""
+    page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def resident(p: int) -> float:
+        with open(f"/proc/{p}/statm") as f:
+            return int(f.read().split()[1]) * page_mb
+
+    while True:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children = [int(c) for c in f.read().split()]
+            total = resident(pid)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            return  # the process has ended
+        for child in children:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+                total += resident(child)
+        peak[0] = max(peak[0], total)
+        time.sleep(0.1)
 
 
 class Bench:
@@ -147,8 +172,9 @@ class Bench:
         )
         return env
 
-    def child(self, name: str, command: list[str], dbname: str) -> tuple[int, float, float]:
-        """Run a child to the end: (exit code, wall seconds, peak resident MB)."""
+    def child(self, name: str, command: list[str], dbname: str) -> tuple[int, float, float, float]:
+        """Run a child to the end: (exit code, wall seconds, peak resident MB of its largest
+        process, peak resident MB of it and its children together, sampled every 0.1 s)."""
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as out:
             started = time.perf_counter()
@@ -158,13 +184,17 @@ class Bench:
             )  # fmt: skip
             timer = threading.Timer(TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
             timer.start()
+            together = [0.0]
+            sampler = threading.Thread(target=_sample_rss, args=(proc.pid, together), daemon=True)
+            sampler.start()
             try:
                 _, status, usage = os.wait4(proc.pid, 0)
             finally:
                 timer.cancel()
             wall = time.perf_counter() - started
+            sampler.join(1)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        return proc.returncode, wall, usage.ru_maxrss / 1024
+        return proc.returncode, wall, usage.ru_maxrss / 1024, together[0]
 
     def database(self, label: str) -> str:
         dbname = f"ops_bench_{label}_{os.getpid()}"
@@ -172,7 +202,7 @@ class Bench:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{dbname}"')
         self.databases.append(dbname)
-        code, _, _ = self.child(
+        code, _, _, _ = self.child(
             f"schema-{label}",
             [sys.executable, "manage.py", "migrate", "--run-syncdb", "--no-input", "-v", "0"],
             dbname,
@@ -196,7 +226,7 @@ class Bench:
         if limited:
             self.call("POST", "/_fake/faults", {"rate_limit": LIMIT})
         self.call("POST", "/_fake/stats/reset")
-        code, wall, peak = self.child(label, command, dbname)
+        code, wall, peak, together = self.child(label, command, dbname)
         stats = self.call("GET", "/_fake/stats")
         self.call("DELETE", "/_fake/faults")
         run = Run(
@@ -206,13 +236,15 @@ class Bench:
             statuses=stats["by_status"],
             wall=wall,
             peak_mb=peak,
+            together_mb=together,
             rows=self.rows(dbname),
             exit_code=code,
         )
         self.drop(dbname)
         # As each run ends, so a failure later in the bench keeps what was measured.
         print(
-            f"[{label}] exit {code}, {run.api_calls} API calls, {wall:.1f} s, {peak:.0f} MB, "
+            f"[{label}] exit {code}, {run.api_calls} API calls, {wall:.1f} s, {peak:.0f} MB "
+            f"({together:.0f} MB with its writers), "
             f"{sum(run.rows.values()):,} rows, {run.statuses.get('429', 0)} answered 429",
             file=sys.stderr,
             flush=True,
@@ -314,9 +346,10 @@ class Bench:
             product_limited = runs["product_limited"]
             print(
                 f"  stripe_backfill at {LIMIT}/s: {product_limited.api_calls} requests "
-                f"({product_limited.statuses.get('429', 0)} answered 429); unlimited it took "
-                f"{prod.wall:.1f} s, so the limit cost "
-                f"{product_limited.wall - prod.wall:+.1f} s: writing the mirror is the slower part"
+                f"({product_limited.statuses.get('429', 0)} answered 429) in "
+                f"{product_limited.wall:.1f} s; unlimited it took {prod.wall:.1f} s. Peak memory "
+                f"{prod.peak_mb:.0f} MB in its largest process, {prod.together_mb:.0f} MB with "
+                f"its writer processes"
             )
             top = sorted(base.by_route.items(), key=lambda kv: -kv[1])[:5]
             print("  djstripe_sync_models calls: " + ", ".join(f"{r} {n:,}" for r, n in top))
@@ -329,7 +362,9 @@ class Bench:
             print(
                 f"stripe_backfill peak memory: {small.peak_mb:.0f} MB at "
                 f"{results[0]['customers']:,} customers, {large.peak_mb:.0f} MB at "
-                f"{results[-1]['customers']:,} (x{large.peak_mb / small.peak_mb:.2f})"
+                f"{results[-1]['customers']:,} (x{large.peak_mb / small.peak_mb:.2f}); with its "
+                f"writers {small.together_mb:.0f} MB and {large.together_mb:.0f} MB "
+                f"(x{large.together_mb / max(small.together_mb, 1e-9):.2f})"
             )
         print()
         print(f"(wall time {wall:.0f} s)")

@@ -8,7 +8,8 @@ charge), each in a child process:
 
 - unlimited: API calls (fakestripe's own count), calls per 1,000 objects, wall time, peak
   memory (the child's largest process, ru_maxrss; and the child with its writer processes
-  together, sampled every 0.1 s), rows mirrored against the objects fakestripe holds;
+  together, their proportional set sizes sampled every 0.1 s), rows mirrored against the
+  objects fakestripe holds;
 - at test mode's limit (fakestripe answering 429 past 25 requests/s): wall time against the
   floor, calls / 25 s. ``stripe_backfill`` runs with ``--max-rps 25``.
 
@@ -96,12 +97,16 @@ class Run:
 
 
 def _sample_rss(pid: int, peak: list[float]) -> None:
-    """Keep in ``peak[0]`` the most resident MB ``pid`` and its children held at once."""
-    page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+    """Keep in ``peak[0]`` the most memory (MB) ``pid`` and its children held at once: their
+    proportional set sizes, so pages the forked writers still share with their parent count
+    once, not once per process as resident sizes would."""
 
     def resident(p: int) -> float:
-        with open(f"/proc/{p}/statm") as f:
-            return int(f.read().split()[1]) * page_mb
+        with open(f"/proc/{p}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
 
     while True:
         try:

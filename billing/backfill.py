@@ -461,19 +461,17 @@ def _page_write(
 def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[str, ...]):
     """The page in one write; if that fails, object by object, to keep the good ones and
     name the bad ones. Returns (written [(obj, Synced)], failed [(obj, error)])."""
+    # Each write is a transaction of its own (a savepoint here), undone whole if it fails.
     try:
-        with transaction.atomic():
-            synced = sync.objects_write(objects=data, started_at=started, expand=expand)
+        synced = sync.objects_write(objects=data, started_at=started, expand=expand)
         return list(zip(data, synced, strict=True)), []
-    except Exception:  # narrowed below, one object at a time
-        logger.warning("a page of %s failed to write; writing it object by object", len(data))
+    except Exception as exc:  # narrowed below, one object at a time
+        logger.warning("a page of %s failed to write (%s: %s); writing it object by object",
+                       len(data), type(exc).__name__, exc)  # fmt: skip
     written, failed = [], []
     for obj in data:
         try:
-            with transaction.atomic():
-                written.append(
-                    (obj, sync.object_write(data=obj, started_at=started, expand=expand))
-                )
+            written.append((obj, sync.object_write(data=obj, started_at=started, expand=expand)))
         except Exception as exc:  # recorded, reported, and the run goes on
             logger.exception("backfill could not write %s", obj.get("id"))
             failed.append((obj, f"{type(exc).__name__}: {exc}"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -151,19 +151,30 @@ def _stripe_foreign_keys(model: type) -> tuple[Any, ...]:
     )
 
 
+def locks_take(stripe_ids: Iterable[str]) -> None:
+    """The objects' locks (see ``billing.sync.object_lock``), held until the transaction ends."""
+    if connection.vendor == "postgresql" and stripe_ids:
+        with connection.cursor() as cursor:
+            # One statement; a function scan yields the array in its (sorted) order.
+            cursor.execute(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(id, 0)))"
+                " FROM unnest(%s::text[]) AS id",
+                [sorted(set(stripe_ids))],
+            )
+
+
 # --- One batch of writes --------------------------------------------------------------------
 #
 # dj-stripe, syncing one object, looks up its owner account (API key row, account row) and
 # the row of the object and of every object its foreign keys point at, one query each; a new
 # row it looks up twice more and inserts inside a savepoint. Within one batch of writes
-# (``billing.sync.objects_write``, under the objects' locks) the batch loads those rows up
-# front, one query per model, and dj-stripe finds them here. An object the batch carries
-# whole (one of its objects, an expanded one, an item of a nested list) that has no row is
-# inserted at once, as dj-stripe would after finding it absent: the batch's query found it
-# absent under the locks of the objects that carry it. (Should a writer outside those locks
-# insert it meanwhile, the insert fails and the whole batch with it; its caller retries, and
-# the batch then finds the row.) A row the batch did not ask for, dj-stripe looks up (and,
-# missing, fetches) as it always does.
+# (``billing.sync.objects_write``) the batch takes the locks of every object it carries whole
+# (one of its objects, an expanded one, an item of a nested list, what such an item expands),
+# then loads those rows and the rows they point at up front, one query for all, and dj-stripe
+# finds them here. A carried object that has no row is inserted without looking again, as
+# dj-stripe would after finding it absent: the batch found it absent under its lock. A row
+# the batch did not ask for, dj-stripe looks up (and, missing, fetches and inserts) as it
+# always does, under that object's lock taken then.
 
 _batch = threading.local()
 _account_lookup = djstripe_models.Account.get_or_retrieve_for_api_key.__func__
@@ -202,6 +213,11 @@ def _row_for_field(cls, data, field_name="id", *args, **kwargs):
     ):
         row, created = _row_insert(cls, carried, **kwargs), True
     else:
+        if carried is None and isinstance(stripe_id, str):
+            # Not in the batch: dj-stripe finds the row, or fetches the object from Stripe and
+            # inserts it. Under the object's lock, a writer doing the same meanwhile (another
+            # page of a backfill) is waited for, and its row found: one fetch, one insert.
+            locks_take([stripe_id])
         row, created = _row_lookup(cls, data, field_name, *args, **kwargs)
     if row is not None:
         rows[(cls, row.id)] = row
@@ -337,8 +353,14 @@ djstripe_models.StripeModel._get_or_create_from_stripe_object = classmethod(_row
 def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.StripeModel]]:
     """Within the block, this thread's dj-stripe syncs find the owner account, the rows of
     ``objects`` and the rows their foreign keys point at without a query each (loaded here,
-    one query per model), and insert the objects that have no row without looking again.
-    Yields the rows of ``objects`` as they were, by Stripe id. Call under the objects' locks."""
+    up front: ``_rows_load``), and insert the objects that have no row without looking again.
+    Yields the rows of ``objects`` as they were, by Stripe id. Call inside a transaction.
+
+    First it takes the locks of every object it holds whole, in one statement: ``objects``
+    and what they carry (expanded objects, the items of nested lists and what those expand,
+    such as a subscription item's price). Two batches carrying the same object (two pages of
+    a backfill written side by side) write it one after the other, the second finding the
+    first's row."""
     wanted: dict[type, set[str]] = {}  # the batch's objects
     pointed: dict[type, set[str]] = {}  # what they point at or carry
     carried: set[tuple[type, str]] = set()  # objects the batch holds whole
@@ -351,6 +373,7 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
             pointed.setdefault(related, set()).add(stripe_id)
             if whole:
                 carried.add((related, stripe_id))
+    locks_take({stripe_id for _, stripe_id in carried})
     rows = _rows_load(wanted, pointed)
     names = ("accounts", "rows", "absent", "inserted", "keys", "waiting")
     outer = {name: getattr(_batch, name, None) for name in names}

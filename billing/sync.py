@@ -51,14 +51,7 @@ def object_lock(*stripe_ids: str) -> Iterator[None]:
     default): transactions begin IMMEDIATE (see settings) and hold the database's single write
     lock from BEGIN to COMMIT, so they are serialised already.
     """
-    if connection.vendor == "postgresql" and stripe_ids:
-        with connection.cursor() as cursor:
-            # One statement; a function scan yields the array in its (sorted) order.
-            cursor.execute(
-                "SELECT count(pg_advisory_xact_lock(hashtextextended(id, 0)))"
-                " FROM unnest(%s::text[]) AS id",
-                [sorted(set(stripe_ids))],
-            )
+    mirror.locks_take(stripe_ids)
     yield
 
 
@@ -189,7 +182,8 @@ def objects_write(
     objects = [o if type(o) is dict else stripe_api.as_dict(o) for o in objects]
     every = [d for o in objects for d in _with_children(o)]
     ids = [d["id"] for d in every]
-    with transaction.atomic(), object_lock(*ids), mirror.batch(every) as rows:
+    # The batch takes the locks: of ``every`` object and of what they carry.
+    with transaction.atomic(), mirror.batch(every) as rows:
         batch = _Batch(
             started_at=started_at,
             states={s.stripe_id: s for s in ObjectSync.objects.filter(stripe_id__in=ids)},

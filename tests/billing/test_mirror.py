@@ -14,6 +14,7 @@ from djstripe.models import (
     Invoice,
     LineItem,
     PaymentIntent,
+    Price,
     Subscription,
     SubscriptionItem,
 )
@@ -329,3 +330,66 @@ def test_an_object_whose_row_already_says_it_is_not_rewritten(stripe_emulator):
     changed = {**intent, "description": "Changed"}
     write_now(changed)
     assert PaymentIntent.objects.get(id=intent["id"]).stripe_data["description"] == "Changed"
+
+
+@pytest.mark.parametrize("shared", ["price", "product"])
+def test_two_writers_meeting_one_new_object_write_it_once(stripe_emulator, shared):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks between concurrent writers are PostgreSQL's (SQLite: one writer)")
+    from django.db import transaction
+
+    # Given two new subscriptions the mirror has never seen, to one price (each carries it,
+    # expanded in its item) or to two prices of one product (which each only names)
+    product = stripe_api.create(object_type="product", params={"name": "Shared plan"})
+    prices = [
+        stripe_api.create(object_type="price", params={
+            "currency": "usd", "unit_amount": 900 + n, "recurring": {"interval": "month"},
+            "product": product.id})
+        for n in range(1 if shared == "price" else 2)
+    ]  # fmt: skip
+    subscriptions = [
+        stripe_api.as_dict(stripe_api.create(object_type="subscription", params={
+            "customer": stripe_api.create(
+                object_type="customer", params={"email": f"s{n}@example.com"}).id,
+            "items": [{"price": prices[n % len(prices)].id}],
+            "default_payment_method": "pm_card_visa"}))
+        for n in range(2)
+    ]  # fmt: skip
+    # (and the mirror's owner account known, as after a backfill's first page)
+    for subscription in subscriptions:
+        write_now(stripe_api.retrieve(object_type="customer", stripe_id=subscription["customer"]))
+    stripe_emulator.reset_stats()
+    started = sync.fetch_started()
+    first_written, errors = threading.Event(), []
+
+    def first():
+        try:
+            with transaction.atomic():
+                sync.objects_write(objects=[subscriptions[0]], started_at=started)
+                first_written.set()
+                time.sleep(0.5)  # its price row written, not committed yet
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            first_written.wait(10)
+            sync.objects_write(objects=[subscriptions[1]], started_at=started)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # When two writers write them at the same time
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # Then the second waited for the first and found its rows: nothing inserted twice
+    assert errors == []
+    assert Subscription.objects.filter(id__in=[s["id"] for s in subscriptions]).count() == 2
+    assert sorted(Price.objects.values_list("id", flat=True)) == sorted(p.id for p in prices)
+    # and the product dj-stripe fetches (only named) was fetched once, by the first
+    assert stripe_emulator.stats()["by_route"].get("GET /v1/products/{id}") == 1

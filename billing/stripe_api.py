@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import multiprocessing
 import random
 import re
 import threading
@@ -387,29 +388,38 @@ def _delay(
     return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
 
 
+# Stripe counts the requests that arrive within each second. Starts exactly 1/max_rps apart
+# put the last of max_rps requests a hair inside the first one's second whenever the first
+# reached Stripe a little later than it left (a 429, and a backoff); each second of the
+# client's is therefore a little longer.
+THROTTLE_MARGIN = 0.02
+
+
 @dataclass
 class _Throttle:
-    """A client-side limit: request starts spaced at least ``interval`` apart, across threads."""
+    """A client-side limit: request starts spaced at least ``interval`` apart, across threads
+    and across the processes forked while it is in force (a backfill's writers): one limit."""
 
     interval: float
     retries: int
-    next_at: float = 0.0
 
     def __post_init__(self) -> None:
-        self.lock = threading.Lock()
+        # When the next request may start (time.monotonic(), one clock for every process), in
+        # memory shared with forked processes, with its own lock.
+        self.next_at = multiprocessing.get_context("fork").Value("d", 0.0)
 
     def wait(self) -> None:
-        with self.lock:
+        with self.next_at.get_lock():
             now = time.monotonic()
-            start = max(now, self.next_at)
-            self.next_at = start + self.interval
+            start = max(now, self.next_at.value)
+            self.next_at.value = start + self.interval
         if start > now:
             time.sleep(start - now)
 
     def hold(self, seconds: float) -> None:
         """After a 429 nobody sends for ``seconds``: the limit is shared, so is the wait."""
-        with self.lock:
-            self.next_at = max(self.next_at, time.monotonic() + seconds)
+        with self.next_at.get_lock():
+            self.next_at.value = max(self.next_at.value, time.monotonic() + seconds)
 
 
 _throttle: _Throttle | None = None
@@ -423,7 +433,7 @@ def throttle(*, max_rps: float | None, retries: int | None = None):
     global _throttle
     previous = _throttle
     _throttle = _Throttle(
-        interval=1.0 / max_rps if max_rps else 0.0,
+        interval=(1.0 + THROTTLE_MARGIN) / max_rps if max_rps else 0.0,
         retries=settings.STRIPE_MAX_NETWORK_RETRIES if retries is None else retries,
     )
     try:

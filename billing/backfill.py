@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -164,18 +165,16 @@ def backfill_run(
         with (
             stripe_api.throttle(max_rps=run.max_rps, retries=BACKFILL_RETRIES),
             _page_writers(writers_default() if writers is None else writers) as write,
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-fetch") as fetch,
         ):
             if floor is None:
                 floor = int(stripe_api.account().created)
             todo = list(run.progress.filter(done=False).order_by("position"))
-            ahead = _first_page(fetch, run, todo[0]) if todo else None
-            for n, progress in enumerate(todo):
-                following = todo[n + 1] if n + 1 < len(todo) else None
-                ahead = _type_run(
-                    run=run, progress=progress, floor=floor, report=report,
-                    fetch=fetch, write=write, first=ahead, following=following,
-                )  # fmt: skip
+            with _Listing(run, todo, ahead=write.ahead + 1) as listing:
+                for progress in todo:
+                    _type_run(
+                        run=run, progress=progress, floor=floor, report=report,
+                        listing=listing, write=write,
+                    )  # fmt: skip
     except KeyboardInterrupt:
         _stop(run, BackfillRun.Status.INTERRUPTED, "interrupted (Ctrl-C)")
         raise
@@ -220,23 +219,77 @@ def _fetch(source: Source, params: dict[str, Any], after: str | None) -> _Page:
 
 
 @dataclass(frozen=True)
-class _Pending:
-    """A page being fetched on the fetch thread, and when its fetch started (the database's
-    clock, read just before: what the ordering guard compares)."""
+class _Listed:
+    """A page as the fetch thread hands it over: after which cursor it was listed, and when
+    its fetch started (the database's clock, read just before: what the ordering guard
+    compares). No page: the cursor is gone (its object deleted since), and the type is
+    listed again from the start."""
 
-    future: Future[_Page]
-    started: datetime
+    object_type: str
     after: str | None
+    started: datetime
+    page: _Page | None
 
 
-def _submit(fetch: ThreadPoolExecutor, source: Source, params, after: str | None) -> _Pending:
-    started = sync.fetch_started()
-    return _Pending(fetch.submit(_fetch, source, params, after), started, after)
+class _Listing:
+    """The pages of every type of a run, in order, fetched on a thread of their own as far
+    ahead of the writes as ``ahead`` pages (memory stays flat), so that waiting for a write
+    (or for every page of a type, before the next) never keeps a request from starting."""
 
+    def __init__(self, run: BackfillRun, todo: list[BackfillProgress], *, ahead: int):
+        self.run, self.todo = run, todo
+        self.queue: queue.Queue[_Listed | BaseException] = queue.Queue(maxsize=ahead)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._list, name="backfill-fetch", daemon=True)
 
-def _first_page(fetch: ThreadPoolExecutor, run: BackfillRun, progress: BackfillProgress):
-    source = BY_TYPE[progress.object_type]
-    return _submit(fetch, source, _list_params(source, run.since), progress.cursor or None)
+    def __enter__(self) -> _Listing:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def next(self) -> _Listed:
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _list(self) -> None:
+        try:
+            for progress in self.todo:
+                source = BY_TYPE[progress.object_type]
+                params = _list_params(source, self.run.since)
+                after = progress.cursor or None
+                while not self.stopping.is_set():
+                    started = sync.fetch_started()
+                    try:
+                        page = _fetch(source, params, after)
+                    except stripe_api.StripeAPIError as exc:
+                        if not (after and exc.code == "resource_missing"):
+                            raise
+                        logger.warning("%s: cursor %s rejected (%s); listing from the start",
+                                       source.object_type, after, exc.message)  # fmt: skip
+                        self._put(_Listed(source.object_type, after, started, None))
+                        after = None
+                        continue
+                    self._put(_Listed(source.object_type, after, started, page))
+                    if not (page.has_more and page.data):
+                        break
+                    after = page.data[-1]["id"]
+        except BaseException as exc:  # the run's to handle, where it takes the next page
+            self._put(exc)
+        finally:
+            connection.close()  # this thread's own (the clock)
+
+    def _put(self, item: _Listed | BaseException) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
 
 def _type_run(
@@ -245,45 +298,30 @@ def _type_run(
     progress: BackfillProgress,
     floor: int,
     report: Reporter | None,
-    fetch: ThreadPoolExecutor,
+    listing: _Listing,
     write: _Writers,
-    first: _Pending,
-    following: BackfillProgress | None,
-) -> _Pending | None:
-    """Write one type's pages, each while the next is fetched, as many at once as there are
-    writers; while the last is written, the first page of ``following`` is fetched, and
-    returned. Every page of the type is written before this returns (its children's pages
-    find their parents' rows)."""
+) -> None:
+    """Write one type's pages as they are listed, as many at once as there are writers.
+    Every page of the type is written before this returns (its children's pages find their
+    parents' rows)."""
     source = BY_TYPE[progress.object_type]
-    params = _list_params(source, run.since)
     top = time.time()
-    pending: _Pending | None = first
-    next_type: _Pending | None = None
-    writing: deque[tuple[Future[BackfillProgress | None], _Page]] = deque()
+    writing: deque[tuple[Future[BackfillProgress | None], _Page, bool]] = deque()
     latest: BackfillProgress | None = None  # the type's progress as last committed
-    while pending is not None:
-        try:
-            page = pending.future.result()
-        except stripe_api.StripeAPIError as exc:
-            if pending.after and exc.code == "resource_missing":
-                # The object the cursor names is gone (deleted since): start the type over.
-                logger.warning("%s: cursor %s rejected (%s); listing from the start",
-                               source.object_type, pending.after, exc.message)  # fmt: skip
-                while writing:
-                    writing.popleft()[0].result()
-                progress = _restart(progress)
-                pending = _submit(fetch, source, params, None)
-                continue
-            raise
-        after, started, pending = pending.after, pending.started, None
+    last = False
+    while not last:
+        listed = listing.next()
+        if listed.page is None:  # listed again from the start
+            while writing:
+                writing.popleft()[0].result()
+            progress = _restart(progress)
+            continue
+        page = listed.page
         last = not (page.has_more and page.data)
-        if not last:
-            pending = _submit(fetch, source, params, page.data[-1]["id"])
-        elif following is not None:
-            next_type = _first_page(fetch, run, following)
-        writing.append((write.submit(_page_task, run, progress, page, after, started, last), page))
+        future = write.submit(_page_task, run, progress, page, listed.after, listed.started, last)
+        writing.append((future, page, last))
         while writing and (len(writing) > write.ahead or last):
-            future, written_page = writing.popleft()
+            future, written_page, written_last = writing.popleft()
             written = future.result()
             if written is None or report is None:
                 continue
@@ -298,10 +336,9 @@ def _type_run(
                     floor=floor,
                     top=top,
                     counts={name: getattr(latest, name) for name in COUNTS},
-                    done=last and not writing,  # every page of the type written
+                    done=written_last,  # every page of the type written
                 )
             )
-    return next_type
 
 
 def _restart(progress: BackfillProgress) -> BackfillProgress:

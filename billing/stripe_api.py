@@ -427,9 +427,10 @@ _throttle: _Throttle | None = None
 
 @contextmanager
 def throttle(*, max_rps: float | None, retries: int | None = None):
-    """Within the block, every Stripe request of this process (dj-stripe's included) starts
-    at most ``max_rps`` times a second, and ``retries`` replaces STRIPE_MAX_NETWORK_RETRIES
-    (a long backfill outlasts a minute of 5xx rather than stopping)."""
+    """Within the block, every Stripe request of this process and of the processes it forks
+    meanwhile (dj-stripe's included) starts at most ``max_rps`` times a second, and
+    ``retries`` replaces STRIPE_MAX_NETWORK_RETRIES (a long backfill outlasts a minute of 5xx
+    rather than stopping)."""
     global _throttle
     previous = _throttle
     _throttle = _Throttle(

@@ -8,10 +8,9 @@ its objects linked to orders and users through their metadata link keys, and rec
 the type's checkpoint (cursor and counts), all in one transaction: a run killed at any moment
 resumes after its last written page, with no gap and nothing counted twice.
 
-Pages are fetched one ahead, on a thread that only talks HTTP (a type's last page is written
-while the next type's first is fetched), and written by processes side by side on PostgreSQL
-("Page writers" below), so that writing keeps up with the API's limit and the limit alone
-sets the pace. Each page counts the API calls made for it: its list request, on the fetch
+Pages are listed on a thread of their own, a few ahead of the writes and across types
+(``_Listing``), and written by processes side by side on PostgreSQL ("Page writers" below),
+so that writing keeps up with the API's limit and the limit alone sets the pace. Each page counts the API calls made for it: its list request, on the fetch
 thread, and any made writing it. Memory stays flat: a few pages in hand; failures and counts
 live in the database.
 """
@@ -225,7 +224,6 @@ class _Listed:
     compares). No page: the cursor is gone (its object deleted since), and the type is
     listed again from the start."""
 
-    object_type: str
     after: str | None
     started: datetime
     page: _Page | None
@@ -271,10 +269,10 @@ class _Listing:
                             raise
                         logger.warning("%s: cursor %s rejected (%s); listing from the start",
                                        source.object_type, after, exc.message)  # fmt: skip
-                        self._put(_Listed(source.object_type, after, started, None))
+                        self._put(_Listed(after, started, None))
                         after = None
                         continue
-                    self._put(_Listed(source.object_type, after, started, page))
+                    self._put(_Listed(after, started, page))
                     if not (page.has_more and page.data):
                         break
                     after = page.data[-1]["id"]

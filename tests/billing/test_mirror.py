@@ -368,6 +368,8 @@ def test_two_writers_meeting_one_new_object_write_it_once(stripe_emulator, share
                 sync.objects_write(objects=[subscriptions[0]], started_at=started)
                 first_written.set()
                 time.sleep(0.5)  # its price row written, not committed yet
+        except Exception as exc:
+            errors.append(exc)
         finally:
             connection.close()
 

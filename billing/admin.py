@@ -1,10 +1,23 @@
 """Read-only admin for the webhook inbox and the console's records. Changes go through
 services, gated by permission; the mirrored Stripe objects' pages are in ``admin_stripe``."""
 
+import uuid
+from http import HTTPStatus
+
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from billing import admin_stripe, admin_views, display, permissions, selectors, services
+from billing import (
+    admin_stripe,
+    admin_views,
+    display,
+    events,
+    mirror,
+    permissions,
+    selectors,
+    services,
+)
+from billing.admin_lists import ConsoleList, choices_filter, exact_search
 from billing.models import (
     AuditEntry,
     InboundEvent,
@@ -17,7 +30,7 @@ from billing.models import (
 from billing.templatetags.console import masked
 
 
-class ReadOnlyAdmin(admin_stripe.ConsoleStyles, admin.ModelAdmin):
+class ReadOnlyAdmin(ConsoleList, admin.ModelAdmin):
     """Logs and mirrored state are never edited by hand."""
 
     def has_add_permission(self, request):
@@ -33,6 +46,33 @@ class ReadOnlyAdmin(admin_stripe.ConsoleStyles, admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
+
+
+# Filters whose choices come from the code, not from ``SELECT DISTINCT`` over the table.
+MirroredTypeFilter = choices_filter(
+    "object_type", "object type", lambda: [(t, t.replace("_", " ")) for t in sorted(mirror.MODELS)]
+)
+StatusCodeFilter = choices_filter(
+    "status_code",
+    "status code",
+    lambda: [(str(code), f"{code} {HTTPStatus(code).phrase}") for code in (200, 400, 404, 413)],
+)
+
+
+def _list_defers(request, queryset, *fields: str):
+    """``queryset`` without ``fields`` on a list (large columns only the object's page shows)."""
+    view = getattr(request.resolver_match, "url_name", "") or ""
+    return queryset if view.endswith("_change") else queryset.defer(*fields)
+
+
+def _by_endpoint_uuid(queryset, term: str):
+    term = term.strip()
+    if not term:
+        return queryset
+    try:
+        return exact_search(queryset, str(uuid.UUID(term)), ["endpoint_uuid"])
+    except ValueError:
+        return queryset.none()
 
 
 def object_link(object_type: str, stripe_id: str) -> str:
@@ -64,9 +104,13 @@ class DeliveryInline(admin.TabularInline):
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "object", "status", "attempts", "created", "received_at")
-    list_filter = ("status", "type", "livemode")
-    search_fields = ("=id", "=object_id", "request_id")
-    search_help_text = "An event id (evt_...), the id of its object, or a request id."
+    list_filter = (
+        "status",
+        choices_filter("type", "type", lambda: [(t, t) for t in events.subscribed_event_types()]),
+        "livemode",
+    )
+    search_fields = ("id",)  # the box is shown; ``get_search_results`` does the finding
+    search_help_text = "An event id (evt_...), the id of its object, or a request id (req_...)."
     readonly_fields = (
         "id", "type", "object", "status", "outcome", "attempts", "error", "api_version",
         "livemode", "created", "received_at", "last_attempt_at", "next_attempt_at",
@@ -97,7 +141,23 @@ class InboundEventAdmin(ReadOnlyAdmin):
     ]
     inlines = [DeliveryInline]
     actions = ["reprocess"]
-    show_full_result_count = False
+
+    def get_queryset(self, request):
+        # The payload and traceback can be large; only the event's own page shows them.
+        return _list_defers(request, super().get_queryset(request), "payload", "last_error")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        field = (
+            "pk"
+            if term.startswith("evt_")
+            else "request_id"
+            if term.startswith("req_")
+            else "object_id"
+        )
+        return exact_search(queryset, term, [field]), False
 
     @admin.display(description="object", ordering="object_id")
     def object(self, obj):
@@ -129,15 +189,23 @@ class InboundEventAdmin(ReadOnlyAdmin):
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("received_at", "outcome", "status_code", "event", "endpoint_uuid", "remote_ip")
-    list_filter = ("outcome", "status_code")
-    search_fields = ("=event__id", "=endpoint_uuid", "reason")
-    search_help_text = "An event id (evt_...), an endpoint uuid, or words of the rejection reason."
-    list_select_related = ("event",)
+    list_filter = ("outcome", StatusCodeFilter)
+    search_fields = ("event__id",)  # the box is shown; ``get_search_results`` does the finding
+    search_help_text = "An event id (evt_...) or an endpoint uuid."
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
-    show_full_result_count = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("event", "endpoint")
+        # The event's str() is its type and id: its payload is not loaded.
+        queryset = super().get_queryset(request).select_related("event", "endpoint")
+        return queryset.defer("event__payload", "event__last_error")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if term.startswith("evt_"):
+            return exact_search(queryset, term, ["event_id"]), False
+        return _by_endpoint_uuid(queryset, term), False
 
 
 @admin.register(WebhookRejectCount)
@@ -145,12 +213,13 @@ class WebhookRejectCountAdmin(ReadOnlyAdmin):
     """Refused POSTs to webhook URLs, counted per endpoint, kind and minute."""
 
     list_display = ("minute", "endpoint_uuid", "reason", "status_code", "count")
-    list_filter = ("reason", "status_code")
-    search_fields = ("=endpoint_uuid",)
+    list_filter = ("reason", StatusCodeFilter)
+    search_fields = ("endpoint_uuid",)
     search_help_text = "An endpoint uuid (the last part of its webhook URL)."
-    date_hierarchy = "minute"
     readonly_fields = [f.name for f in WebhookRejectCount._meta.fields]
-    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        return _by_endpoint_uuid(queryset, search_term), False
 
 
 @admin.register(WebhookRejectSample)
@@ -158,10 +227,13 @@ class WebhookRejectSampleAdmin(ReadOnlyAdmin):
     """The most recent refusals in detail (no bodies are kept)."""
 
     list_display = ("received_at", "status_code", "reason", "endpoint_uuid", "remote_ip", "detail")
-    list_filter = ("reason", "status_code")
-    search_fields = ("=endpoint_uuid", "detail")
-    search_help_text = "An endpoint uuid, or words of the refusal."
+    list_filter = ("reason", StatusCodeFilter)
+    search_fields = ("endpoint_uuid",)
+    search_help_text = "An endpoint uuid (the last part of its webhook URL)."
     readonly_fields = [f.name for f in WebhookRejectSample._meta.fields]
+
+    def get_search_results(self, request, queryset, search_term):
+        return _by_endpoint_uuid(queryset, search_term), False
 
 
 @admin.register(ObjectSync)
@@ -169,18 +241,20 @@ class ObjectSyncAdmin(ReadOnlyAdmin):
     list_display = (
         "stripe_id", "object_type", "fetch_started_at", "synced_at", "fetch_count", "deleted_at",
     )  # fmt: skip
-    list_filter = ("object_type",)
-    search_fields = ("=stripe_id",)
+    list_filter = (MirroredTypeFilter,)
+    search_fields = ("stripe_id",)
+    search_help_text = "A Stripe id."
     exclude = ("snapshot",)
     readonly_fields = ("stripe_id", "object", "object_type", "fetch_started_at", "synced_at",
                        "fetch_count", "deleted_at", "snapshot_json")  # fmt: skip
-    show_full_result_count = False
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
         # The snapshot can be large; only the object's own page shows it.
-        view = getattr(request.resolver_match, "url_name", "") or ""
-        return queryset if view.endswith("_change") else queryset.defer("snapshot")
+        return _list_defers(request, super().get_queryset(request), "snapshot")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (exact_search(queryset, term, ["stripe_id"]) if term else queryset), False
 
     @admin.display(description="console page")
     def object(self, obj):
@@ -194,14 +268,20 @@ class ObjectSyncAdmin(ReadOnlyAdmin):
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("at", "actor_name", "action", "object", "result", "message")
-    list_filter = ("action", "result", "object_type")
-    search_fields = ("=stripe_id", "actor_name", "message")
-    search_help_text = "A Stripe id, a username, or words of the message."
+    list_filter = ("action", "result", MirroredTypeFilter)
+    search_fields = ("stripe_id",)
+    search_help_text = "A Stripe id, or a username."
     readonly_fields = ("at", "actor_name", "action", "object", "result", "message", "job",
                        "idempotency_key", "diff", "before_json", "after_json")  # fmt: skip
     fields = readonly_fields
     list_select_related = ()
-    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        field = "stripe_id" if selectors.object_type_for_id(term) else "actor_name"
+        return exact_search(queryset, term, [field]), False
 
     @admin.display(description="object", ordering="stripe_id")
     def object(self, obj):
@@ -236,13 +316,12 @@ def format_html_rows(changes) -> str:
 @admin.register(ResyncJob)
 class ResyncJobAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "created_by", "object_type", "progress", "status")
-    list_filter = ("status", "object_type")
+    list_filter = ("status", MirroredTypeFilter)
     list_select_related = ("created_by",)
     change_form_template = "admin/billing/resyncjob/change_form.html"
     readonly_fields = ("created_at", "created_by", "object_type", "status", "progress",
                        "started_at", "finished_at", "error")  # fmt: skip
     fields = readonly_fields
-    show_full_result_count = False
 
     @admin.display(description="progress")
     def progress(self, obj):

@@ -15,6 +15,8 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact, StartsWith
 from django.http import Http404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -22,6 +24,7 @@ from djstripe import admin as djstripe_admin  # noqa: F401 - registers dj-stripe
 from djstripe import models as djstripe_models
 
 from billing import admin_views, display, metadata, permissions, selectors
+from billing.admin_lists import ConsoleList
 from billing.stripe_api import StripeAPIError
 from orders.money import format_amount
 
@@ -65,30 +68,27 @@ def facts_table(rows: list[tuple[str, Any]]) -> str:
     )
 
 
-class ConsoleStyles:
-    """The console's stylesheet on every page of an admin that mixes this in (a static file:
-    the Content-Security-Policy allows no inline styles without the request's nonce)."""
-
-    class Media:
-        css = {"all": ("billing/console.css",)}
-
-
 class StatusFilter(admin.SimpleListFilter):
-    """Filter on Stripe's own ``status`` (kept in the mirrored data)."""
+    """Filter on Stripe's own ``status``: fixed choices (the type's statuses), and a lookup
+    indexed with the list's ordering (migration billing.0009)."""
 
     title = "status"
     parameter_name = "status"
+
+    def __init__(self, request, params, model, model_admin):
+        self.status_field = model_admin.status_field
+        super().__init__(request, params, model, model_admin)
 
     def lookups(self, request, model_admin):
         return [(value, value.replace("_", " ")) for value in model_admin.statuses]
 
     def queryset(self, request, queryset):
         if self.value():
-            return queryset.filter(stripe_data__status=self.value())
+            return queryset.filter(**{self.status_field: self.value()})
         return queryset
 
 
-class StripeObjectAdmin(ConsoleStyles, admin.ModelAdmin):
+class StripeObjectAdmin(ConsoleList, admin.ModelAdmin):
     """The shared page of a mirrored Stripe object. Subclasses set the type and its facts."""
 
     object_type = ""
@@ -103,13 +103,14 @@ class StripeObjectAdmin(ConsoleStyles, admin.ModelAdmin):
         "created_in_stripe",
     )
     list_display_links = ("stripe_id",)
-    search_fields = ("=id",)
+    search_fields = ("id",)  # the box is shown; ``get_search_results`` does the finding
     search_help_text = "A Stripe id, or an order id (ord_...) to find its objects."
-    # Columns holding other objects' Stripe ids that a search by id also matches.
-    id_fields: tuple[str, ...] = ()
+    # Another object's type -> the column (or indexed JSON path) holding its id, which a
+    # search by that object's id matches.
+    id_fields: dict[str, str] = {}
+    # Where Stripe's status is: the data (dj-stripe 2.11 keeps most fields there) or a column.
+    status_field = "stripe_data__status"
     ordering = ("-created", "-djstripe_id")
-    list_per_page = 50
-    show_full_result_count = False
     actions = ["resync_selected"]
     summary_fields = (
         "stripe_id", "status_words", "amount_formatted", "customer_link", "linked_order", "linked_user",
@@ -143,16 +144,23 @@ class StripeObjectAdmin(ConsoleStyles, admin.ModelAdmin):
         return super().get_object(request, object_id, from_field)
 
     def get_search_results(self, request, queryset, search_term):
+        """Exact, indexed matches only: an order's objects through its references, an id, the
+        objects holding an id of another type, or the words ``search_words`` knows."""
         term = search_term.strip()
+        if not term:
+            return queryset, False
         if term.startswith("ord_"):
-            return queryset.filter(metadata__order_id=term), False
+            return queryset.filter(id__in=metadata.tied_stripe_ids("order_id", term)), False
         if STRIPE_ID.match(term):
-            # An id: exact matches on the object and the ids it holds (indexed, no join).
             query = Q(id=term)
-            for field in self.id_fields:
+            if field := self.id_fields.get(selectors.object_type_for_id(term) or ""):
                 query |= Q(**{field: term})
             return queryset.filter(query), False
-        return super().get_search_results(request, queryset, term)
+        return self.search_words(request, queryset, term), False
+
+    def search_words(self, request, queryset, term: str):
+        """Rows found by a term that is no id (none, unless the type says how)."""
+        return queryset.none()
 
     def get_fieldsets(self, request, obj=None):
         return [
@@ -367,8 +375,15 @@ class CustomerAdmin(StripeObjectAdmin):
         "created_in_stripe",
     )
     list_select_related = ("subscriber",)  # the row's name (select box label) is its user
-    search_fields = ("=id", "email", "stripe_data__name")
-    search_help_text = "A customer id (cus_...), an email or a name."
+    search_help_text = "A customer id (cus_...), an email, or its beginning followed by *."
+
+    def search_words(self, request, queryset, term):
+        address = term.rstrip("*").lower()
+        if not term.endswith("*"):
+            return queryset.filter(Exact(Lower("email"), address))
+        if len(address) < 3:
+            return queryset.none()  # too short to narrow a list of millions
+        return queryset.filter(StartsWith(Lower("email"), address))
 
     @admin.display(description="name")
     def name(self, obj) -> str:
@@ -395,8 +410,12 @@ class CustomerAdmin(StripeObjectAdmin):
 @register(djstripe_models.Product, "product")
 class ProductAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "name", "status_words", "created_in_stripe")
-    search_fields = ("=id", "name")
-    search_help_text = "A product id (prod_...) or a name."
+    search_fields = ("name",)
+    search_help_text = "A product id (prod_...) or part of a name."
+
+    def search_words(self, request, queryset, term):
+        # The catalog is small: Django's own search, by part of a name.
+        return admin.ModelAdmin.get_search_results(self, request, queryset, term)[0]
 
     def type_facts(self, data, obj):
         prices = reverse("admin:djstripe_price_changelist") + f"?q={obj.id}"
@@ -417,9 +436,13 @@ class PriceAdmin(StripeObjectAdmin):
         "created_in_stripe",
     )
     list_select_related = ("product",)  # the row's name (select box label) is its product
-    search_fields = ("=id", "nickname", "lookup_key")
-    id_fields = ("product_id",)
+    search_fields = ("nickname", "lookup_key")
+    id_fields = {"product": "product_id"}
     search_help_text = "A price id (price_...), a product id (prod_...), a nickname or lookup key."
+
+    def search_words(self, request, queryset, term):
+        # The catalog is small: Django's own search.
+        return admin.ModelAdmin.get_search_results(self, request, queryset, term)[0]
 
     @admin.display(description="product")
     def product_link(self, obj) -> str:
@@ -438,7 +461,11 @@ class PriceAdmin(StripeObjectAdmin):
 class SessionAdmin(StripeObjectAdmin):
     statuses = ("open", "complete", "expired")
     list_filter = (StatusFilter,)
-    id_fields = ("customer_id", "payment_intent_id", "subscription_id")
+    id_fields = {
+        "customer": "customer_id",
+        "payment_intent": "payment_intent_id",
+        "subscription": "subscription_id",
+    }
     search_help_text = (
         "A session id (cs_...), or the id of its customer, payment intent or subscription."
     )
@@ -464,7 +491,7 @@ class PaymentIntentAdmin(StripeObjectAdmin):
         "succeeded",
     )
     list_filter = (StatusFilter,)
-    id_fields = ("customer_id",)
+    id_fields = {"customer": "customer_id"}
     search_help_text = "A payment intent id (pi_...), a customer id (cus_...) or an order id."
 
     def type_facts(self, data, obj):
@@ -481,7 +508,8 @@ class PaymentIntentAdmin(StripeObjectAdmin):
 class ChargeAdmin(StripeObjectAdmin):
     statuses = ("succeeded", "pending", "failed")
     list_filter = (StatusFilter,)
-    id_fields = ("customer_id", "payment_intent_id")
+    id_fields = {"customer": "customer_id", "payment_intent": "payment_intent_id"}
+    status_field = "status"
     search_help_text = (
         "A charge id (ch_...), a payment intent id (pi_...), a customer id or an order id."
     )
@@ -509,7 +537,7 @@ class RefundAdmin(StripeObjectAdmin):
         "order",
         "created_in_stripe",
     )
-    id_fields = ("charge_id",)
+    id_fields = {"charge": "charge_id"}
     search_help_text = "A refund id (re_...), a charge id (ch_...) or an order id."
 
     @admin.display(description="charge")
@@ -527,7 +555,7 @@ class RefundAdmin(StripeObjectAdmin):
 class SubscriptionAdmin(StripeObjectAdmin):
     statuses = ("active", "trialing", "past_due", "canceled", "unpaid", "incomplete")
     list_filter = (StatusFilter,)
-    id_fields = ("customer_id",)
+    id_fields = {"customer": "customer_id"}
     search_help_text = "A subscription id (sub_...), a customer id (cus_...) or an order id."
 
     def type_facts(self, data, obj):
@@ -552,16 +580,20 @@ class SubscriptionAdmin(StripeObjectAdmin):
 class InvoiceAdmin(StripeObjectAdmin):
     statuses = ("draft", "open", "paid", "uncollectible", "void")
     list_filter = (StatusFilter,)
-    search_fields = ("=id", "stripe_data__number")
-    id_fields = (
-        "customer_id",
-        "subscription_id",
-        # API versions since 2025-03-31 name the subscription under parent
-        "stripe_data__parent__subscription_details__subscription",
-        "charge__id",
-        "payment_intent__id",
+    # Since API version 2025-03-31 an invoice names its subscription and payment in its data
+    # (indexed on PostgreSQL by migration billing.0009).
+    id_fields = {
+        "customer": "customer_id",
+        "subscription": "stripe_data__parent__subscription_details__subscription",
+        "payment_intent": "stripe_data__payments__data__0__payment__payment_intent",
+    }
+    search_help_text = (
+        "An invoice id (in_...) or number, or the id of its customer, subscription or payment "
+        "intent."
     )
-    search_help_text = "An invoice id (in_...) or number, a subscription or customer id."
+
+    def search_words(self, request, queryset, term):
+        return queryset.filter(stripe_data__number=term)
 
     def type_facts(self, data, obj):
         currency = data.get("currency")
@@ -580,8 +612,13 @@ class InvoiceAdmin(StripeObjectAdmin):
 @register(djstripe_models.WebhookEndpoint, "webhook_endpoint")
 class WebhookEndpointAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "url", "status_words", "api_version", "created_in_stripe")
-    search_fields = ("=id", "url")
+    search_fields = ("url",)
     search_help_text = "An endpoint id (we_...) or part of its URL."
+
+    def search_words(self, request, queryset, term):
+        # A handful of endpoints: Django's own search.
+        return admin.ModelAdmin.get_search_results(self, request, queryset, term)[0]
+
     summary_fields = (
         "stripe_id", "status_words", "url", "api_version", "secret_masked", "created_in_stripe",
         "last_synced", "mode", "dashboard",

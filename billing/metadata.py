@@ -125,6 +125,15 @@ def link_keys_in(keys: Iterable[str]) -> list[str]:
     return [key for key in keys if key in LINK_KEYS]
 
 
+def link_keys(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The link keys an object carries (an invoice's come from its subscription too)."""
+    metadata = dict(obj.get("metadata") or {})
+    if obj.get("object") == "invoice":
+        parent = ((obj.get("parent") or {}).get("subscription_details") or {}).get("metadata")
+        metadata = {**(parent or {}), **metadata}
+    return {key: str(metadata[key]) for key in LINK_KEYS if metadata.get(key)}
+
+
 # --- What a link key points at --------------------------------------------------------------
 
 
@@ -150,6 +159,8 @@ class LinkResolver:
     # Rows an object is tied to without carrying the key (a subscription's charge and its
     # order, through the invoice it paid); None when the key's owner cannot tell.
     tied_to: Callable[[str], list[Any]] | None = None
+    # The other way: the Stripe ids tied to the row a value names (an order's objects).
+    tied_ids: Callable[[str], list[str]] | None = None
 
 
 _RESOLVERS: dict[str, LinkResolver] = {}
@@ -195,6 +206,14 @@ def tied_targets(key: str, stripe_id: str) -> list[LinkTarget]:
                    admin_url=resolver.admin_url(obj), obj=obj)
         for obj in resolver.tied_to(stripe_id)
     ]  # fmt: skip
+
+
+def tied_stripe_ids(key: str, value: str) -> list[str]:
+    """The Stripe ids tied to the row ``value`` names (an order's objects, for a search)."""
+    resolver = _RESOLVERS.get(key)
+    if resolver is None or resolver.tied_ids is None:
+        return []
+    return resolver.tied_ids(value)
 
 
 def link_errors(metadata: Mapping[str, str], *, keys: Iterable[str]) -> dict[str, str]:

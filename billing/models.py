@@ -24,20 +24,18 @@ class InboundEvent(models.Model):
     FINAL = (Status.PROCESSED, Status.IGNORED)
 
     id = models.CharField(primary_key=True, max_length=255, help_text="Stripe event id (evt_...)")
-    type = models.CharField(max_length=255, db_index=True)
+    type = models.CharField(max_length=255)
     api_version = models.CharField(max_length=64, blank=True)
     livemode = models.BooleanField(default=False)
     created = models.DateTimeField(help_text="When Stripe created the event")
     object_type = models.CharField(max_length=64, blank=True)
-    object_id = models.CharField(max_length=255, blank=True, db_index=True)
+    object_id = models.CharField(max_length=255, blank=True)
     request_id = models.CharField(max_length=255, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     payload = models.JSONField(help_text="The event as first delivered (a snapshot, not acted on)")
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     outcome = models.TextField(blank=True, help_text="What processing did, in words")
     last_error = models.TextField(blank=True, help_text="Traceback of the last failed attempt")
@@ -53,9 +51,20 @@ class InboundEvent(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created", "-received_at"]
+        ordering = ["-created", "-received_at", "-id"]
         permissions = [("reprocess_inboundevent", "Can reprocess Stripe events")]
-        indexes = [models.Index(fields=["object_id", "-created"], name="inbound_event_object")]
+        # The console's lists, whole or filtered, in their order; an object's history.
+        indexes = [
+            models.Index(fields=["created", "received_at", "id"], name="inbound_event_list"),
+            models.Index(
+                fields=["type", "created", "received_at", "id"], name="inbound_event_type"
+            ),
+            models.Index(
+                fields=["status", "created", "received_at", "id"], name="inbound_event_status"
+            ),
+            models.Index(fields=["object_id", "-created"], name="inbound_event_object"),
+            models.Index(fields=["request_id"], name="inbound_event_request"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"
@@ -92,7 +101,7 @@ class WebhookDelivery(models.Model):
         blank=True,
         related_name="deliveries",
     )
-    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    received_at = models.DateTimeField(default=timezone.now)
     remote_ip = models.GenericIPAddressField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     status_code = models.PositiveSmallIntegerField()
@@ -101,11 +110,29 @@ class WebhookDelivery(models.Model):
     signature_timestamp = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-received_at"]
+        ordering = ["-received_at", "-id"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["received_at", "id"], name="webhook_delivery_list"),
+            models.Index(fields=["endpoint_uuid", "received_at"], name="webhook_delivery_endpoint"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.outcome} {self.status_code} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RejectReason(models.TextChoices):
+    """The kinds of refused POST to a webhook URL (``billing.services.DeliveryRejected``)."""
+
+    UNKNOWN_ENDPOINT = "unknown_endpoint", "unknown or disabled endpoint"
+    TOO_LARGE = "too_large", "body over the size limit"
+    NOT_UTF8 = "not_utf8", "body is not UTF-8"
+    MISSING_SIGNATURE = "missing_signature", "no signature"
+    BAD_SIGNATURE = "bad_signature", "signature does not verify"
+    STALE_TIMESTAMP = "stale_timestamp", "signed too long ago"
+    FUTURE_TIMESTAMP = "future_timestamp", "signed in the future"
+    MALFORMED_JSON = "malformed_json", "malformed JSON"
+    NOT_AN_EVENT = "not_an_event", "not a Stripe event"
 
 
 class WebhookRejectCount(models.Model):
@@ -115,7 +142,9 @@ class WebhookRejectCount(models.Model):
     """
 
     endpoint_uuid = models.UUIDField(help_text="The endpoint uuid in the URL it was sent to")
-    reason = models.CharField(max_length=32, help_text="The kind of refusal")
+    reason = models.CharField(
+        max_length=32, choices=RejectReason.choices, help_text="The kind of refusal"
+    )
     status_code = models.PositiveSmallIntegerField()
     minute = models.DateTimeField(help_text="The minute (UTC) the refusals fell in")
     count = models.PositiveIntegerField(default=0)
@@ -139,7 +168,7 @@ class WebhookRejectSample(models.Model):
     per endpoint and minute, the newest ``REJECT_SAMPLES`` kept."""
 
     endpoint_uuid = models.UUIDField()
-    reason = models.CharField(max_length=32)
+    reason = models.CharField(max_length=32, choices=RejectReason.choices)
     detail = models.TextField(blank=True, help_text="Why it was refused, in words")
     status_code = models.PositiveSmallIntegerField()
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -198,6 +227,7 @@ class ObjectSync(models.Model):
 
     class Meta:
         verbose_name = "object sync state"
+        indexes = [models.Index(fields=["object_type", "stripe_id"], name="object_sync_type")]
 
     def __str__(self) -> str:
         return f"{self.object_type} {self.stripe_id}"
@@ -343,7 +373,7 @@ class AuditEntry(models.Model):
         REFUSED = "refused", "refused"
         FAILED = "failed", "failed"
 
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    at = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -364,10 +394,14 @@ class AuditEntry(models.Model):
     )
 
     class Meta:
-        ordering = ["-at", "-pk"]
+        ordering = ["-at", "-id"]
         verbose_name = "audit entry"
         verbose_name_plural = "audit log"
-        indexes = [models.Index(fields=["stripe_id", "-at"], name="audit_object")]
+        indexes = [
+            models.Index(fields=["at", "id"], name="audit_list"),
+            models.Index(fields=["stripe_id", "-at"], name="audit_object"),
+            models.Index(fields=["actor_name", "at"], name="audit_actor"),
+        ]
         # The console's own permissions (billing.reprocess_inboundevent lives on InboundEvent).
         permissions = [
             ("edit_stripe_metadata", "Can edit Stripe metadata (not the link keys)"),

@@ -34,7 +34,7 @@ from typing import Any
 
 from django.db import transaction
 
-from billing import stripe_api, sync
+from billing import metadata, stripe_api, sync
 from billing.models import ReconcileReport
 from orders import links
 from orders.models import PAID_STATES, Order
@@ -89,7 +89,7 @@ def _pages(object_type: str, params: dict[str, Any]) -> Iterator[list[dict[str, 
 
 def _missing(keys: dict[str, str], obj: dict[str, Any]) -> dict[str, str]:
     """The link keys ``obj`` lacks (or holds other values for) compared with ``keys``."""
-    have = links.link_keys(obj)
+    have = metadata.link_keys(obj)
     return {k: v for k, v in keys.items() if have.get(k) != v}
 
 
@@ -114,7 +114,7 @@ class Reconciler:
         return _Repair(finding, repair) if repair is not None else None
 
     def _resolve(self, obj: dict[str, Any]) -> links.Link:
-        link = links.link_resolve(keys=links.link_keys(obj))
+        link = links.link_resolve(keys=metadata.link_keys(obj))
         if link.status == "unlinked":
             self._found(
                 Finding(
@@ -122,7 +122,7 @@ class Reconciler:
                     object_type=obj["object"],
                     stripe_id=obj["id"],
                     detail=link.problem,
-                    order=links.link_keys(obj).get("order_id", ""),
+                    order=metadata.link_keys(obj).get("order_id", ""),
                 )
             )
         return link
@@ -189,7 +189,7 @@ class Reconciler:
     def _check_session(self, session: dict[str, Any]):
         link = self._resolve(session)
         repairs = []
-        keys = links.link_keys(session)
+        keys = metadata.link_keys(session)
         for related_type, related in (
             ("payment_intent", session.get("payment_intent")),
             ("subscription", session.get("subscription")),
@@ -273,7 +273,7 @@ class Reconciler:
         parent = (invoice.get("parent") or {}).get("subscription_details") or {}
         subscription = parent.get("subscription")
         if isinstance(subscription, dict):
-            keys = links.link_keys(subscription)
+            keys = metadata.link_keys(subscription)
             if keys:
                 repairs.append(self._keys_finding("invoice", invoice, keys, "its subscription"))
         order = link.order
@@ -304,7 +304,7 @@ class Reconciler:
         self._resolve(charge)
         intent = charge.get("payment_intent")
         if isinstance(intent, dict):
-            keys = links.link_keys(intent)
+            keys = metadata.link_keys(intent)
             if keys:
                 return [self._keys_finding("charge", charge, keys, "its payment intent")]
         return []

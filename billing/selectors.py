@@ -10,9 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
-from djstripe.models import Invoice
 
-from billing import mirror
 from billing.models import AuditEntry, InboundEvent, ObjectSync, WebhookDelivery
 
 HISTORY_LIMIT = 200
@@ -66,6 +64,7 @@ ID_PREFIXES = {
     "cus_": "customer",
     "sub_": "subscription",
     "in_": "invoice",
+    "dp_": "dispute",
     "prod_": "product",
     "price_": "price",
     "we_": "webhook_endpoint",
@@ -77,27 +76,3 @@ def object_type_for_id(stripe_id: str) -> str | None:
         if stripe_id.startswith(prefix):
             return object_type
     return None
-
-
-def mirror_rows(*, stripe_ids: Iterable[str]) -> list:
-    """The mirrored rows for Stripe ids of the types we mirror (one query per type)."""
-    by_type: dict[str, list[str]] = {}
-    for stripe_id in stripe_ids:
-        object_type = object_type_for_id(stripe_id)
-        if object_type and mirror.model_for(object_type) is not None:
-            by_type.setdefault(object_type, []).append(stripe_id)
-    rows = []
-    for object_type, ids in by_type.items():
-        rows += list(mirror.model_for(object_type).objects.filter(id__in=ids))
-    return rows
-
-
-def invoices_paid_by(*, intent_ids: list[str]) -> list[str]:
-    """Invoices whose (first) payment is one of these payment intents (API 2025-03-31 on)."""
-    if not intent_ids:
-        return []
-    return list(
-        Invoice.objects.filter(
-            stripe_data__payments__data__0__payment__payment_intent__in=intent_ids
-        ).values_list("id", flat=True)
-    )

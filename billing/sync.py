@@ -18,7 +18,7 @@ Rules (DESIGN.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +37,17 @@ EXPANSIONS: dict[str, set[str]] = {}
 
 def expansions(object_type: str) -> list[str]:
     return sorted(EXPANSIONS.get(object_type, ()))
+
+
+# Called with the objects of every batch the mirror writes (each object and what it carries
+# expanded), inside the batch's transaction and under its locks: how an app keeps its own
+# records of the mirror (orders ties each Stripe id to its order) without a second write path.
+WRITTEN: list[Callable[[list[dict[str, Any]]], None]] = []
+
+
+def written_register(listener: Callable[[list[dict[str, Any]]], None]) -> None:
+    if listener not in WRITTEN:
+        WRITTEN.append(listener)
 
 
 # --- Locks and the clock --------------------------------------------------------------------
@@ -193,6 +204,8 @@ def objects_write(
         )
         results = [_write(data, batch, tuple(sorted(expand)), top=True) for data in objects]
         _states_save(list(batch.written.values()), known=batch.states.keys())
+        for listener in WRITTEN:
+            listener(every)
         return results
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -108,6 +109,15 @@ class OrderPaymentInline(admin.TabularInline):
         return _flag_text(payment)
 
 
+# A Stripe id's type -> the payment's column holding it (each indexed).
+PAYMENT_ID_FIELDS = {
+    "checkout.session": "checkout_session_id",
+    "payment_intent": "payment_intent_id",
+    "invoice": "invoice_id",
+    "subscription": "subscription_id",
+}
+
+
 class FlaggedFilter(admin.SimpleListFilter):
     """Flagged or not, open or resolved, or one kind of flag."""
 
@@ -124,10 +134,12 @@ class FlaggedFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
+        # ``flag IN (…)``, not ``flag <> ''``: the flag's index serves only the former.
+        flagged = Q(flag__in=[flag for flag in OrderPayment.Flag.values if flag])
         if value == "yes":
-            return queryset.exclude(flag="").filter(resolved_at=None)
+            return queryset.filter(flagged, resolved_at=None)
         if value == "resolved":
-            return queryset.exclude(flag="").exclude(resolved_at=None)
+            return queryset.filter(flagged).exclude(resolved_at=None)
         if value == "no":
             return queryset.filter(flag="")
         if value in OrderPayment.Flag.values:
@@ -143,12 +155,12 @@ class OrderPaymentAdmin(ReadOnlyAdmin):
     list_display = ("stripe_id_text", "order_link", "kind", "status", "amount_text", "applied",
                     "flag_text", "created_at")  # fmt: skip
     list_filter = (FlaggedFilter, "status", "kind")
-    search_fields = ("=checkout_session_id", "=payment_intent_id", "=invoice_id",
-                     "=subscription_id", "order__public_id")  # fmt: skip
-    search_help_text = "An order number or id (ord_...), or a Stripe id: cs_, pi_, in_, sub_."
+    search_fields = ("checkout_session_id",)  # shown; ``get_search_results`` does the finding
+    search_help_text = (
+        "An order number or id (ord_...), an email, or a Stripe id: cs_, pi_, in_, sub_ (or any "
+        "id tied to the order)."
+    )
     list_select_related = ("order", "resolved_by")
-    list_per_page = 50
-    show_full_result_count = False
     actions = ["mark_resolved"]
     fields = ("order_link", "kind", "status", "amount_text", "applied", "stripe_links", "source",
               "event_id", "flag", "flag_note", "resolved_at", "resolved_by", "created_at",
@@ -156,8 +168,17 @@ class OrderPaymentAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_search_results(self, request, queryset, search_term):
-        # The number a customer reads out (3F9A0C21) is part of the order's id, in lower case.
-        return super().get_search_results(request, queryset, search_term.strip().lower())
+        """A Stripe id in the column that holds its type; otherwise the payments of the orders
+        the term finds (an order number or id, an email ...). Each through an index."""
+        term = search_term.strip()
+        field = PAYMENT_ID_FIELDS.get(billing_selectors.object_type_for_id(term) or "")
+        if field:
+            return queryset.filter(**{field: term}), False
+        found = selectors.order_search(term=term)
+        if found is None:
+            return queryset, False
+        orders = list(Order.objects.filter(found.query).values_list("pk", flat=True)[:1000])
+        return queryset.filter(order_id__in=orders), False
 
     @admin.display(description="Stripe id")
     def stripe_id_text(self, payment: OrderPayment) -> str:
@@ -207,15 +228,13 @@ class OrderPaymentAdmin(ReadOnlyAdmin):
 class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
     list_display = ("number", "public_id", "buyer", "status", "total", "mode", "created")
     list_filter = ("status", "mode")
-    search_fields = ("=public_id", "email", "user__email", "user__username")
+    search_fields = ("public_id",)  # the box is shown; ``order_search`` does the finding
     search_help_text = (
-        "An order number (3F9A0C21) or id (ord_...), an email, a username, or any Stripe id "
-        "tied to the order: cs_, pi_, ch_, re_, cus_, sub_, in_ (or an event evt_)."
+        "An order number (3F9A0C21) or id (ord_...), an email (or its beginning and *), a "
+        "username, an invoice number, or any Stripe id tied to the order: cs_, pi_, ch_, re_, "
+        "in_, sub_, cus_, dp_ (or an event evt_)."
     )
     list_select_related = ("user",)
-    list_per_page = 50
-    show_full_result_count = False
-    date_hierarchy = "created_at"
     inlines = (OrderItemInline, OrderPaymentInline)
     change_form_template = "admin/orders/order/change_form.html"
     fieldsets = [
@@ -243,10 +262,12 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
         return super().get_queryset(request).select_related("user")
 
     def get_search_results(self, request, queryset, search_term):
-        by_stripe_id = selectors.order_search(term=search_term)
-        if by_stripe_id is not None:
-            return queryset.filter(by_stripe_id), False
-        return super().get_search_results(request, queryset, search_term)
+        found = selectors.order_search(term=search_term)
+        if found is None:
+            return queryset, False
+        if found.nothing:
+            messages.info(request, found.nothing)
+        return queryset.filter(found.query), False
 
     @admin.display(description="order number")
     def number(self, order: Order) -> str:

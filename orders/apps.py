@@ -6,6 +6,8 @@ class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from orders import handlers, links  # noqa: F401 - handlers register themselves
+        from billing import sync
+        from orders import handlers, links, references  # noqa: F401 - handlers register themselves
 
         links.register()
+        sync.written_register(references.references_record)

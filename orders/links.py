@@ -17,10 +17,10 @@ from django.contrib.auth import get_user_model
 from djstripe.models import Customer
 
 from billing.display import admin_url
-from billing.metadata import LINK_KEYS, LinkResolver, link_register
+from billing.metadata import LinkResolver, link_keys, link_register
 from orders.models import Order
 from orders.money import format_amount
-from orders.selectors import order_search
+from orders.references import orders_tied, stripe_ids_tied
 from orders.services.payments import _order_locked
 
 
@@ -38,15 +38,19 @@ def _admin_url(order: Order) -> str:
 
 
 def _tied_to(stripe_id: str) -> list[Order]:
-    found = order_search(term=stripe_id)
-    return list(Order.objects.filter(found)[:5]) if found is not None else []
+    return list(Order.objects.filter(pk__in=orders_tied(stripe_id=stripe_id))[:5])
 
 
 def register() -> None:
     link_register(
         "order_id",
         LinkResolver(
-            noun="order", find=_find, label=_label, admin_url=_admin_url, tied_to=_tied_to
+            noun="order",
+            find=_find,
+            label=_label,
+            admin_url=_admin_url,
+            tied_to=_tied_to,
+            tied_ids=lambda public_id: stripe_ids_tied(public_id=public_id),
         ),
     )
 
@@ -59,15 +63,6 @@ ORDER_FIELDS = {
     "payment_intent": "payment_intent",
     "subscription": "subscription",
 }
-
-
-def link_keys(obj: dict[str, Any]) -> dict[str, str]:
-    """The link keys an object carries (an invoice's come from its subscription too)."""
-    metadata = dict(obj.get("metadata") or {})
-    if obj.get("object") == "invoice":
-        parent = ((obj.get("parent") or {}).get("subscription_details") or {}).get("metadata")
-        metadata = {**(parent or {}), **metadata}
-    return {key: str(metadata[key]) for key in LINK_KEYS if metadata.get(key)}
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class Order(models.Model):
     request_token = models.CharField(max_length=64, editable=False)
     email = models.EmailField(blank=True, help_text="The customer's email when ordering")
     status = models.CharField(
-        max_length=32, choices=Status.choices, default=Status.AWAITING_PAYMENT, db_index=True
+        max_length=32, choices=Status.choices, default=Status.AWAITING_PAYMENT
     )
     mode = models.CharField(max_length=16, choices=Mode.choices)
     currency = models.CharField(max_length=3)
@@ -77,15 +77,22 @@ class Order(models.Model):
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaces",
     )  # fmt: skip
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["user", "request_token"], name="order_request_once"),
+        ]
+        # The console's list in its order, whole or by status (the email's index is made by
+        # migration 0007: an expression, with PostgreSQL's pattern operators for prefixes).
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="order_list"),
+            models.Index(fields=["status", "created_at", "id"], name="order_list_status"),
+            models.Index(fields=["user", "created_at"], name="order_user_list"),
         ]
 
     def __str__(self) -> str:
@@ -240,7 +247,7 @@ class OrderPayment(models.Model):
     checkout_session_id = models.CharField(max_length=255, blank=True)
     payment_intent_id = models.CharField(max_length=255, blank=True)
     invoice_id = models.CharField(max_length=255, blank=True)
-    subscription_id = models.CharField(max_length=255, blank=True)
+    subscription_id = models.CharField(max_length=255, blank=True, db_index=True)
     # True for the one payment that paid the order.
     applied = models.BooleanField(default=False)
     # Who recorded it: a code path, and the Stripe event when one did.
@@ -255,12 +262,13 @@ class OrderPayment(models.Model):
         related_name="+",
     )  # fmt: skip
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["created_at", "pk"]
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["created_at", "id"], name="orderpayment_list")]
         constraints = [
             models.UniqueConstraint(
                 fields=["checkout_session_id"], condition=~models.Q(checkout_session_id=""),
@@ -283,6 +291,27 @@ class OrderPayment(models.Model):
     @property
     def stripe_id(self) -> str:
         return self.checkout_session_id or self.invoice_id or self.payment_intent_id
+
+
+class OrderReference(models.Model):
+    """A Stripe id tied to an order: the console's one way from any id a customer quotes to
+    their order (pretix's ``ReferencedStripeObject``). Written on the mirror write path for
+    every object the mirror writes, and for the ids those objects name
+    (``orders.references``); only ever added to: an object keeps the orders it was tied to."""
+
+    stripe_id = models.CharField(max_length=255)
+    object_type = models.CharField(max_length=64)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="references")
+
+    class Meta:
+        constraints = [
+            # Its index serves the lookup by id.
+            models.UniqueConstraint(fields=["stripe_id", "order"], name="order_reference_once"),
+        ]
+        indexes = [models.Index(fields=["order", "object_type"], name="order_reference_order")]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_id} → order {self.order_id}"
 
 
 class CustomerSettings(models.Model):

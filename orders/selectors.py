@@ -7,26 +7,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact, StartsWith
 from django.shortcuts import get_object_or_404
-from djstripe.models import (
-    Charge,
-    Customer,
-    Invoice,
-    PaymentIntent,
-    Price,
-    Product,
-    Refund,
-    Session,
-    Subscription,
-)
+from djstripe.models import Charge, Invoice, Price, Product, Refund
 
-from billing import display
+from billing import mirror
 from billing import selectors as billing_selectors
 from billing.display import Described, admin_url, describe
 from billing.models import AuditEntry, InboundEvent
-from orders import wording
+from orders import references, wording
 from orders.models import CustomerSettings, Order, OrderHistory
 
 
@@ -161,52 +154,82 @@ def subscription_summary(*, order: Order) -> SubscriptionSummary | None:
 
 # --- The support console: finding an order and its whole story ------------------------------
 
+ORDER_NUMBER = re.compile(r"[0-9a-fA-F]{8}")
+# Stripe's invoice numbers: the account's prefix, a dash, a sequence ("A1B2C3D4-0001").
+INVOICE_NUMBER = re.compile(r"[0-9A-Z]{3,12}-\d{4,}")
+# A prefix shorter than this would match a good part of the shop.
+EMAIL_PREFIX_MIN = 3
 
-def order_search(*, term: str) -> Q | None:
-    """Orders a Stripe id (``cs_ pi_ ch_ re_ cus_ sub_ in_``, or an ``evt_``) is tied to, or
-    the order an order id or the customer's order number (``3F9A0C21``) names.
 
-    Returns a filter for ``Order`` objects, or None when ``term`` is not such an id. Follows
-    the order's own links (session, payment intent, customer, subscription) and, through the
-    mirror, the order ids objects carry (``metadata.order_id``) and the objects they point to
-    (a refund's charge, its payment intent, the invoice it paid, that invoice's subscription):
-    a few queries, whatever the number of rows.
+@dataclass(frozen=True)
+class OrderSearch:
+    """What a search term finds: a filter for ``Order``; ``nothing`` says so when the term was
+    an id that no order is tied to."""
+
+    query: Q
+    nothing: str = ""
+
+
+def order_search(*, term: str) -> OrderSearch | None:
+    """The orders a support person means by ``term``; None for an empty term.
+
+    Every branch is an exact (or, for an email, prefix) lookup through an index, so a search
+    costs the same in a shop of any size:
+    - an order id (``ord_…``) or the number its customer reads out (``3F9A0C21``), which may
+      also be a username;
+    - an email address, whatever its case, as ordered with or as the account has it now; its
+      beginning followed by ``*`` (at least three characters);
+    - any Stripe id tied to an order (``cs_ pi_ ch_ re_ in_ sub_ cus_ dp_``, through the
+      order references), an event's (``evt_``: its object's), or an invoice number;
+    - otherwise a username, or the beginning of an email address.
     """
     term = term.strip()
-    if term.startswith("ord_"):
-        return Q(public_id=term)
-    if re.fullmatch(r"[0-9a-fA-F]{8}", term):
-        # The order number customers see and quote (``Order.number``), or a username that
-        # happens to look like one.
-        return Q(public_id__startswith=f"ord_{term.lower()}") | Q(user__username__iexact=term)
-    if term.startswith("evt_"):
-        event = InboundEvent.objects.filter(pk=term).only("object_id").first()
-        term = event.object_id if event is not None else ""
-    if not term or billing_selectors.object_type_for_id(term) is None:
+    if not term:
         return None
-    ids, public_ids = {term}, set()
-    frontier = [term]
-    for _hop in range(5):  # refund -> charge -> payment intent -> invoice -> subscription
-        rows = billing_selectors.mirror_rows(stripe_ids=frontier)
-        found = []
-        for row in rows:
-            data = {**(row.stripe_data or {}), "metadata": row.metadata or {}}
-            public_ids.update(display.order_ids(data))
-            found += display.related_ids(data)
-        # A subscription's payment intent names no invoice; the invoice names it.
-        intents = [row.id for row in rows if row.id.startswith("pi_")]
-        found += billing_selectors.invoices_paid_by(intent_ids=intents)
-        frontier = [stripe_id for stripe_id in dict.fromkeys(found) if stripe_id not in ids]
-        ids.update(frontier)
-        if not frontier:
-            break
-    return (
-        Q(public_id__in=public_ids)
-        | Q(checkout_session_id__in=ids)
-        | Q(payment_intent_id__in=ids)
-        | Q(customer_id__in=ids)
-        | Q(subscription_id__in=ids)
+    if term.startswith("ord_"):
+        return OrderSearch(Q(public_id=term))
+    if ORDER_NUMBER.fullmatch(term):
+        return OrderSearch(
+            Q(public_id__startswith=f"ord_{term.lower()}") | Q(user_id__in=_users_named(term))
+        )
+    if "@" in term or term.endswith("*"):
+        return OrderSearch(_by_email(term))
+    stripe_id = _stripe_id_of(term)
+    if stripe_id is not None:
+        tied = references.orders_tied(stripe_id=stripe_id)
+        return OrderSearch(Q(pk__in=tied), "" if tied else f"No order is tied to {term}.")
+    return OrderSearch(Q(user_id__in=_users_named(term)) | _by_email(f"{term}*"))
+
+
+def _users_named(username: str) -> list[int]:
+    return list(get_user_model().objects.filter(username=username).values_list("pk", flat=True))
+
+
+def _by_email(term: str) -> Q:
+    """Orders by the email they were placed with, or by their account's email: exactly, or
+    by its beginning when ``term`` ends with ``*`` (the order's email only)."""
+    address = term.rstrip("*").lower()
+    if term.endswith("*"):
+        if len(address) < EMAIL_PREFIX_MIN:
+            return Q(pk__in=[])
+        return Q(StartsWith(Lower("email"), address))
+    users = get_user_model().objects.filter(Exact(Lower("email"), address))
+    return Q(Exact(Lower("email"), address)) | Q(
+        user_id__in=list(users.values_list("pk", flat=True))
     )
+
+
+def _stripe_id_of(term: str) -> str | None:
+    """The Stripe id ``term`` stands for: itself, an event's object, an invoice's number."""
+    if term.startswith("evt_"):
+        return (
+            InboundEvent.objects.filter(pk=term).values_list("object_id", flat=True).first() or term
+        )
+    if billing_selectors.object_type_for_id(term) is not None:
+        return term
+    if INVOICE_NUMBER.fullmatch(term):
+        return Invoice.objects.filter(stripe_data__number=term).values_list("id", flat=True).first()
+    return None
 
 
 @dataclass(frozen=True)
@@ -228,50 +251,33 @@ class LinkedObject:
         return admin_url(f"{meta.app_label}_{meta.model_name}", self.row.id)
 
 
+# The order page's groups, in its order.
+LINKED_TYPES = ("checkout.session", "payment_intent", "charge", "refund", "customer",
+                "subscription", "invoice")  # fmt: skip
+
+
 def _linked_rows(order: Order) -> list[tuple[str, Any]]:
-    """Every mirrored object tied to the order, by its links or ``metadata.order_id``."""
-    tagged = Q(metadata__order_id=order.public_id)
-    sessions = list(Session.objects.filter(Q(id=order.checkout_session_id) | tagged))
-    subscriptions = list(Subscription.objects.filter(Q(id=order.subscription_id) | tagged))
-    subscription_ids = [s.id for s in subscriptions]
-    invoices = list(
-        Invoice.objects.filter(
-            Q(subscription_id__in=subscription_ids)
-            # API versions since 2025-03-31 keep the subscription under parent
-            | Q(stripe_data__parent__subscription_details__subscription__in=subscription_ids)
-            | Q(stripe_data__parent__subscription_details__metadata__order_id=order.public_id)
-        )
+    """Every mirrored object tied to the order (its references, and its own links): one query
+    for the ids, one per type for the rows, each by exact id."""
+    tied = references.ids_tied(order=order)
+    own = (
+        ("checkout.session", order.checkout_session_id),
+        ("payment_intent", order.payment_intent_id),
+        ("customer", order.customer_id),
+        ("subscription", order.subscription_id),
     )
-    # (An invoice's payment_intent column holds dj-stripe's row id; its data holds Stripe's.)
-    intent_ids = {order.payment_intent_id, *(s.payment_intent_id for s in sessions)}
-    for invoice in invoices:
-        related = display.related_ids(invoice.stripe_data or {})
-        intent_ids.update(i for i in related if i.startswith("pi_"))
-    intent_ids.discard(None)
-    intents = list(PaymentIntent.objects.filter(Q(id__in=intent_ids) | tagged))
-    charges = list(
-        Charge.objects.filter(
-            Q(payment_intent_id__in=[p.id for p in intents])
-            | Q(invoice_id__in=[i.id for i in invoices])
-            | tagged
-        )
-    )
-    refunds = list(Refund.objects.filter(Q(charge_id__in=[c.id for c in charges]) | tagged))
-    customers = list(Customer.objects.filter(id=order.customer_id)) if order.customer_id else []
-    groups = [
-        ("checkout.session", sessions),
-        ("payment_intent", intents),
-        ("charge", charges),
-        ("refund", refunds),
-        ("customer", customers),
-        ("subscription", subscriptions),
-        ("invoice", invoices),
-    ]
-    return [
-        (object_type, row)
-        for object_type, rows in groups
-        for row in sorted(rows, key=lambda r: (r.created is None, r.created), reverse=True)
-    ]
+    for object_type, stripe_id in own:
+        if stripe_id:
+            tied.setdefault(object_type, []).append(stripe_id)
+    linked = []
+    for object_type in LINKED_TYPES:
+        if ids := tied.get(object_type):
+            rows = mirror.model_for(object_type).objects.filter(id__in=set(ids))
+            linked += [
+                (object_type, row)
+                for row in sorted(rows, key=lambda r: (r.created is None, r.created), reverse=True)
+            ]
+    return linked
 
 
 def order_stripe_objects(*, order: Order) -> list[LinkedObject]:

@@ -28,10 +28,17 @@ pytest_plugins = ["fakestripe.pytest_plugin"]
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The suite builds tables from the models (--no-migrations); add the schema that only a
-    migration creates: the unique index on LOWER(auth_user.email) (orders.0003)."""
+    migration creates: the unique index on LOWER(auth_user.email) (orders.0003), and the
+    console's indexes stated in SQL (orders.0007, billing.0009)."""
+    from config.schema import indexes_create
+
     user_email_index = importlib.import_module("orders.migrations.0003_user_email_unique_ci")
-    with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute(user_email_index.CREATE_INDEX)
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(user_email_index.CREATE_INDEX)
+        for module in ("orders.migrations.0007_console_at_scale",
+                       "billing.migrations.0009_console_at_scale"):  # fmt: skip
+            indexes_create(connection, importlib.import_module(module).INDEXES)
 
 
 @pytest.fixture

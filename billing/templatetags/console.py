@@ -33,3 +33,12 @@ def seconds_between(end, start) -> str:
         return ""
     seconds = (end - start).total_seconds()
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+@register.filter
+def result_count(changelist) -> str:
+    """A list's count as its paginator knows it: "more than 10,000" past the cap."""
+    paginator = changelist.paginator
+    if getattr(paginator, "capped", False):
+        return f"more than {paginator.cap:,}"
+    return f"{changelist.result_count:,}"

@@ -8,10 +8,10 @@ import html
 import pytest
 from django.contrib.admin.utils import quote
 from django.urls import reverse
-from djstripe.models import Charge, Invoice, Refund
+from djstripe.models import Charge, Invoice, Refund, Session
 
 from billing.models import AuditEntry, InboundEvent
-from orders.models import Order
+from orders.models import Order, OrderPayment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORDERS = reverse("admin:orders_order_changelist")
@@ -113,7 +113,14 @@ def test_a_declined_attempt_reads_as_declined(world, staff):
     response = staff.client("support").get(
         reverse("admin:orders_order_change", args=[quote(world.declined.public_id)])
     )
-    statuses = {o.object_type: o.described.status for o in response.context["linked_objects"]}
+    # The order's own attempt (the Payment Link session naming it is listed too, flagged).
+    stray = OrderPayment.objects.exclude(flag="").get(order=world.declined)
+    paid_by_stray = Session.objects.get(id=stray.checkout_session_id).payment_intent_id
+    statuses = {
+        o.object_type: o.described.status
+        for o in response.context["linked_objects"]
+        if getattr(o.row, "payment_intent_id", None) != paid_by_stray
+    }
     assert statuses["charge"].startswith("failed: ")
     assert "declined" in statuses["charge"]
     assert "¥1,500" in html.unescape(response.content.decode())

@@ -60,6 +60,16 @@ def pages(world) -> dict[str, str]:
     urls["order list"] = orders
     urls["order search by pi_"] = f"{orders}?q={paid.payment_intent_id}"
     urls["order search by email"] = f"{orders}?q=shopper@example.com"
+    for kind, term in (
+        ("cs_", paid.checkout_session_id), ("ch_", charge.id), ("re_", world.refund_id),
+        ("cus_", paid.customer_id), ("sub_", world.subscription.subscription_id),
+        ("in_", Invoice.objects.first().id), ("evt_", event.pk), ("number", paid.number),
+        ("email prefix", "shopp*"), ("username", "shopper"), ("unknown id", "pi_nothing0000"),
+    ):  # fmt: skip
+        urls[f"order search by {kind}"] = f"{orders}?q={term}"
+    urls["order list by status"] = f"{orders}?status=fulfilled"
+    urls["charge list by status"] = reverse("admin:djstripe_charge_changelist") + "?status=failed"
+    urls["invoice list by status"] = reverse("admin:djstripe_invoice_changelist") + "?status=paid"
     urls["order page"] = reverse("admin:orders_order_change", args=[quote(paid.public_id)])
     payments = reverse("admin:orders_orderpayment_changelist")
     urls["payment list"] = payments
@@ -72,6 +82,13 @@ def pages(world) -> dict[str, str]:
     )
     for model in ("inboundevent", "webhookdelivery", "objectsync", "auditentry", "resyncjob"):
         urls[f"{model} list"] = reverse(f"admin:billing_{model}_changelist")
+    events = reverse("admin:billing_inboundevent_changelist")
+    urls["events by object"] = f"{events}?q={paid.payment_intent_id}"
+    urls["events by type"] = f"{events}?type=charge.refunded"
+    urls["events failed"] = f"{events}?status=failed"
+    urls["sync states by type"] = (
+        reverse("admin:billing_objectsync_changelist") + "?object_type=charge"
+    )
     urls["event page"] = reverse("admin:billing_inboundevent_change", args=[quote(event.pk)])
     urls["job page"] = reverse("admin:billing_resyncjob_change", args=[job.pk])
     urls["metadata form"] = reverse("admin:djstripe_charge_metadata", args=[quote(charge.id)])

@@ -1,6 +1,9 @@
-"""Balance transactions: one per successful charge and per refund."""
+"""Balance transactions: one per successful charge, per refund (and failed refund), per
+dispute withdrawal and reinstatement."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from . import objects
 from .api import (
@@ -10,8 +13,17 @@ from .api import (
 
 
 def record_balance(
-    emu, oid: str, amount: int, currency: str, source: str, kind: str, description: str | None
-) -> None:
+    emu,
+    oid: str,
+    amount: int,
+    currency: str,
+    source: str,
+    kind: str,
+    description: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Store a balance transaction; `extra` passes a fee, its description, a reporting
+    category (see `objects.balance_transaction`)."""
     txn = objects.balance_transaction(
         oid,
         emu.now(),
@@ -20,8 +32,10 @@ def record_balance(
         source=source,
         kind=kind,
         description=description,
+        **extra,
     )
     emu.store.put(txn)
+    return txn
 
 
 BALANCE_TRANSACTION = register(

@@ -95,3 +95,50 @@ class FakeStripeClient:
     def age_events(self, days: int) -> dict:
         """Every stored event ``days`` older (Stripe lists the last 30 days only)."""
         return self._request("POST", "/_fake/events/age", {"days": days})
+
+    # -- refunds and disputes ------------------------------------------------------------
+
+    def fail_refund(self, refund_id: str, failure_reason: str | None = None) -> dict:
+        """The issuer returns a pending or succeeded refund (`refund.failed`)."""
+        payload = {"failure_reason": failure_reason} if failure_reason else {}
+        return self._request("POST", f"/_fake/refunds/{refund_id}/fail", payload)
+
+    def succeed_refund(self, refund_id: str) -> dict:
+        """A pending refund succeeds now (`refund.updated`)."""
+        return self._request("POST", f"/_fake/refunds/{refund_id}/succeed", {})
+
+    def scheduled(self) -> list[dict]:
+        """Work waiting for its time: asynchronous refunds, dispute decisions."""
+        return self._request("GET", "/_fake/scheduled")["data"]
+
+    def run_scheduled(self, object_id: str | None = None) -> list[dict]:
+        """Run scheduled work now (all of it, or one object's); answers what ran."""
+        payload = {"id": object_id} if object_id else {}
+        return self._request("POST", "/_fake/scheduled/run", payload)["ran"]
+
+    def dispute_charge(
+        self,
+        charge_id: str,
+        reason: str | None = None,
+        amount: int | None = None,
+        inquiry: bool = False,
+    ) -> dict:
+        """Open a dispute (a chargeback, or an inquiry) on a succeeded charge."""
+        payload: dict[str, Any] = {"inquiry": inquiry}
+        if reason:
+            payload["reason"] = reason
+        if amount is not None:
+            payload["amount"] = amount
+        return self._request("POST", f"/_fake/charges/{charge_id}/dispute", payload)
+
+    def submit_dispute(self, dispute_id: str) -> dict:
+        """As if evidence had been submitted: the dispute goes under review."""
+        return self._request("POST", f"/_fake/disputes/{dispute_id}/submit", {})
+
+    def escalate_dispute(self, dispute_id: str) -> dict:
+        """The issuer turns an inquiry into a chargeback."""
+        return self._request("POST", f"/_fake/disputes/{dispute_id}/escalate", {})
+
+    def close_dispute(self, dispute_id: str, status: str) -> dict:
+        """The bank decides: `won`/`lost` (chargeback) or `warning_closed` (inquiry)."""
+        return self._request("POST", f"/_fake/disputes/{dispute_id}/close", {"status": status})

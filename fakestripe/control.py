@@ -25,7 +25,7 @@ def health(emu, call) -> dict[str, Any]:
 @route("POST", "/_fake/reset")
 def reset(emu, call) -> dict[str, Any]:
     emu.reset()
-    for cache in ("_open_sessions", "_pending_settlements"):
+    for cache in ("_open_sessions", "_pending_settlements", "_scheduled_jobs"):
         if hasattr(emu, cache):
             getattr(emu, cache).clear()
     return {"reset": True}

@@ -36,6 +36,22 @@ CARDS: dict[str, tuple[str, str | None]] = {
     "4000000000000069": ("visa", "expired_card"),
     "4000000000000127": ("visa", "incorrect_cvc"),
     "4000000000000119": ("visa", "processing_error"),
+    "4000000000000259": ("visa", None),
+    "4000000000002685": ("visa", None),
+    "4000000000001976": ("visa", None),
+    "4000000000005423": ("visa", None),
+    "4000000000007726": ("visa", None),
+    "4000000000005126": ("visa", None),
+}
+# Cards whose payments succeed and then do something later, from Stripe's testing docs:
+# disputes (disputes.py) and asynchronous refunds (refunds.py).
+BEHAVIOURS: dict[str, str] = {
+    "4000000000000259": "dispute_fraudulent",
+    "4000000000002685": "dispute_product_not_received",
+    "4000000000001976": "dispute_inquiry",
+    "4000000000005423": "early_fraud_warning",
+    "4000000000007726": "refund_pending",
+    "4000000000005126": "refund_fail",
 }
 TEST_PAYMENT_METHODS = {
     "pm_card_visa": "4242424242424242",
@@ -50,11 +66,23 @@ TEST_PAYMENT_METHODS = {
     "pm_card_chargeDeclinedExpiredCard": "4000000000000069",
     "pm_card_chargeDeclinedIncorrectCvc": "4000000000000127",
     "pm_card_chargeDeclinedProcessingError": "4000000000000119",
+    "pm_card_createDispute": "4000000000000259",
+    "pm_card_createDisputeProductNotReceived": "4000000000002685",
+    "pm_card_createDisputeInquiry": "4000000000001976",
+    "pm_card_createIssuerFraudRecord": "4000000000005423",
+    "pm_card_pendingRefund": "4000000000007726",
+    "pm_card_refundFail": "4000000000005126",
 }
 TEST_TOKENS = {
     "tok_visa": "4242424242424242",
     "tok_mastercard": "5555555555554444",
     "tok_chargeDeclined": "4000000000000002",
+    "tok_createDispute": "4000000000000259",
+    "tok_createDisputeProductNotReceived": "4000000000002685",
+    "tok_createDisputeInquiry": "4000000000001976",
+    "tok_createIssuerFraudRecord": "4000000000005423",
+    "tok_pendingRefund": "4000000000007726",
+    "tok_refundFail": "4000000000005126",
 }
 # decline reason -> (error code, message)
 DECLINES = {
@@ -96,7 +124,13 @@ def card_from_number(raw: str) -> dict[str, Any]:
             number[0], "unknown"
         )
     fingerprint = hashlib.sha256(number.encode()).hexdigest()[:16]
-    return {"brand": brand, "last4": number[-4:], "fingerprint": fingerprint, "decline": decline}
+    return {
+        "brand": brand,
+        "last4": number[-4:],
+        "fingerprint": fingerprint,
+        "decline": decline,
+        "behaviour": BEHAVIOURS.get(number),
+    }
 
 
 def new_payment_method(emu, call, card: dict[str, Any], customer_id=None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ A confirmation creates one charge; a decline leaves the intent in requires_payme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import objects
@@ -31,6 +32,16 @@ from .payment_methods import DECLINES, resolve_payment_method
 
 CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 CANCELABLE = (*CONFIRMABLE, "requires_capture", "processing")
+
+# (emu, call, charge, payment method) -> None, run after `charge.succeeded` and before
+# `payment_intent.succeeded` of a card payment: what the card does next (a dispute test card
+# disputes it there, as in Stripe's event order). disputes.py registers one.
+CHARGE_SUCCEEDED_HOOKS: list[Callable[[Any, Any, dict[str, Any], dict[str, Any]], None]] = []
+
+
+def on_charge_succeeded(hook: Callable) -> Callable:
+    CHARGE_SUCCEEDED_HOOKS.append(hook)
+    return hook
 
 
 def unexpected_state(action: str, pi: dict[str, Any], allowed: tuple[str, ...]) -> StripeError:
@@ -113,6 +124,8 @@ def charge_intent(emu, call, pi: dict[str, Any], pm: dict[str, Any]) -> StripeEr
         pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None)
         emu.store.save(pi)
         emu.events.emit("charge.succeeded", ch, call=call)
+        for hook in CHARGE_SUCCEEDED_HOOKS:
+            hook(emu, call, ch, pm)
         emu.events.emit("payment_intent.succeeded", pi, call=call)
         return None
     error = StripeError(

@@ -24,6 +24,7 @@ from .common import (
     search_result,
     webhook_endpoint,
 )
+from .disputes import EVIDENCE_FIELDS, dispute, early_fraud_warning
 from .payments import (
     TEST_ROUTING_NUMBER,
     balance_transaction,
@@ -35,9 +36,11 @@ from .payments import (
     refund,
     us_bank_account_details,
 )
+from .v2 import event_destination, eventbridge, iso, thin_notification, v2_event, v2_list
 
 __all__ = [
     "ACCOUNT_ID",
+    "EVIDENCE_FIELDS",
     "TEST_ROUTING_NUMBER",
     "ZERO_DECIMAL",
     "account",
@@ -53,10 +56,15 @@ __all__ = [
     "customer",
     "customer_details",
     "deleted",
+    "dispute",
+    "early_fraud_warning",
     "event",
+    "event_destination",
+    "eventbridge",
     "invoice",
     "invoice_line",
     "invoice_payment",
+    "iso",
     "list_object",
     "payment_intent",
     "payment_method",
@@ -67,6 +75,9 @@ __all__ = [
     "search_result",
     "subscription",
     "subscription_item",
+    "thin_notification",
     "us_bank_account_details",
+    "v2_event",
+    "v2_list",
     "webhook_endpoint",
 ]

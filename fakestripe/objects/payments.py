@@ -275,12 +275,24 @@ def _bank_charge_details(pm: dict[str, Any], now: int) -> dict[str, Any]:
 
 
 def balance_transaction(
-    oid: str, now: int, *, amount: int, currency: str, source: str, kind: str, description=None
+    oid: str,
+    now: int,
+    *,
+    amount: int,
+    currency: str,
+    source: str,
+    kind: str,
+    description=None,
+    fee: int | None = None,
+    fee_description: str = "Stripe processing fees",
+    reporting_category: str | None = None,
 ) -> dict[str, Any]:
-    """Stripe's test-mode fee: 2.9% + 30 minor units on charges (not on zero-decimal)."""
-    fee = 0
-    if kind == "charge":
-        fee = round(amount * 0.029) + (0 if currency in ZERO_DECIMAL else 30)
+    """Stripe's test-mode fee: 2.9% + 30 minor units on charges (not on zero-decimal);
+    other kinds carry the `fee` given (a dispute's), or none."""
+    if fee is None:
+        fee = 0
+        if kind == "charge":
+            fee = round(amount * 0.029) + (0 if currency in ZERO_DECIMAL else 30)
     return {
         "id": oid,
         "object": "balance_transaction",
@@ -297,14 +309,14 @@ def balance_transaction(
                 "amount": fee,
                 "application": None,
                 "currency": currency,
-                "description": "Stripe processing fees",
+                "description": fee_description,
                 "type": "stripe_fee",
             }
         ]
         if fee
         else [],
         "net": amount - fee,
-        "reporting_category": kind,
+        "reporting_category": reporting_category or kind,
         "source": source,
         "status": "pending",
         "type": kind,

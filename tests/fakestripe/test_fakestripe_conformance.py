@@ -20,6 +20,9 @@ DIFFERENCES: dict[str, dict[str, set[str]]] = {
     # examples show the default response, without them.
     "checkout.session": {"+": {"line_items"}},
     "invoice": {"+": {"payments"}},
+    # Stripe returns the warning's payment intent (stripe-python 15 has the field); the
+    # published example predates it.
+    "radar.early_fraud_warning": {"+": {"payment_intent"}},
 }
 
 
@@ -48,6 +51,10 @@ def _collect(value, found: dict[str, dict]) -> None:
 def emitted(client, paid_flows) -> dict[str, dict]:
     """Drive every flow, then gather objects from events and API reads."""
     found: dict[str, dict] = {}
+    for card in ("pm_card_createDispute", "pm_card_createIssuerFraudRecord"):
+        client.v1.payment_intents.create(
+            params={"amount": 1000, "currency": "usd", "payment_method": card, "confirm": True}
+        )
     pay, sub, endpoint = paid_flows.pay, paid_flows.sub, paid_flows.endpoint
     session = client.v1.checkout.sessions.retrieve(pay.id, params={"expand": ["line_items"]})
     refund = client.v1.refunds.create(params={"payment_intent": session.payment_intent})
@@ -71,11 +78,13 @@ def emitted(client, paid_flows) -> dict[str, dict]:
 
 EXPECTED_TYPES = {
     "account",
+    "balance_transaction",
     "charge",
     "checkout.session",
     "customer",
     "deleted_customer",
     "deleted_webhook_endpoint",
+    "dispute",
     "event",
     "invoice",
     "invoice_payment",
@@ -86,6 +95,7 @@ EXPECTED_TYPES = {
     "plan",
     "price",
     "product",
+    "radar.early_fraud_warning",
     "refund",
     "subscription",
     "subscription_item",

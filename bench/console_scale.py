@@ -15,11 +15,11 @@
    each page is requested ``--requests`` times per size, the sizes taking turns (same minutes),
    as a superuser; median and max.
 4. Each page is also opened once per size in a Django process with the test client, its SQL
-   queries counted and each ``EXPLAIN``ed: a sequential scan of a table holding more than
-   10,000 rows is named.
+   queries counted and each ``EXPLAIN ANALYZE``d: the most rows any scan of the page looked at
+   (kept or filtered out), and any sequential scan of a table holding more than 10,000 rows.
 
-Prints one line per page (median and max per size, growth of the median, queries per size,
-big-table sequential scans at the largest size) and ``worst growth X.XX (page)``.
+Prints one line per page (median and max per size, growth of the median, queries and rows read
+per size, big-table sequential scans at the largest size) and ``worst growth X.XX (page)``.
 
 Usage: .venv/bin/python bench/console_scale.py [--orders 1000 --orders 100000] [--requests 5]
        [--keep] (keep the size databases; the next run with --keep reuses them)
@@ -240,7 +240,14 @@ CLONED = (
     "djstripe_paymentmethod", "djstripe_balancetransaction", "billing_inboundevent",
     "billing_webhookdelivery", "billing_objectsync", "billing_auditentry",
 )  # fmt: skip
-ROW_FILTER = {"auth_user": "NOT is_staff"}
+_SHARED_TYPES = "('product', 'price', 'webhook_endpoint')"
+ROW_FILTER = {
+    "auth_user": "NOT is_staff",
+    "billing_objectsync": f"object_type NOT IN {_SHARED_TYPES}",
+    "billing_inboundevent": f"object_type NOT IN {_SHARED_TYPES}",
+    "billing_webhookdelivery": "event_id IN (SELECT id FROM billing_inboundevent"
+    f" WHERE object_type NOT IN {_SHARED_TYPES})",
+}
 # Tokens renamed per clone: Stripe ids (not the shared catalog's, account's or endpoints'),
 # order ids, the shoppers' names (usernames and emails) and invoice numbers' prefixes.
 TOKEN = re.compile(
@@ -516,21 +523,30 @@ def _inspect_in_process(k: int) -> None:
             response = client.get(url)
         if response.status_code != 200:
             raise SystemExit(f"{name}: {url} answered {response.status_code}")
-        scans = set()
+        scans, most = set(), 0
         with connection.cursor() as cursor:
             for query in queries.captured_queries:
                 sql = query["sql"]
                 if not sql.lstrip().upper().startswith("SELECT"):
                     continue
-                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+                cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
                 plan = cursor.fetchone()[0]
                 plan = json.loads(plan) if isinstance(plan, str) else plan
                 for node in _nodes(plan[0]["Plan"]):
                     table = node.get("Relation Name")
                     if node["Node Type"] == "Seq Scan" and sizes.get(table, 0) > BIG_TABLE:
                         scans.add(f"{table} ({int(sizes[table]):,} rows)")
-        found[name] = {"url": url, "queries": len(queries), "scans": sorted(scans)}
+                    if "Scan" in node["Node Type"]:
+                        most = max(most, _rows_read(node))
+        found[name] = {"url": url, "queries": len(queries), "scans": sorted(scans), "read": most}
     print(json.dumps({"cookie": client.cookies["sessionid"].value, "pages": found}))
+
+
+def _rows_read(node: dict) -> int:
+    """Rows a scan node looked at: those it returned and those its filters threw away."""
+    kept = node.get("Actual Rows", 0)
+    dropped = node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0)
+    return int((kept + dropped) * node.get("Actual Loops", 1))
 
 
 def _nodes(plan: dict) -> Iterator[dict]:
@@ -581,11 +597,12 @@ def main() -> int:
 
     from fakestripe.server import FakeStripeServer
 
-    sizes = [Size(n, f"console_scale_{n}") for n in sorted(set(args.orders or [1000, 100_000]))]
+    name = sample_name()
+    _stale_drop(name)
+    sizes = [Size(n, f"{name}_{n}") for n in sorted(set(args.orders or [1000, 100_000]))]
     server = FakeStripeServer(port=0, webhook_max_attempts=1).start()
     procs = Processes(Path(tempfile.mkdtemp(prefix="console-scale-")))
     try:
-        name = sample_name()
         started = time.monotonic()
         sample_build(name, server.url)
         print(f"sample {name}: ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
@@ -643,6 +660,18 @@ def main() -> int:
     return 0
 
 
+def _stale_drop(current: str) -> None:
+    """Databases of an earlier sample (other migrations): several GB each."""
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qAtc",
+         "SELECT datname FROM pg_database WHERE datname LIKE 'console\\_scale\\_%'"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    for db in out.stdout.split():
+        if not db.startswith(current):
+            _psql(f"DROP DATABASE IF EXISTS {db}")
+
+
 def _middle_clone(size: Size) -> int:
     import psycopg
 
@@ -683,8 +712,9 @@ def _report(sizes: list[Size], names: list[str]) -> None:
         growth = medians[-1] / medians[0]
         worst = max(worst, (growth, name))
         queries = "/".join(str(s.pages[name]["queries"]) for s in sizes)
+        read = "/".join(f"{s.pages[name]['read']:,}" for s in sizes)
         scans = ", ".join(large.pages[name]["scans"]) or "-"
-        print(f"{name:<34}{cells}{growth:>8.2f}{queries:>12}  {scans}")
+        print(f"{name:<34}{cells}{growth:>8.2f}{queries:>12}{read:>18}  {scans}")
     slowest = max(names, key=lambda n: statistics.median(large.times[n]))
     print(f"slowest at {large.orders:,}: {slowest} "
           f"({statistics.median(large.times[slowest]):.0f} ms median)")  # fmt: skip

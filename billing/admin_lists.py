@@ -2,7 +2,7 @@
 
 - Counting: Django's paginator counts every row a list matches, a scan of the table on an
   unfiltered list. ``CappedPaginator`` counts up to ``COUNT_CAP`` rows and then says "more
-  than"; the pages past it are not offered (a search narrows the list instead).
+  than"; the pages past it are not offered (a search or a filter narrows the list instead).
 - Filters: a field filter lists its choices with ``SELECT DISTINCT`` over the whole table.
   ``ChoicesFilter`` takes its choices from the code (a registry, a fixed list).
 - Searching: the admin's ``=field`` search compiles to ``UPPER(field) = UPPER(term)``, which no
@@ -20,11 +20,14 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 
-COUNT_CAP = 10_000
+COUNT_CAP = 1_000
 
 
 class CappedPaginator(Paginator):
-    """Counts at most ``COUNT_CAP`` + 1 rows (``SELECT COUNT(*) FROM (… LIMIT 10001)``)."""
+    """Counts at most ``COUNT_CAP`` + 1 rows (``SELECT COUNT(*) FROM (… LIMIT 1001)``), in no
+    order: the planner may read the filter's own index instead of the list's ordering. A
+    count that reads a row's JSON (a status kept in Stripe's data) costs about 10 µs a row, so
+    1,001 rows stay within milliseconds; 20 pages of 50 is as far as anyone pages."""
 
     cap = COUNT_CAP
 
@@ -32,7 +35,7 @@ class CappedPaginator(Paginator):
     def count(self) -> int:
         object_list = self.object_list
         if isinstance(object_list, QuerySet):
-            return object_list[: self.cap + 1].count()
+            return object_list.order_by()[: self.cap + 1].count()
         return len(object_list)
 
     @property

@@ -15,8 +15,6 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Q
-from django.db.models.functions import Lower
-from django.db.models.lookups import Exact, StartsWith
 from django.http import Http404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -378,12 +376,7 @@ class CustomerAdmin(StripeObjectAdmin):
     search_help_text = "A customer id (cus_...), an email, or its beginning followed by *."
 
     def search_words(self, request, queryset, term):
-        address = term.rstrip("*").lower()
-        if not term.endswith("*"):
-            return queryset.filter(Exact(Lower("email"), address))
-        if len(address) < 3:
-            return queryset.none()  # too short to narrow a list of millions
-        return queryset.filter(StartsWith(Lower("email"), address))
+        return queryset.filter(selectors.email_lookup(term))
 
     @admin.display(description="name")
     def name(self, obj) -> str:

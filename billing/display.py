@@ -306,20 +306,23 @@ def admin_url(model: str, key: Any, view: str = "change") -> str:
 
 # --- Links between objects, as the data carries them ------------------------------------------
 
-# Fields holding the id (or expanded copy) of an object closer to what was bought.
-_TOWARDS_PURCHASE = ("payment_intent", "latest_charge", "charge", "invoice", "subscription")
+# Fields holding the id (or expanded copy) of another object of the same purchase.
+_OF_THE_PURCHASE = ("payment_intent", "latest_charge", "charge", "invoice", "latest_invoice",
+                    "subscription")  # fmt: skip
 
 
 def related_ids(data: dict[str, Any]) -> list[str]:
-    """Ids of the objects this one points to on the way to an order (never its customer: a
-    customer has other orders). Covers the places API versions since 2025-03-31 moved them to:
-    an invoice's subscription under ``parent``, its payment intents under ``payments``."""
-    found = [stripe_id(data.get(field)) for field in _TOWARDS_PURCHASE]
+    """Ids of the other objects of its purchase an object names (never its customer: a
+    customer has other purchases). Covers the places API versions since 2025-03-31 moved them
+    to: an invoice's subscription under ``parent``, its payment intents under ``payments``; and
+    a charge's refunds when they come expanded."""
+    found = [stripe_id(data.get(field)) for field in _OF_THE_PURCHASE]
     parent = (data.get("parent") or {}).get("subscription_details") or {}
     found.append(stripe_id(parent.get("subscription")))
     for payment in ((data.get("payments") or {}).get("data")) or []:
         inner = payment.get("payment") or {}
         found += [stripe_id(inner.get("payment_intent")), stripe_id(inner.get("charge"))]
+    found += [refund.get("id") for refund in ((data.get("refunds") or {}).get("data")) or []]
     return [value for value in dict.fromkeys(found) if value]
 
 

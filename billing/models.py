@@ -183,6 +183,29 @@ class WebhookRejectSample(models.Model):
         return f"{self.status_code} {self.reason} at {self.received_at:%Y-%m-%d %H:%M:%S}"
 
 
+class DeliveryCount(models.Model):
+    """Events delivered, counted per hour, endpoint uuid and API version: what pages about the
+    webhooks' traffic read (the API versions page, the endpoint list), so they cost the same at
+    any volume. Whole hours only, kept by ``billing.traffic`` (the periodic task, and each
+    reader before it reads)."""
+
+    hour = models.DateTimeField(help_text="The hour (UTC) the deliveries fell in")
+    endpoint_uuid = models.UUIDField(help_text="The endpoint uuid in the URL they were sent to")
+    api_version = models.CharField(max_length=64, blank=True)
+    events = models.PositiveIntegerField(default=0, help_text="Distinct events delivered")
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "endpoint_uuid", "api_version"], name="delivery_count_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.events} events to {self.endpoint_uuid} at {self.hour:%Y-%m-%d %H}:00"
+
+
 class WebhookSecret(models.Model):
     """A rotated-out signing secret, still accepted until it expires (the rotation overlap).
 

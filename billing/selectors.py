@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact, StartsWith
 
 from billing.models import AuditEntry, InboundEvent, ObjectSync, WebhookDelivery
 
@@ -76,3 +78,20 @@ def object_type_for_id(stripe_id: str) -> str | None:
         if stripe_id.startswith(prefix):
             return object_type
     return None
+
+
+# A shorter beginning of an email would match a good part of a big shop.
+EMAIL_PREFIX_MIN = 3
+
+
+def email_lookup(term: str, field: str = "email") -> Q:
+    """``field`` holds ``term`` whatever its case, or begins with it when ``term`` ends with
+    ``*``: through an index on ``LOWER(field)`` (with PostgreSQL's pattern operators for the
+    beginning), never ``LIKE '%…%'``."""
+    term = term.strip()
+    address = term.rstrip("*").lower()
+    if not term.endswith("*"):
+        return Q(Exact(Lower(field), address))
+    if len(address) < EMAIL_PREFIX_MIN:
+        return Q(pk__in=[])
+    return Q(StartsWith(Lower(field), address))

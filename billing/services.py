@@ -24,9 +24,10 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from djstripe.models import Customer, WebhookEndpoint
 
-from billing import events, metadata, permissions, stripe_api, sync
+from billing import events, metadata, permissions, stripe_api, sync, traffic
 from billing.models import (
     AuditEntry,
+    DeliveryCount,
     InboundEvent,
     ResyncJob,
     WebhookDelivery,
@@ -533,7 +534,9 @@ def deliveries_prune(*, older_than: timedelta) -> dict[str, int]:
     """Drop the delivery log and the refusal counters and samples past retention; the events
     and their outcomes stay. Returns how many rows of each went."""
     cutoff = timezone.now() - older_than
+    traffic.traffic_count()  # the hours about to go are counted first
     return {
+        "delivery_counts": DeliveryCount.objects.filter(hour__lt=cutoff).delete()[0],
         "deliveries": WebhookDelivery.objects.filter(received_at__lt=cutoff).delete()[0],
         "reject_counts": WebhookRejectCount.objects.filter(minute__lt=cutoff).delete()[0],
         "reject_samples": WebhookRejectSample.objects.filter(received_at__lt=cutoff).delete()[0],

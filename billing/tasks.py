@@ -44,6 +44,14 @@ def prune() -> dict[str, int]:
     return pruned
 
 
+@shared_task(name="billing.traffic_count", acks_late=True)
+def traffic_count() -> int:
+    """Beat, every few minutes: count the webhooks' traffic of the hours that ended."""
+    from billing import traffic
+
+    return traffic.traffic_count()
+
+
 @shared_task(name="billing.resync_job", acks_late=True)
 def resync_job(job_id: int) -> str:
     """A support console resync of many objects (progress on the job's admin page)."""

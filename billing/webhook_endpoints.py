@@ -23,12 +23,11 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db.models import Count
 from django.utils import timezone
 from djstripe.models import WebhookEndpoint
 from djstripe.settings import djstripe_settings
 
-from billing import events, services, stripe_api, sync
+from billing import events, services, stripe_api, sync, traffic
 from billing.models import InboundEvent, WebhookDelivery
 
 WEBHOOK_PATH = "/stripe/webhook/"
@@ -132,16 +131,11 @@ def _created(value: Any) -> datetime | None:
     return value
 
 
-def _received_since(endpoint_ids: list[str], since: datetime) -> dict[str, int]:
-    """Distinct events each endpoint brought (first copy or duplicate) since ``since``."""
-    rows = (
-        WebhookDelivery.objects.filter(
-            endpoint__id__in=endpoint_ids, received_at__gte=since, event__isnull=False
-        )
-        .values("endpoint__id")
-        .annotate(events=Count("event", distinct=True))
-    )
-    return {row["endpoint__id"]: row["events"] for row in rows}
+def _received_since(endpoints: dict[str, WebhookEndpoint], since: datetime) -> dict[str, int]:
+    """Distinct events each local endpoint brought (first copy or duplicate) since ``since``,
+    by the hour (``billing.traffic``)."""
+    delivered = traffic.events_delivered(since=since, by="endpoint_uuid")
+    return {endpoint_id: delivered[row.djstripe_uuid] for endpoint_id, row in endpoints.items()}
 
 
 def endpoints_list(*, from_stripe: bool = True) -> list[Endpoint]:
@@ -155,9 +149,7 @@ def endpoints_list(*, from_stripe: bool = True) -> list[Endpoint]:
             data = stripe_api.as_dict(obj)
             remote[data["id"]] = data
     local = {row.id: row for row in WebhookEndpoint.objects.all()}
-    received = _received_since(
-        list(remote.keys() | local.keys()), timezone.now() - timedelta(hours=24)
-    )
+    received = _received_since(local, timezone.now() - timedelta(hours=24))
     result = []
     for endpoint_id in remote.keys() | local.keys():
         row = local.get(endpoint_id)
@@ -449,18 +441,11 @@ class VersionSeen:
 
 
 def api_versions_seen() -> list[VersionSeen]:
-    """API versions of the events received in the last 30 days, with counts for 7 and 30."""
+    """API versions of the events delivered in the last 30 days, with counts for 7 and 30
+    (by the hour: ``billing.traffic``)."""
     now = timezone.now()
-    recent = InboundEvent.objects.filter(received_at__gte=now - timedelta(days=30))
-    last_30 = dict(
-        recent.values("api_version").annotate(n=Count("id")).values_list("api_version", "n")
-    )
-    last_7 = dict(
-        recent.filter(received_at__gte=now - timedelta(days=7))
-        .values("api_version")
-        .annotate(n=Count("id"))
-        .values_list("api_version", "n")
-    )
+    last_30 = traffic.events_delivered(since=now - timedelta(days=30), by="api_version")
+    last_7 = traffic.events_delivered(since=now - timedelta(days=7), by="api_version")
     pinned = settings.STRIPE_API_VERSION
     return [
         VersionSeen(
@@ -470,4 +455,5 @@ def api_versions_seen() -> list[VersionSeen]:
             matches_pinned=version == pinned,
         )
         for version, count in sorted(last_30.items(), key=lambda item: -item[1])
+        if count
     ]

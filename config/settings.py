@@ -260,6 +260,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("BILLING_REQUEUE_INTERVAL_SECONDS", default=30.0),
         "options": {"expires": 60},
     },
+    "billing.traffic_count": {
+        "task": "billing.traffic_count",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
     "billing.prune": {
         "task": "billing.prune",
         "schedule": 24 * 3600.0,

@@ -20,46 +20,26 @@ it was once tied to (a link key edited away still finds the old order too).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Max
 from djstripe.models import Charge, Invoice, PaymentIntent, Refund, Session, Subscription
 
-from billing.display import stripe_id
-from billing.metadata import link_keys
+from billing.display import order_ids, related_ids, stripe_id
 from billing.selectors import object_type_for_id
 from orders.models import Order, OrderPayment, OrderReference
 
-# The Stripe types that make up a purchase, and what each names of its own purchase.
+# The Stripe types that make up a purchase.
 PURCHASE_TYPES = frozenset(
     {"checkout.session", "payment_intent", "charge", "refund", "invoice", "subscription"}
 )
-_NAMED_FIELDS = ("payment_intent", "latest_charge", "charge", "invoice", "latest_invoice",
-                 "subscription")  # fmt: skip
-
-
-def _purchase_ids(data: dict[str, Any]) -> Iterator[str]:
-    """The ids of the purchase's other objects that ``data`` names."""
-    for field in _NAMED_FIELDS:
-        yield stripe_id(data.get(field))
-    # An invoice: its subscription under ``parent`` and its payments (API 2025-03-31 on).
-    details = (data.get("parent") or {}).get("subscription_details") or {}
-    yield stripe_id(details.get("subscription"))
-    for payment in (data.get("payments") or {}).get("data") or ():
-        inner = payment.get("payment") or {}
-        yield stripe_id(inner.get("payment_intent"))
-        yield stripe_id(inner.get("charge"))
-    for refund in (data.get("refunds") or {}).get("data") or ():  # a charge's, when expanded
-        yield refund.get("id")
 
 
 def _named_orders(data: dict[str, Any]) -> set[str]:
-    """Public ids of the orders ``data`` names itself."""
-    named = [link_keys(data).get("order_id")]
-    if data.get("object") == "checkout.session":
-        named.append(data.get("client_reference_id"))  # a Payment Link's session
-    return {value for value in named if isinstance(value, str) and value.startswith("ord_")}
+    """Public ids of the orders ``data`` names itself (its link key, an invoice's subscription
+    metadata, a Payment Link session's ``client_reference_id``)."""
+    return {value for value in order_ids(data) if value.startswith("ord_")}
 
 
 class _Groups:
@@ -95,8 +75,8 @@ def references_record(objects: Iterable[dict[str, Any]]) -> None:
         own = data["id"]
         groups.find(own)
         named[own] = _named_orders(data)
-        for other in _purchase_ids(data):
-            if other and object_type_for_id(other) in PURCHASE_TYPES:
+        for other in related_ids(data):
+            if object_type_for_id(other) in PURCHASE_TYPES:
                 groups.join(own, other)
         if customer := stripe_id(data.get("customer")):
             customers.setdefault(own, set()).add(customer)

@@ -10,8 +10,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Lower
-from django.db.models.lookups import Exact, StartsWith
 from django.shortcuts import get_object_or_404
 from djstripe.models import Charge, Invoice, Price, Product, Refund
 
@@ -157,8 +155,6 @@ def subscription_summary(*, order: Order) -> SubscriptionSummary | None:
 ORDER_NUMBER = re.compile(r"[0-9a-fA-F]{8}")
 # Stripe's invoice numbers: the account's prefix, a dash, a sequence ("A1B2C3D4-0001").
 INVOICE_NUMBER = re.compile(r"[0-9A-Z]{3,12}-\d{4,}")
-# A prefix shorter than this would match a good part of the shop.
-EMAIL_PREFIX_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -201,22 +197,27 @@ def order_search(*, term: str) -> OrderSearch | None:
     return OrderSearch(Q(user_id__in=_users_named(term)) | _by_email(f"{term}*"))
 
 
+def accounts_search(*, term: str) -> Q | None:
+    """Accounts by username, or by email (``email_lookup``), each through an index."""
+    term = term.strip()
+    if not term:
+        return None
+    by_email = billing_selectors.email_lookup(term)
+    return by_email if term.endswith("*") else Q(username=term) | by_email
+
+
 def _users_named(username: str) -> list[int]:
     return list(get_user_model().objects.filter(username=username).values_list("pk", flat=True))
 
 
 def _by_email(term: str) -> Q:
-    """Orders by the email they were placed with, or by their account's email: exactly, or
-    by its beginning when ``term`` ends with ``*`` (the order's email only)."""
-    address = term.rstrip("*").lower()
+    """Orders by the email they were placed with (exactly or by its beginning), or by their
+    account's email (exactly)."""
+    by_email = billing_selectors.email_lookup(term)
     if term.endswith("*"):
-        if len(address) < EMAIL_PREFIX_MIN:
-            return Q(pk__in=[])
-        return Q(StartsWith(Lower("email"), address))
-    users = get_user_model().objects.filter(Exact(Lower("email"), address))
-    return Q(Exact(Lower("email"), address)) | Q(
-        user_id__in=list(users.values_list("pk", flat=True))
-    )
+        return by_email
+    users = get_user_model().objects.filter(by_email).values_list("pk", flat=True)
+    return by_email | Q(user_id__in=list(users))
 
 
 def _stripe_id_of(term: str) -> str | None:

@@ -123,6 +123,20 @@ class Migration(migrations.Migration):
             model_name='webhookdelivery',
             index=models.Index(fields=['endpoint_uuid', 'received_at'], name='webhook_delivery_endpoint'),
         ),
-        IndexesSQL(INDEXES),
+        migrations.CreateModel(
+            name='DeliveryCount',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('hour', models.DateTimeField(help_text='The hour (UTC) the deliveries fell in')),
+                ('endpoint_uuid', models.UUIDField(help_text='The endpoint uuid in the URL they were sent to')),
+                ('api_version', models.CharField(blank=True, max_length=64)),
+                ('events', models.PositiveIntegerField(default=0, help_text='Distinct events delivered')),
+            ],
+            options={
+                'ordering': ['-hour'],
+                'constraints': [models.UniqueConstraint(fields=('hour', 'endpoint_uuid', 'api_version'), name='delivery_count_once')],
+            },
+        ),
+            IndexesSQL(INDEXES),
     ]
 

@@ -17,7 +17,7 @@ from billing import backfill, services, stripe_api
 from billing.models import InboundEvent
 from orders.models import Order, OrderReference
 from orders.references import references_record
-from tests.admin.conftest import PASSWORD, deliver_all_events
+from tests.admin.conftest import PASSWORD, buy, deliver_all_events, price_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,25 +130,34 @@ def _tied(stripe_id: str) -> set[str]:
 
 
 def test_events_tie_what_they_write(world, deliver_event):
+    # a refund made in Stripe's Dashboard: the shop hears of it only through its events
     paid = world.paid
-    charge = Charge.objects.get(payment_intent_id=paid.payment_intent_id, status="succeeded")
-    _untie(charge.id)
-    # a change in Stripe; its event is delivered and processed
-    stripe_api.update(object_type="charge", stripe_id=charge.id, params={"description": "x"})
+    refund = stripe_api.create(
+        object_type="refund", params={"payment_intent": paid.payment_intent_id, "amount": 100}
+    )
+    assert _tied(refund.id) == set()
     deliver_all_events(deliver_event)
-    assert _tied(charge.id) == {paid.public_id}
+    assert _tied(refund.id) == {paid.public_id}
 
 
-def test_the_return_page_ties_the_session(world):
-    paid = world.paid
-    _untie(paid.checkout_session_id, paid.payment_intent_id)
+def test_the_return_page_ties_what_it_confirms(world, stripe_emulator):
+    # Given an order paid on Checkout whose events have not arrived yet
+    order = buy(world.customer, price_id("usd"), card="4242424242424242", emulator=stripe_emulator)
+    intent = stripe_api.retrieve(
+        object_type="checkout.session", stripe_id=order.checkout_session_id
+    ).payment_intent
+    assert _tied(intent) == set()
+
+    # When the customer lands on the return page, which confirms the payment with Stripe
     customer = Client()
     customer.login(username="shopper", password=PASSWORD)
     response = customer.get(
-        reverse("orders:return", args=[paid.public_id]), {"session_id": paid.checkout_session_id}
+        reverse("orders:return", args=[order.public_id]), {"session_id": order.checkout_session_id}
     )
+
+    # Then the payment intent it mirrored is tied to the order
     assert response.status_code == 200
-    assert _tied(paid.checkout_session_id) == {paid.public_id}
+    assert _tied(intent) == {order.public_id}
 
 
 def test_backfill_ties_what_it_mirrors(world):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from billing.models import InboundEvent
+from billing.models import InboundEvent, WebhookDelivery
 from billing.services import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
@@ -18,10 +19,11 @@ OLD = "2025-02-24.acacia"
 
 
 def received(version: str, days_ago: float, count: int) -> None:
+    """``count`` events at ``version``, each delivered once ``days_ago``."""
     at = timezone.now() - timedelta(days=days_ago)
     for _ in range(count):
         n = InboundEvent.objects.count()
-        InboundEvent.objects.create(
+        event = InboundEvent.objects.create(
             id=f"evt_v{n}",
             type="customer.updated",
             api_version=version,
@@ -29,6 +31,10 @@ def received(version: str, days_ago: float, count: int) -> None:
             received_at=at,
             payload={},
         )
+        WebhookDelivery.objects.create(
+            event=event, endpoint_uuid=uuid.uuid4(), received_at=at, outcome="accepted",
+            status_code=200,
+        )  # fmt: skip
 
 
 def test_the_page_shows_versions_endpoints_and_what_arrived(admin_client, stripe_emulator):

@@ -14,6 +14,7 @@ from billing import stripe_api
 from billing.permissions import BILLING_ADMIN, SUPPORT
 from billing.services import webhook_endpoint_create
 from orders.demo import demo_catalog_seed
+from orders.references import references_fill
 from orders.services import catalog_sync
 
 DEMO_DIR = Path(settings.DEMO_DIR)
@@ -73,6 +74,8 @@ class Command(BaseCommand):
                              group=BILLING_ADMIN)  # fmt: skip
         created = demo_catalog_seed()
         counts = catalog_sync()
+        # A demo kept from before the order references existed: its orders tied now (cheap).
+        references_fill()
         base = settings.SITE_URL
         endpoint, new = _webhook_endpoint(base)
         if options["verbosity"] == 0:

@@ -29,6 +29,7 @@ from . import (  # noqa: F401  (importing a handler module registers its routes)
     checkout_page,
     control,
     customers,
+    destinations,
     dispute_control,
     disputes,
     endpoints,
@@ -39,10 +40,11 @@ from . import (  # noqa: F401  (importing a handler module registers its routes)
     receipts,
     refunds,
     subscriptions,
+    v2_events,
 )
 from .calls import Call, Response
 from .delivery import Deliveries
-from .errors import StripeError, invalid
+from .errors import StripeError, invalid, v2_body
 from .events import EventLog
 from .faults import Faults, Stats
 from .params import decode_body, decode_form
@@ -81,6 +83,8 @@ class _Remembered:
 
 
 IDEMPOTENCY_TTL = 24 * 3600  # Stripe forgets keys after 24 hours
+# URL paths of objects that have no resource path of their own (a thin event's related_object)
+OBJECT_PATHS = {"invoice_payment": "invoice_payments"}
 
 
 class Emulator:
@@ -117,6 +121,14 @@ class Emulator:
 
     def new_id(self, prefix: str) -> str:
         return self.store.ids.new(prefix)
+
+    def object_url(self, obj: dict[str, Any]) -> str:
+        """Where the API serves a v1 object (`/v1/checkout/sessions/cs_...`)."""
+        kind = obj["object"]
+        resource = api.REGISTRY.get(kind)
+        path = resource.path if resource is not None and resource.path else None
+        path = path or OBJECT_PATHS.get(kind) or kind.replace(".", "/") + "s"
+        return f"/v1/{path}/{obj['id']}"
 
     def reset(self) -> None:
         with self.store.lock:
@@ -221,7 +233,7 @@ class Emulator:
         else:
             call = Call(method, path, params, headers, request_id, base_url)
             try:
-                if path.startswith("/v1/") or path == "/v1":
+                if path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2"):
                     response = self._api(call)
                 else:
                     response = self._plain(call)
@@ -263,6 +275,9 @@ class Emulator:
                 response = self._idempotent(call, found, values)
         except StripeError as error:
             response = Response.error(error)
+        if response.status >= 400 and call.path.startswith("/v2"):
+            body = json.dumps(v2_body(json.loads(response.body), response.status))
+            response = Response(response.status, body.encode(), response.headers)
         response.headers["Stripe-Version"] = call.api_version
         self.stats.record(template, call.api_version, response.status)
         return response

@@ -11,7 +11,7 @@ from .api import route
 from .catalog import price_create, product_create
 from .customers import customer_create
 from .errors import invalid, no_such
-from .events import subscribed
+from .events import recipients
 from .params import as_bool, as_int
 from .payments import payment_intent_create
 from .subscriptions import subscription_create, subscription_renew
@@ -73,22 +73,21 @@ def deliveries_wait(emu, call) -> dict[str, Any]:
 
 @route("POST", "/_fake/events/{evt_id}/resend")
 def event_resend(emu, call, evt_id: str) -> dict[str, Any]:
-    """The Dashboard's Resend: one more delivery, to one endpoint or every subscribed one."""
+    """The Dashboard's Resend: one more delivery of a v1 event (to webhook endpoints and
+    snapshot destinations) or a thin event (to thin destinations), to the one given as
+    `endpoint` or every subscribed one."""
     event = emu.store.get(evt_id)
-    if event is None or event.get("object") != "event":
+    if event is None or event.get("object") not in ("event", "v2.core.event"):
         raise no_such("event", evt_id)
     endpoint_id = call.params.get("endpoint")
     if endpoint_id:
         endpoint = emu.store.get(endpoint_id)
-        if endpoint is None or endpoint.get("object") != "webhook_endpoint":
+        kinds = ("webhook_endpoint", "v2.core.event_destination")
+        if endpoint is None or endpoint.get("object") not in kinds:
             raise no_such("webhook endpoint", endpoint_id, param="endpoint", status=400)
         targets = [endpoint_id]
     else:
-        targets = [
-            oid
-            for oid in emu.store.index("webhook_endpoint").newest_first()
-            if subscribed(emu.store.objects[oid], event["type"])
-        ]
+        targets = recipients(emu.store, event)
     for target in targets:
         emu.deliveries.enqueue(evt_id, target, resend=True)
     return {"event": evt_id, "endpoints": targets}

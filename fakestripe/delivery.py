@@ -1,5 +1,9 @@
 """Webhook delivery from background threads, with signing, retries and delivery faults.
 
+Targets are webhook endpoints (`we_`) and event destinations (`ed_`) of type
+`webhook_endpoint`: a snapshot destination gets the v1 event as a webhook endpoint does, a
+thin one the thin notification of a v2 event (see thin.py), signed the same way.
+
 Each endpoint has its own worker and queue, so a slow receiver delays only its own events,
 and first attempts leave in event creation order. A failed attempt is retried after
 `retry_base * 2**(attempt - 1)` seconds, up to `max_attempts` attempts, without holding up
@@ -21,7 +25,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import versions
+from . import DEFAULT_API_VERSION, objects, versions
 
 if TYPE_CHECKING:
     from .app import Emulator
@@ -34,6 +38,17 @@ WINDOW_QUIET = 0.2  # seconds without new events after which a partial shuffle w
 def sign(payload: str, secret: str, timestamp: int) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def payload_for(event: dict[str, Any], target: dict[str, Any]) -> tuple[dict, str, str, str]:
+    """(body, signing secret, url, payload kind) of `event` delivered to `target`."""
+    if target["object"] == "webhook_endpoint":
+        body = versions.render_event(event, target["api_version"])
+        return body, target["_secret"], target["url"], "snapshot"
+    if event["object"] == "v2.core.event":
+        return objects.thin_notification(event), target["_secret"], target["_url"], "thin"
+    version = target.get("snapshot_api_version") or DEFAULT_API_VERSION
+    return versions.render_event(event, version), target["_secret"], target["_url"], "snapshot"
 
 
 def post(url: str, payload: str, headers: dict[str, str], timeout: float) -> int:
@@ -172,8 +187,7 @@ class Deliveries:
                 return
             if endpoint.get("status") != "enabled" and not task["resend"]:
                 return
-            rendered = versions.render_event(event, endpoint["api_version"])
-            secret, url = endpoint["_secret"], endpoint["url"]
+            rendered, secret, url, kind = payload_for(event, endpoint)
         with self.cond:
             attempt = self.attempts[key] = self.attempts.get(key, 0) + 1
         payload = json.dumps(rendered, indent=2)
@@ -198,13 +212,13 @@ class Deliveries:
                 error = f"{type(exc).__name__}: {exc}"
             succeeded = status is not None and 200 <= status < 300 and not forced
             ok = ok or succeeded
-            self._record(task, attempt, status, error, started, forced, copy_number, url)
+            self._record(task, attempt, status, error, started, forced, copy_number, url, kind)
         if ok:
             with store.lock, self.cond:
                 if key not in self.delivered:
                     self.delivered.add(key)
                     event = store.get(task["event"])
-                    if event is not None and event["pending_webhooks"] > 0:
+                    if event is not None and event.get("pending_webhooks", 0) > 0:
                         event["pending_webhooks"] -= 1
                         store.save(event)
         elif attempt < self.max_attempts and task["generation"] == self.generation:
@@ -213,10 +227,13 @@ class Deliveries:
                 self._push(queue, task, self.retry_base * 2 ** (attempt - 1))
                 self.cond.notify_all()
 
-    def _record(self, task, attempt, status, error, started, forced, copy_number, url) -> None:
+    def _record(
+        self, task, attempt, status, error, started, forced, copy_number, url, kind
+    ) -> None:
         record = {
             "event": task["event"],
             "endpoint": task["endpoint"],
+            "payload": kind,
             "url": url,
             "attempt": attempt,
             "status": status,

@@ -62,3 +62,22 @@ def no_such(noun: str, object_id: str, *, param: str = "id", status: int = 404) 
         param=param,
         code="resource_missing",
     )
+
+
+V2_CODES = {"resource_missing": "not_found"}
+
+
+def v2_body(body: dict[str, Any], status: int) -> dict[str, Any]:
+    """An error in API v2's shape, `{"error": {"type", "code", "message"}}`: a missing
+    object is `not_found`, a field error `invalid_fields`, a 429 of type `rate_limit` (as
+    stripe-python's v2 error classes read them)."""
+    error = body.get("error") or {}
+    code = error.get("code")
+    if code in V2_CODES:
+        code = V2_CODES[code]
+    elif code is None and status == 404:
+        code = "not_found"
+    elif code is None or code.startswith("parameter_"):
+        code = "invalid_fields" if status == 400 else code
+    kind = "rate_limit" if status == 429 else error.get("type", "api_error")
+    return {"error": {"type": kind, "code": code, "message": error.get("message")}}

@@ -1,7 +1,8 @@
 """Event emission: one event per state change, with Stripe's shape and ordering rules.
 
 `created` never goes backwards and ids sort by creation, so "newest first" is index order.
-Delivery to webhook endpoints is queued here and performed by `delivery.Deliveries`.
+Delivery to webhook endpoints and event destinations (snapshot and thin, see thin.py) is
+queued here and performed by `delivery.Deliveries`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import copy
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import DEFAULT_API_VERSION, objects
+from . import DEFAULT_API_VERSION, objects, thin
 
 if TYPE_CHECKING:
     from .app import Emulator
@@ -54,6 +55,18 @@ def subscribed(endpoint: dict[str, Any], event_type: str) -> bool:
     return "*" in enabled or event_type in enabled
 
 
+def recipients(store, event: dict[str, Any]) -> list[str]:
+    """The webhook endpoints and event destinations an event goes to (a resend's targets)."""
+    if event["object"] == thin.V2_EVENT:
+        return thin.thin_recipients(store, event)
+    endpoints = [
+        endpoint_id
+        for endpoint_id in reversed(list(store.index("webhook_endpoint").newest_first()))
+        if subscribed(store.objects[endpoint_id], event["type"])
+    ]
+    return endpoints + thin.routes(store, event["type"])[0]
+
+
 class EventLog:
     def __init__(self, emulator: Emulator) -> None:
         self.emu = emulator
@@ -81,6 +94,7 @@ class EventLog:
                 for endpoint_id in store.index("webhook_endpoint").newest_first()
                 if subscribed(store.objects[endpoint_id], type_)
             ]
+            snapshot_destinations, thin_destinations = thin.routes(store, type_)
             request = {
                 "id": call.request_id if call else None,
                 "idempotency_key": call.idempotency_key if call else None,
@@ -92,9 +106,32 @@ class EventLog:
                 api_version=DEFAULT_API_VERSION,
                 data=data,
                 request=request,
-                pending_webhooks=len(endpoints),
+                pending_webhooks=len(endpoints) + len(snapshot_destinations),
             )
             store.put(event)
-            for endpoint_id in reversed(endpoints):
+            for endpoint_id in [*reversed(endpoints), *snapshot_destinations]:
                 self.emu.deliveries.enqueue(event["id"], endpoint_id)
+            if thin_destinations:
+                self._thin(event, obj, data, call, thin_destinations)
         return event
+
+    def _thin(self, event, obj, data, call, destination_ids: list[str]) -> None:
+        """The thin event standing for v1 `event`, queued for the thin destinations."""
+        store = self.emu.store
+        v2_event = objects.v2_event(
+            store.ids.new("evt_test"),
+            time.time(),
+            type_=thin.thin_name(event["type"]),
+            related_object={
+                "id": obj["id"],
+                "type": obj["object"],
+                "url": self.emu.object_url(obj),
+            },
+            reason=thin.reason(call),
+            changes=thin.changes(data.get("previous_attributes"), data["object"]),
+            snapshot_event=event["id"],
+        )
+        v2_event["_related_id"] = obj["id"]
+        store.put(v2_event)
+        for destination_id in destination_ids:
+            self.emu.deliveries.enqueue(v2_event["id"], destination_id)

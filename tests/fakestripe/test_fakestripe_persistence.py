@@ -97,3 +97,32 @@ def test_command_line_serves_persists_and_applies_fault_flags(tmp_path):
         process.terminate()
         process.wait(10)
     assert created.id in state.read_text()
+
+
+def test_scheduled_work_and_destinations_survive_a_restart(tmp_path):
+    """A refund due to fail later still fails after a restart; event destinations and thin
+    events are kept like other objects."""
+    state = tmp_path / "state.jsonl"
+    with FakeStripeServer(state_file=str(state)) as server:
+        client = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0)
+        intent = client.v1.payment_intents.create(
+            params={"amount": 900, "currency": "usd", "payment_method": "pm_card_refundFail",
+                    "confirm": True}
+        )  # fmt: skip
+        destination = client.v2.core.event_destinations.create(
+            params={"name": "kept", "type": "webhook_endpoint", "event_payload": "thin",
+                    "enabled_events": ["v1.refund.created"],
+                    "webhook_endpoint": {"url": "http://127.0.0.1:9/hook"}}
+        )  # fmt: skip
+        refund = client.v1.refunds.create(params={"payment_intent": intent.id})
+    with FakeStripeServer(state_file=str(state)) as server:
+        client = stripe.StripeClient(KEY, base_addresses={"api": server.url}, max_network_retries=0)
+        assert client.v2.core.event_destinations.retrieve(destination.id).name == "kept"
+        [thin] = client.v2.core.events.list(params={"object_id": refund.id}).data
+        assert thin.type == "v1.refund.created"
+        request = urllib.request.Request(server.url + "/_fake/scheduled/run", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            ran = json.loads(response.read())["ran"]
+        # run now, unless the ticker got there first (the job fell due 2 s after the refund)
+        assert ran in ([{"object": refund.id, "action": "refund.fail"}], [])
+        assert client.v1.refunds.retrieve(refund.id).status == "failed"

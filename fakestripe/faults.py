@@ -1,6 +1,6 @@
 """Injected faults and request counters, settable at run time through /_fake/faults.
 
-API faults (rate_limit, error_rate, error_every, latency) apply to /v1 requests only;
+API faults (rate_limit, error_rate, error_every, latency) apply to /v1 and /v2 requests;
 delivery faults (duplicate_deliveries, shuffle_window, delivery_delay, endpoint_fail_first)
 to webhooks.
 """

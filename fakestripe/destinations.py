@@ -66,10 +66,12 @@ def fetch(emu, destination_id: str) -> dict[str, Any]:
 def _events(value: list[str] | None, payload: str) -> list[str]:
     if not value:
         raise bad_field("Missing required parameter: enabled_events.", "enabled_events")
-    pattern = THIN_EVENT if payload == "thin" else SNAPSHOT_EVENT
+    thin_payload = payload == "thin"
     for i, name in enumerate(value):
-        if name != "*" and (not pattern.match(name) or (payload == "snapshot" and name[:3] in ("v1.", "v2."))):  # fmt: skip
-            kind = "a thin event type (v1.… or v2.…)" if payload == "thin" else "an event type"
+        thin_name = bool(THIN_EVENT.match(name))
+        v1_name = bool(SNAPSHOT_EVENT.match(name)) and not name.startswith(("v1.", "v2."))
+        if name != "*" and not (thin_name if thin_payload else v1_name):
+            kind = "a thin event type (v1.… or v2.…)" if thin_payload else "an event type"
             raise bad_field(f"Invalid enabled_events[{i}]: {name} is not {kind}.", "enabled_events")
     return list(value)
 

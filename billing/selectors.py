@@ -67,6 +67,7 @@ ID_PREFIXES = {
     "sub_": "subscription",
     "in_": "invoice",
     "dp_": "dispute",
+    "du_": "dispute",
     "prod_": "product",
     "price_": "price",
     "we_": "webhook_endpoint",

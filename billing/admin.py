@@ -12,10 +12,10 @@ from billing import (
     admin_views,
     display,
     events,
-    mirror,
     permissions,
     selectors,
     services,
+    types,
 )
 from billing.admin_lists import ConsoleList, choices_filter, exact_search
 from billing.models import (
@@ -50,7 +50,7 @@ class ReadOnlyAdmin(ConsoleList, admin.ModelAdmin):
 
 # Filters whose choices come from the code, not from ``SELECT DISTINCT`` over the table.
 MirroredTypeFilter = choices_filter(
-    "object_type", "object type", lambda: [(t, t.replace("_", " ")) for t in sorted(mirror.MODELS)]
+    "object_type", "object type", lambda: [(t, t.replace("_", " ")) for t in sorted(types.models())]
 )
 StatusCodeFilter = choices_filter(
     "status_code",
@@ -77,7 +77,7 @@ def _by_endpoint_uuid(queryset, term: str):
 
 def object_link(object_type: str, stripe_id: str) -> str:
     """The console page of a mirrored object, when the type has one."""
-    if object_type in admin_stripe.ADMIN_MODEL_NAMES and stripe_id:
+    if admin_stripe.has_page(object_type) and stripe_id:
         return admin_stripe.admin_link(object_type, stripe_id)
     return stripe_id or "-"
 

@@ -19,9 +19,8 @@ from django.http import Http404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from djstripe import admin as djstripe_admin  # noqa: F401 - registers dj-stripe's admins first
-from djstripe import models as djstripe_models
 
-from billing import admin_views, display, metadata, permissions, selectors
+from billing import admin_views, display, metadata, permissions, selectors, types
 from billing.admin_lists import ConsoleList
 from billing.stripe_api import StripeAPIError
 from orders.money import format_amount
@@ -37,10 +36,9 @@ def admin_link(object_type: str, stripe_id: str | None, text: str | None = None)
     """A link to the console page of a mirrored object by its Stripe id (no query)."""
     if not stripe_id:
         return "-"
-    model_name = ADMIN_MODEL_NAMES.get(object_type)
-    if model_name is None:
+    if not has_page(object_type):
         return stripe_id
-    url = display.admin_url(f"djstripe_{model_name}", stripe_id)
+    url = display.admin_url(f"djstripe_{types.model_for(object_type)._meta.model_name}", stripe_id)
     return format_html('<a href="{}">{}</a>', url, text or stripe_id)
 
 
@@ -335,15 +333,18 @@ class StripeObjectAdmin(ConsoleList, admin.ModelAdmin):
         return actions
 
 
-ADMIN_MODEL_NAMES: dict[str, str] = {}
+def has_page(object_type: str) -> bool:
+    """Whether the console has a page for objects of this type."""
+    model = types.model_for(object_type)
+    return model is not None and admin.site.is_registered(model)
 
 
-def register(model, object_type: str):
-    ADMIN_MODEL_NAMES[object_type] = model._meta.model_name
+def register(object_type: str):
+    """Register the console's admin for a mirrored type of the registry (``billing.types``)."""
 
     def decorator(admin_class):
         admin_class.object_type = object_type
-        return admin.register(model)(admin_class)
+        return admin.register(types.model_for(object_type))(admin_class)
 
     return decorator
 
@@ -362,7 +363,7 @@ def _card(data: dict[str, Any]) -> str:
     return f"{(card.get('brand') or 'card').title()} •••• {card.get('last4', '????')}{expiry}"
 
 
-@register(djstripe_models.Customer, "customer")
+@register("customer")
 class CustomerAdmin(StripeObjectAdmin):
     list_display = (
         "stripe_id",
@@ -400,7 +401,7 @@ class CustomerAdmin(StripeObjectAdmin):
         ]  # fmt: skip
 
 
-@register(djstripe_models.Product, "product")
+@register("product")
 class ProductAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "name", "status_words", "created_in_stripe")
     search_fields = ("name",)
@@ -419,7 +420,7 @@ class ProductAdmin(StripeObjectAdmin):
         ]
 
 
-@register(djstripe_models.Price, "price")
+@register("price")
 class PriceAdmin(StripeObjectAdmin):
     list_display = (
         "stripe_id",
@@ -450,7 +451,7 @@ class PriceAdmin(StripeObjectAdmin):
         ]
 
 
-@register(djstripe_models.Session, "checkout.session")
+@register("checkout.session")
 class SessionAdmin(StripeObjectAdmin):
     statuses = ("open", "complete", "expired")
     list_filter = (StatusFilter,)
@@ -474,7 +475,7 @@ class SessionAdmin(StripeObjectAdmin):
         ]
 
 
-@register(djstripe_models.PaymentIntent, "payment_intent")
+@register("payment_intent")
 class PaymentIntentAdmin(StripeObjectAdmin):
     statuses = (
         "requires_payment_method",
@@ -497,7 +498,7 @@ class PaymentIntentAdmin(StripeObjectAdmin):
         ]
 
 
-@register(djstripe_models.Charge, "charge")
+@register("charge")
 class ChargeAdmin(StripeObjectAdmin):
     statuses = ("succeeded", "pending", "failed")
     list_filter = (StatusFilter,)
@@ -520,7 +521,7 @@ class ChargeAdmin(StripeObjectAdmin):
         ]  # fmt: skip
 
 
-@register(djstripe_models.Refund, "refund")
+@register("refund")
 class RefundAdmin(StripeObjectAdmin):
     list_display = (
         "stripe_id",
@@ -544,7 +545,7 @@ class RefundAdmin(StripeObjectAdmin):
         ]
 
 
-@register(djstripe_models.Subscription, "subscription")
+@register("subscription")
 class SubscriptionAdmin(StripeObjectAdmin):
     statuses = ("active", "trialing", "past_due", "canceled", "unpaid", "incomplete")
     list_filter = (StatusFilter,)
@@ -569,7 +570,7 @@ class SubscriptionAdmin(StripeObjectAdmin):
         ]
 
 
-@register(djstripe_models.Invoice, "invoice")
+@register("invoice")
 class InvoiceAdmin(StripeObjectAdmin):
     statuses = ("draft", "open", "paid", "uncollectible", "void")
     list_filter = (StatusFilter,)
@@ -602,7 +603,7 @@ class InvoiceAdmin(StripeObjectAdmin):
         ]  # fmt: skip
 
 
-@register(djstripe_models.WebhookEndpoint, "webhook_endpoint")
+@register("webhook_endpoint")
 class WebhookEndpointAdmin(StripeObjectAdmin):
     list_display = ("stripe_id", "url", "status_words", "api_version", "created_in_stripe")
     search_fields = ("url",)

@@ -25,54 +25,25 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from billing import mirror, stripe_api, sync
+from billing import mirror, stripe_api, sync, types
 from billing.models import BackfillFailure, BackfillPage, BackfillProgress, BackfillRun
 from orders import links
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Source:
-    """How one type is listed: filters, and the expansions its objects need."""
-
-    object_type: str
-    expand: tuple[str, ...] = ()
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-# Dependency order: a price's product, a subscription's customer and prices, an invoice's
-# subscription, a charge's payment intent (and through it the payment method), a refund's
-# charge, a session's customer, payment intent and subscription are all mirrored first, so
-# dj-stripe finds their rows instead of fetching them. Payment methods have no list of their
-# own (Stripe lists them per customer): they come expanded where they are used.
-SOURCES: tuple[Source, ...] = (
-    Source("product"),
-    Source("price"),
-    Source("customer", expand=("data.invoice_settings.default_payment_method",)),
-    # Stripe leaves canceled subscriptions out unless asked for every status.
-    Source("subscription", expand=("data.default_payment_method",), params={"status": "all"}),
-    Source("invoice", expand=("data.default_payment_method",)),
-    Source("payment_intent", expand=("data.payment_method",)),
-    # A charge carries its refunds (each with a balance transaction dj-stripe would fetch).
-    Source(
-        "charge",
-        expand=("data.balance_transaction", "data.refunds.data.balance_transaction"),
-    ),
-    Source("refund", expand=("data.balance_transaction",)),
-    Source("checkout.session"),
-)
-BY_TYPE = {source.object_type: source for source in SOURCES}
+# What is listed, in which order, with which expansions: the registry's (``billing.types``).
+BY_TYPE = {source.name: source for source in types.backfilled()}
 TYPES = tuple(BY_TYPE)
 # A backfill runs for minutes or hours: it outlasts a longer outage than a web request may
 # (8 retries back off for about a minute in all).
@@ -193,10 +164,10 @@ def _stop(run: BackfillRun, status: str, reason: str) -> None:
     )
 
 
-def _list_params(source: Source, since: datetime | None) -> dict[str, Any]:
-    params: dict[str, Any] = dict(source.params)
-    if source.expand:
-        params["expand"] = list(source.expand)
+def _list_params(source: types.StripeType, since: datetime | None) -> dict[str, Any]:
+    params: dict[str, Any] = dict(source.list_params)
+    if source.list_expand:
+        params["expand"] = list(source.list_expand)
     if since is not None:
         params["created"] = {"gte": int(since.timestamp())}
     return params
@@ -209,11 +180,9 @@ class _Page:
     api_calls: int  # the list request, retries included
 
 
-def _fetch(source: Source, params: dict[str, Any], after: str | None) -> _Page:
+def _fetch(source: types.StripeType, params: dict[str, Any], after: str | None) -> _Page:
     calls_at = stripe_api.thread_calls()
-    page = stripe_api.list_page_data(
-        object_type=source.object_type, params=params, starting_after=after
-    )
+    page = stripe_api.list_page_data(object_type=source.name, params=params, starting_after=after)
     return _Page(page["data"], bool(page["has_more"]), stripe_api.thread_calls() - calls_at)
 
 
@@ -268,7 +237,7 @@ class _Listing:
                         if not (after and exc.code == "resource_missing"):
                             raise
                         logger.warning("%s: cursor %s rejected (%s); listing from the start",
-                                       source.object_type, after, exc.message)  # fmt: skip
+                                       source.name, after, exc.message)  # fmt: skip
                         self._put(_Listed(after, started, None))
                         after = None
                         continue
@@ -327,7 +296,7 @@ def _type_run(
             latest = written if latest is None or written.pages > latest.pages else latest
             report(
                 PageDone(
-                    object_type=source.object_type,
+                    object_type=source.name,
                     objects=len(written_page.data),
                     total=latest.created + latest.updated + latest.unchanged + latest.errors,
                     reached=written_page.data[-1].get("created") if written_page.data else None,
@@ -435,9 +404,9 @@ def _page_task(run, progress, page, after, started, last) -> BackfillProgress | 
 # --- One page -------------------------------------------------------------------------------
 
 
-def _expanded(source: Source) -> tuple[str, ...]:
+def _expanded(source: types.StripeType) -> tuple[str, ...]:
     """The page's expansions as each object carries them (without the list's ``data.``)."""
-    return tuple(path.removeprefix("data.") for path in source.expand)
+    return tuple(path.removeprefix("data.") for path in source.list_expand)
 
 
 def _page_write(
@@ -467,7 +436,7 @@ def _page_write(
                 tally[link.status] += 1
         for obj, error in failed:
             BackfillFailure.objects.create(
-                run=run, object_type=source.object_type, stripe_id=obj["id"], error=error
+                run=run, object_type=source.name, stripe_id=obj["id"], error=error
             )
         tally["errors"] = len(failed)
         tally["api_calls"] = page.api_calls + stripe_api.thread_calls() - calls_at
@@ -522,7 +491,7 @@ def _outcome(synced: sync.Synced, obj: dict[str, Any]) -> str:
 
 
 # Types whose nested copies are expansions (or embedded copies) of mirrored objects.
-_MIRRORED = frozenset(mirror.MODELS) | {"balance_transaction", "account"}
+_MIRRORED = frozenset(types.models()) | {"balance_transaction", "account"}
 
 
 def _collapsed(value: Any, *, root: bool = False) -> Any:

@@ -17,6 +17,7 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
 
+from billing import types
 from config.logging import SECRET_PATTERN
 from orders.money import format_amount
 
@@ -57,25 +58,10 @@ def timestamp(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int) else None
 
 
-# Stripe object type -> the Dashboard's path for it.
-DASHBOARD_PATHS = {
-    "charge": "payments",
-    "checkout.session": "checkout/sessions",
-    "customer": "customers",
-    "invoice": "invoices",
-    "payment_intent": "payments",
-    "price": "prices",
-    "product": "products",
-    "refund": "refunds",
-    "subscription": "subscriptions",
-    "webhook_endpoint": "webhooks",
-    "event": "events",
-}
-
-
 def dashboard_url(object_type: str, stripe_id_: str, livemode: bool | None = None) -> str:
     """The object in Stripe's Dashboard; test-mode objects live under ``/test/``."""
-    path = DASHBOARD_PATHS.get(object_type)
+    stripe_type = types.get(object_type)
+    path = stripe_type.dashboard if stripe_type else ""
     if not path or not stripe_id_:
         return ""
     live = settings.STRIPE_LIVE_MODE if livemode is None else livemode

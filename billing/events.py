@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from billing import sync
+from billing import sync, types
 from billing.models import InboundEvent
 
 logger = logging.getLogger(__name__)
@@ -52,20 +52,9 @@ HANDLERS: dict[str, Handler | None] = {}
 # Stripe object type -> expansions to ask for whenever that object is fetched.
 EXPANSIONS = sync.EXPANSIONS
 
-# Event types whose object type is not their first dotted segment.
-_EVENT_OBJECT_PREFIXES = {
-    "customer.subscription.": "subscription",
-    "checkout.session.": "checkout.session",
-    "charge.refund.": "refund",
-    "charge.dispute.": "dispute",
-}
-
 
 def object_type_for_event_type(event_type: str) -> str:
-    for prefix, object_type in _EVENT_OBJECT_PREFIXES.items():
-        if event_type.startswith(prefix):
-            return object_type
-    return event_type.rsplit(".", 1)[0]
+    return types.for_event(event_type)
 
 
 def register(*event_types: str, expand: Iterable[str] = ()) -> Callable[[Handler], Handler]:

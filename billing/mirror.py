@@ -24,30 +24,15 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.fields import StripePercentField
 
-from billing import fastjson, stripe_api
-
-# Stripe object type -> dj-stripe model that mirrors it.
-MODELS: dict[str, type[djstripe_models.StripeModel]] = {
-    "charge": djstripe_models.Charge,
-    "checkout.session": djstripe_models.Session,
-    "customer": djstripe_models.Customer,
-    "invoice": djstripe_models.Invoice,
-    "payment_intent": djstripe_models.PaymentIntent,
-    "payment_method": djstripe_models.PaymentMethod,
-    "price": djstripe_models.Price,
-    "product": djstripe_models.Product,
-    "refund": djstripe_models.Refund,
-    "subscription": djstripe_models.Subscription,
-    "webhook_endpoint": djstripe_models.WebhookEndpoint,
-}
+from billing import fastjson, stripe_api, types
 
 
 def model_for(object_type: str) -> type[djstripe_models.StripeModel] | None:
-    return MODELS.get(object_type)
+    return types.model_for(object_type)
 
 
 def _is_mirrored_object(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("object") in MODELS and "id" in value
+    return isinstance(value, dict) and value.get("object") in types.models() and "id" in value
 
 
 def expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,14 +97,6 @@ def _nested_lists(value: Any) -> Any:
     return value
 
 
-# Items of nested lists that dj-stripe writes as rows of their own, besides mirrored types.
-_LIST_ITEM_MODELS = {
-    **MODELS,
-    "line_item": djstripe_models.LineItem,
-    "subscription_item": djstripe_models.SubscriptionItem,
-}
-
-
 def _related(data: dict[str, Any], model: type | None = None) -> Iterator[tuple[type, str, bool]]:
     """(model, Stripe id, carried) of every object dj-stripe writes or finds while writing
     ``data``: what its foreign keys point at, and the items of its nested lists and what
@@ -136,7 +113,7 @@ def _related(data: dict[str, Any], model: type | None = None) -> Iterator[tuple[
     for value in data.values():
         if isinstance(value, dict) and value.get("object") == "list":
             for item in value.get("data") or ():
-                item_model = _LIST_ITEM_MODELS.get(item.get("object", ""))
+                item_model = types.models(list_items=True).get(item.get("object", ""))
                 if item_model is not None and isinstance(item.get("id"), str):
                     yield item_model, item["id"], True
                     yield from _related(item, item_model)

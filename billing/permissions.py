@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.apps import apps as global_apps
 
+from billing import types
+
 SUPPORT = "Support"
 BILLING_ADMIN = "Billing admin"
 
@@ -22,17 +24,7 @@ RESOLVE_PAYMENT = "orders.resolve_orderpayment"
 PERMISSION_MODELS = {RESOLVE_PAYMENT: "orderpayment"}
 
 # The mirrored Stripe objects support reads (dj-stripe model names).
-STRIPE_OBJECT_MODELS = (
-    "customer",
-    "product",
-    "price",
-    "session",
-    "paymentintent",
-    "charge",
-    "refund",
-    "subscription",
-    "invoice",
-)
+STRIPE_OBJECT_MODELS = tuple(t.model.lower() for t in types.TYPES if t.support_reads)
 
 SUPPORT_PERMISSIONS = (
     "orders.view_order",

@@ -13,6 +13,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact, StartsWith
 
+from billing import types
 from billing.models import AuditEntry, InboundEvent, ObjectSync, WebhookDelivery
 
 HISTORY_LIMIT = 200
@@ -55,30 +56,8 @@ def events_by_ids(*, event_ids: Iterable[str]) -> QuerySet[InboundEvent]:
     return InboundEvent.objects.filter(pk__in=list(event_ids)).order_by("created")
 
 
-# Stripe id prefix -> object type, for ids a person pastes into a search box.
-ID_PREFIXES = {
-    "cs_": "checkout.session",
-    "pi_": "payment_intent",
-    "ch_": "charge",
-    "py_": "charge",
-    "re_": "refund",
-    "pyr_": "refund",
-    "cus_": "customer",
-    "sub_": "subscription",
-    "in_": "invoice",
-    "dp_": "dispute",
-    "du_": "dispute",
-    "prod_": "product",
-    "price_": "price",
-    "we_": "webhook_endpoint",
-}
-
-
 def object_type_for_id(stripe_id: str) -> str | None:
-    for prefix, object_type in ID_PREFIXES.items():
-        if stripe_id.startswith(prefix):
-            return object_type
-    return None
+    return types.for_id(stripe_id)
 
 
 # A shorter beginning of an email would match a good part of a big shop.

@@ -40,26 +40,11 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from billing import fastjson
+from billing import fastjson, types
 
 logger = logging.getLogger(__name__)
 
 # Stripe object type -> the StripeClient v1 service that serves it.
-SERVICES: dict[str, str] = {
-    "account": "accounts",
-    "charge": "charges",
-    "checkout.session": "checkout.sessions",
-    "customer": "customers",
-    "event": "events",
-    "invoice": "invoices",
-    "payment_intent": "payment_intents",
-    "payment_method": "payment_methods",
-    "price": "prices",
-    "product": "products",
-    "refund": "refunds",
-    "subscription": "subscriptions",
-    "webhook_endpoint": "webhook_endpoints",
-}
 # The retry policy (see retry_delay): attempts after the first come from
 # settings.STRIPE_MAX_NETWORK_RETRIES unless a caller raises them (``throttle``).
 RETRY_BASE_DELAY = 0.5
@@ -282,10 +267,10 @@ def configure_module() -> None:
 
 
 def _service_path(object_type: str) -> str:
-    try:
-        return SERVICES[object_type]
-    except KeyError:
-        raise ValueError(f"No Stripe service for object type {object_type!r}") from None
+    stripe_type = types.get(object_type)
+    if stripe_type is None or not stripe_type.api:
+        raise ValueError(f"No Stripe service for object type {object_type!r}")
+    return stripe_type.api
 
 
 def _service(object_type: str):

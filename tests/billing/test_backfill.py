@@ -86,7 +86,7 @@ def test_backfill_mirrors_every_object_with_list_calls_only(stripe_emulator):
     # lookup), though the next page, or the next type's first, is fetched meanwhile.
     assert sum(c["api_calls"] for c in counts.values()) == stats["total"] - 1
     for object_type in SEEDED:
-        list_route = f"GET /v1/{backfill.BY_TYPE[object_type].object_type}s"
+        list_route = f"GET /v1/{backfill.BY_TYPE[object_type].name}s"
         if list_route in routes:
             assert counts[object_type]["api_calls"] >= routes[list_route], object_type
     assert "Backfill #" in output and "completed" in output

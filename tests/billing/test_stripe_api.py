@@ -38,7 +38,9 @@ def test_what_is_retried(exc, retried):
 def test_backoff_doubles_with_jitter_and_is_capped():
     exc = error(stripe.APIError, 500)
     for attempt in range(8):
-        base = min(stripe_api.RETRY_BASE_DELAY * 2**attempt, stripe_api.RETRY_MAX_DELAY)
+        base = min(
+            stripe_api.policy.RETRY_BASE_DELAY * 2**attempt, stripe_api.policy.RETRY_MAX_DELAY
+        )
         assert base / 2 <= stripe_api.retry_delay(exc, attempt) <= base
 
 

@@ -268,7 +268,7 @@ def test_customer_facing_calls_give_up_within_the_budget(stripe_emulator, settin
     assert time.monotonic() - started < 5
     assert failed.value.retryable
     # the same HTTP client is patient when nobody waits (the worker), short under a budget
-    http = stripe_api._HttpClient(timeout=30, retrying=True)
+    http = stripe_api.sdk.HttpClient(timeout=30, retrying=True)
     assert http._timeout == 30
     with stripe_api.customer_facing():
         assert http._timeout <= settings.STRIPE_CUSTOMER_TIMEOUT_SECONDS

@@ -3,7 +3,7 @@
 Each type is listed 100 to a page, newest first, with the expansions that bring the related
 objects dj-stripe would otherwise retrieve one by one (within Stripe's four levels), in an
 order where parents are mirrored before the children that point at them. Each page is written
-through the one mirror write path (``billing.sync.objects_write``: never older over newer),
+through the one mirror write path (``billing.mirror.objects_write``: never older over newer),
 its objects linked to orders and users through their metadata link keys, and recorded with
 the type's checkpoint (cursor and counts), all in one transaction: a run killed at any moment
 resumes after its last written page, with no gap and nothing counted twice.
@@ -35,7 +35,9 @@ from typing import Any
 from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from billing import mirror, stripe_api, sync, types
+from billing import mirror, stripe_api
+from billing import types as stripe_types
+from billing.mirror import compare
 from billing.models import BackfillFailure, BackfillPage, BackfillProgress, BackfillRun
 from orders import links
 
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 # What is listed, in which order, with which expansions: the registry's (``billing.types``).
-BY_TYPE = {source.name: source for source in types.backfilled()}
+BY_TYPE = {source.name: source for source in stripe_types.backfilled()}
 TYPES = tuple(BY_TYPE)
 # A backfill runs for minutes or hours: it outlasts a longer outage than a web request may
 # (8 retries back off for about a minute in all).
@@ -164,7 +166,7 @@ def _stop(run: BackfillRun, status: str, reason: str) -> None:
     )
 
 
-def _list_params(source: types.StripeType, since: datetime | None) -> dict[str, Any]:
+def _list_params(source: stripe_types.StripeType, since: datetime | None) -> dict[str, Any]:
     params: dict[str, Any] = dict(source.list_params)
     if source.list_expand:
         params["expand"] = list(source.list_expand)
@@ -180,7 +182,7 @@ class _Page:
     api_calls: int  # the list request, retries included
 
 
-def _fetch(source: types.StripeType, params: dict[str, Any], after: str | None) -> _Page:
+def _fetch(source: stripe_types.StripeType, params: dict[str, Any], after: str | None) -> _Page:
     calls_at = stripe_api.thread_calls()
     page = stripe_api.list_page_data(object_type=source.name, params=params, starting_after=after)
     return _Page(page["data"], bool(page["has_more"]), stripe_api.thread_calls() - calls_at)
@@ -230,7 +232,7 @@ class _Listing:
                 params = _list_params(source, self.run.since)
                 after = progress.cursor or None
                 while not self.stopping.is_set():
-                    started = sync.fetch_started()
+                    started = mirror.fetch_started()
                     try:
                         page = _fetch(source, params, after)
                     except stripe_api.StripeAPIError as exc:
@@ -404,7 +406,7 @@ def _page_task(run, progress, page, after, started, last) -> BackfillProgress | 
 # --- One page -------------------------------------------------------------------------------
 
 
-def _expanded(source: types.StripeType) -> tuple[str, ...]:
+def _expanded(source: stripe_types.StripeType) -> tuple[str, ...]:
     """The page's expansions as each object carries them (without the list's ``data.``)."""
     return tuple(path.removeprefix("data.") for path in source.list_expand)
 
@@ -467,7 +469,7 @@ def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[
     name the bad ones. Returns (written [(obj, Synced)], failed [(obj, error)])."""
     # Each write is a transaction of its own (a savepoint here), undone whole if it fails.
     try:
-        synced = sync.objects_write(objects=data, started_at=started, expand=expand)
+        synced = mirror.objects_write(objects=data, started_at=started, expand=expand)
         return list(zip(data, synced, strict=True)), []
     except Exception as exc:  # narrowed below, one object at a time
         logger.warning("a page of %s failed to write (%s: %s); writing it object by object",
@@ -475,43 +477,22 @@ def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[
     written, failed = [], []
     for obj in data:
         try:
-            written.append((obj, sync.object_write(data=obj, started_at=started, expand=expand)))
+            written.append((obj, mirror.object_write(data=obj, started_at=started, expand=expand)))
         except Exception as exc:  # recorded, reported, and the run goes on
             logger.exception("backfill could not write %s", obj.get("id"))
             failed.append((obj, f"{type(exc).__name__}: {exc}"))
     return written, failed
 
 
-def _outcome(synced: sync.Synced, obj: dict[str, Any]) -> str:
+def _outcome(synced: mirror.Synced, obj: dict[str, Any]) -> str:
     if not synced.written:
         return "unchanged"  # the mirror already had a copy from a later fetch
     if synced.previous is None:
         return "created"
-    return "unchanged" if same(synced.previous, obj) else "updated"
+    return "unchanged" if compare.same(synced.previous, obj) else "updated"
 
 
 # Types whose nested copies are expansions (or embedded copies) of mirrored objects.
-_MIRRORED = frozenset(types.models()) | {"balance_transaction", "account"}
-
-
-def _collapsed(value: Any, *, root: bool = False) -> Any:
-    """``value`` with nested mirrored objects reduced to their ids, so a copy fetched with
-    other expansions (a webhook's) compares equal when nothing but the shape differs."""
-    if isinstance(value, dict):
-        if not root and value.get("object") in _MIRRORED and "id" in value:
-            return value["id"]
-        return {k: _collapsed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_collapsed(v) for v in value]
-    return value
-
-
-def same(stored: dict[str, Any], fetched: dict[str, Any]) -> bool:
-    """Whether the mirror's copy says what Stripe's says (keys dj-stripe adds are ignored)."""
-    stored, fetched = _collapsed(stored, root=True), _collapsed(fetched, root=True)
-    return all(stored.get(key) == value for key, value in fetched.items())
-
-
 # --- Dry run --------------------------------------------------------------------------------
 
 
@@ -530,7 +511,7 @@ def backfill_dry_run(
         for object_type in types_ordered(types):
             source = BY_TYPE[object_type]
             tally = counts[object_type] = dict.fromkeys(COUNTS, 0)
-            model = mirror.model_for(object_type)
+            model = stripe_types.model_for(object_type)
             top, after, calls_at = time.time(), None, stripe_api.calls_total()
             while True:
                 page = _fetch(source, _list_params(source, since), after)
@@ -545,7 +526,7 @@ def backfill_dry_run(
                         previous = stored.get(obj["id"])
                         outcome = (
                             "created" if previous is None
-                            else "unchanged" if same(previous, obj) else "updated"
+                            else "unchanged" if compare.same(previous, obj) else "updated"
                         )  # fmt: skip
                         tally[outcome] += 1
                         link = links.object_link(obj=obj, write=False)

@@ -4,7 +4,7 @@ Rules this module keeps (see DESIGN.md):
 - act on the latest object, re-fetched from Stripe with the expansions handlers need, never on
   the event's snapshot;
 - no transaction or lock is held while Stripe is called: fetch first, then write briefly;
-- the mirror never goes back to an older state: every write goes through ``billing.sync``'s
+- the mirror never goes back to an older state: every write goes through ``billing.mirror``'s
   ordering guard;
 - a fetch that started after an event was received already reflects that event, so a burst of
   events for one object costs one fetch, not one each (coalescing);
@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from billing import sync, types
+from billing import mirror, types
 from billing.models import InboundEvent
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ Handler = Callable[[EventContext], str | None]
 # Event type -> business handler (None: the event only refreshes the mirror).
 HANDLERS: dict[str, Handler | None] = {}
 # Stripe object type -> expansions to ask for whenever that object is fetched.
-EXPANSIONS = sync.EXPANSIONS
+EXPANSIONS = mirror.EXPANSIONS
 
 
 def object_type_for_event_type(event_type: str) -> str:
@@ -108,7 +108,7 @@ def process(event_id: str) -> str:
        unless a fetch that started after this event was received already wrote the mirror;
     3. one short transaction: the event row locked and the claim checked again (a claim
        taken over after the lease expired loses), the mirror written through the ordering
-       guard (``billing.sync``), the handler run, the outcome recorded.
+       guard (``billing.mirror``), the handler run, the outcome recorded.
     A failure keeps its traceback on the event, counts an attempt and sets the next attempt
     time from the event's own ``attempts`` (``failed`` once BILLING_EVENT_MAX_ATTEMPTS are
     spent); the retry is queued for then. The failed attempt's writes are rolled back.
@@ -162,7 +162,7 @@ def _run(event_id: str, claimed_at: datetime) -> str:
             event, claimed_at, InboundEvent.Status.PROCESSED, "event has no object to fetch"
         )
 
-    reused = sync.coalesced(
+    reused = mirror.coalesced(
         object_type=event.object_type,
         stripe_id=event.object_id,
         not_older_than=event.received_at,
@@ -170,14 +170,14 @@ def _run(event_id: str, claimed_at: datetime) -> str:
     fetched = (
         None
         if reused is not None
-        else sync.object_fetch(object_type=event.object_type, stripe_id=event.object_id)
+        else mirror.object_fetch(object_type=event.object_type, stripe_id=event.object_id)
     )
 
     with transaction.atomic():
         event = InboundEvent.objects.select_for_update().get(pk=event_id)
         if not _holds(event, claimed_at):
             return "skipped: the claim was taken over after its lease expired"
-        synced = reused or sync.object_write(
+        synced = reused or mirror.object_write(
             data=fetched.data, started_at=fetched.started_at, expand=fetched.expand
         )
         handler = HANDLERS[event.type]

@@ -232,7 +232,7 @@ class ObjectSync(models.Model):
     ``fetch_started_at`` is when the fetch (or the request) whose answer the mirror holds
     began. A copy from an earlier fetch is never written over it, and an event received
     before that moment is already reflected in ``snapshot`` (Stripe answered with a state at
-    least as new as the event), so it needs no fetch of its own. See ``billing.sync``.
+    least as new as the event), so it needs no fetch of its own. See ``billing.mirror``.
     """
 
     stripe_id = models.CharField(primary_key=True, max_length=255)

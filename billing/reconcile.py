@@ -34,7 +34,7 @@ from typing import Any
 
 from django.db import transaction
 
-from billing import metadata, stripe_api, sync
+from billing import metadata, mirror, stripe_api
 from billing.models import ReconcileReport
 from orders import links
 from orders.models import PAID_STATES, Order
@@ -365,28 +365,28 @@ def _attempt(action: Callable[[], str]) -> str:
 def _session_fulfil(session_id: str) -> str:
     from orders.services import order_fulfil
 
-    session = sync.object_sync(object_type="checkout.session", stripe_id=session_id).obj
+    session = mirror.object_sync(object_type="checkout.session", stripe_id=session_id).obj
     return order_fulfil(session=session, source=SOURCE)
 
 
 def _invoice_paid(invoice_id: str) -> str:
     from orders.services import order_invoice_paid
 
-    invoice = sync.object_sync(object_type="invoice", stripe_id=invoice_id).obj
+    invoice = mirror.object_sync(object_type="invoice", stripe_id=invoice_id).obj
     return order_invoice_paid(invoice=invoice, source=SOURCE)
 
 
 def _intent_record(intent_id: str) -> str:
     from orders.services import order_intent_record
 
-    intent = sync.object_sync(object_type="payment_intent", stripe_id=intent_id).obj
+    intent = mirror.object_sync(object_type="payment_intent", stripe_id=intent_id).obj
     return order_intent_record(intent=intent, source=SOURCE)
 
 
 def _refunds_sync(charge_id: str) -> str:
     from orders.services import order_refund_sync
 
-    charge = sync.object_sync(object_type="charge", stripe_id=charge_id).obj
+    charge = mirror.object_sync(object_type="charge", stripe_id=charge_id).obj
     return order_refund_sync(charge=charge, source=SOURCE)
 
 
@@ -394,11 +394,11 @@ def _keys_copy(object_type: str, stripe_id: str, keys: dict[str, str]) -> str:
     """Stripe first, then the mirror from Stripe's answer (through the one write path).
 
     Only the link keys are sent: Stripe merges metadata, so the object's other keys stay."""
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     updated = stripe_api.update(
         object_type=object_type, stripe_id=stripe_id, params={"metadata": keys}
     )
-    sync.object_write(data=updated, started_at=started)
+    mirror.object_write(data=updated, started_at=started)
     return f"copied {', '.join(sorted(keys))}"
 
 

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing import events, mirror, permissions, services, stripe_api
+from billing import events, permissions, services, stripe_api
+from billing import types as stripe_types
 from billing.models import AuditEntry, InboundEvent
 
 # How far back Stripe lists events, and how many types one list call may name.
@@ -136,7 +137,7 @@ def object_events_fetch(*, actor, object_type: str, stripe_id: str) -> ReplayRes
         result=AuditEntry.Result.DONE if result.stored else AuditEntry.Result.UNCHANGED,
         message=message,
     )
-    model = mirror.model_for(object_type)
+    model = stripe_types.model_for(object_type)
     row = model.objects.filter(id=stripe_id).first() if model is not None else None
     services._log_entry(actor=actor, rows=[row] if row else [],
                         message=f"Fetched missed events: {message}")  # fmt: skip
@@ -154,7 +155,7 @@ def object_events_replay(*, object_type: str, stripe_id: str) -> ReplayResult:
     if not types:
         raise ReplayError(f"No event types are handled for {object_type!r} objects.")
     since = timezone.now() - WINDOW + timedelta(minutes=1)
-    model = mirror.model_for(object_type)
+    model = stripe_types.model_for(object_type)
     row = model.objects.filter(id=stripe_id).first() if model is not None else None
     created = (row.stripe_data or {}).get("created") if row is not None else None
     if isinstance(created, int):

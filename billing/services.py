@@ -24,7 +24,8 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from djstripe.models import Customer, WebhookEndpoint
 
-from billing import events, metadata, permissions, stripe_api, sync, traffic
+from billing import events, metadata, mirror, permissions, stripe_api, traffic
+from billing.mirror import compare
 from billing.models import (
     AuditEntry,
     DeliveryCount,
@@ -289,7 +290,7 @@ def _event_insert(
 
     One statement whatever the concurrency (two copies racing: one inserts, the other waits
     for it and inserts nothing). ``received_at`` is the database's clock, the one fetch times
-    are compared with (coalescing in ``billing.sync``). The payload is the signed body's JSON
+    are compared with (coalescing in ``billing.mirror``). The payload is the signed body's JSON
     text, stored as is. With ``delivery`` (the delivery log row's fields), the row is written
     too, ``accepted`` or ``duplicate``: on PostgreSQL in the same statement (a CTE).
     """
@@ -560,7 +561,7 @@ def webhook_endpoint_create(
     """
     local_uuid = uuid.uuid4()
     url = f"{base_url.rstrip('/')}/stripe/webhook/{local_uuid}/"
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     created = stripe_api.create(
         object_type="webhook_endpoint",
         params={
@@ -585,7 +586,7 @@ def webhook_endpoint_write(*, data: dict[str, Any] | Any, started_at: datetime) 
     data = stripe_api.as_dict(data)
     secret = data.pop("secret", None)
     with transaction.atomic():
-        endpoint = sync.object_write(data=data, started_at=started_at).mirror
+        endpoint = mirror.object_write(data=data, started_at=started_at).mirror
         if secret:
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=secret)
             endpoint.secret = secret
@@ -631,7 +632,7 @@ def customer_replace(*, user: AbstractBaseUser, gone: Customer) -> Customer:
     would replay the deleted customer)."""
     logger.warning("user %s: Stripe customer %s no longer exists; creating a new one",
                    user.pk, gone.id)  # fmt: skip
-    sync.object_sync(object_type="customer", stripe_id=gone.id)
+    mirror.object_sync(object_type="customer", stripe_id=gone.id)
     # The subscriber link is ours, not Stripe's data: the mirror's write path does not own it.
     Customer.objects.filter(pk=gone.pk).update(subscriber=None)
     return _customer_create(
@@ -640,7 +641,7 @@ def customer_replace(*, user: AbstractBaseUser, gone: Customer) -> Customer:
 
 
 def _customer_create(*, user: AbstractBaseUser, key: str) -> Customer:
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     created = stripe_api.create(
         object_type="customer",
         params={
@@ -651,7 +652,7 @@ def _customer_create(*, user: AbstractBaseUser, key: str) -> Customer:
         idempotency_key=key,
     )
     with transaction.atomic():
-        customer = sync.object_write(data=created, started_at=started).mirror
+        customer = mirror.object_write(data=created, started_at=started).mirror
         Customer.objects.filter(pk=customer.pk).update(subscriber=user)
     customer.refresh_from_db()
     return customer
@@ -660,7 +661,7 @@ def _customer_create(*, user: AbstractBaseUser, key: str) -> Customer:
 # --- The support console: metadata edits, resyncs, reprocessing ------------------------------
 # Each action is checked against the actor's permissions here (the admin also hides what a
 # user may not do), goes to Stripe first, writes the mirror from Stripe's answer through the
-# one write path (billing.sync), and leaves an AuditEntry and a Django admin LogEntry.
+# one write path (billing.mirror), and leaves an AuditEntry and a Django admin LogEntry.
 
 
 class MetadataInvalid(Exception):
@@ -797,7 +798,7 @@ def metadata_update(
     fetched again first; if its metadata differs, someone or something changed it meanwhile
     and the edit is refused (``MetadataConflict``) rather than overwrite what they did. The
     update carries an idempotency key from the form's token and content, so a double submit
-    is one change. The mirror is written from Stripe's answer through ``billing.sync``.
+    is one change. The mirror is written from Stripe's answer through ``billing.mirror``.
     """
     sent = {key: value for key, value in changes.items() if expected.get(key, "") != value}
     _require(actor, permissions.metadata_permissions(object_type=object_type, keys=list(sent)))
@@ -830,7 +831,7 @@ def metadata_update(
         request_token,
         json.dumps([current, sent], sort_keys=True),
     )
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     try:
         updated = stripe_api.update(
             object_type=object_type,
@@ -846,7 +847,7 @@ def metadata_update(
     after = _as_metadata(data)
     changed = [[k, current.get(k), after.get(k)] for k in sorted(sent)]
     with transaction.atomic():
-        written = sync.object_write(data=data, started_at=started)
+        written = mirror.object_write(data=data, started_at=started)
         entry = _audit(**audit, before=current, after=after, changes=changed,
                        result=AuditEntry.Result.DONE, idempotency_key=key,
                        message=f"changed {', '.join(sorted(sent))}")  # fmt: skip
@@ -856,60 +857,20 @@ def metadata_update(
 
 
 # Fields that say nothing to a person (and are secrets besides).
-_DIFF_IGNORED = frozenset({"client_secret"})
-
-
-def _collapse(value: Any) -> Any:
-    """Expanded related objects compare as their ids: expansions are not changes."""
-    if isinstance(value, dict):
-        if "id" in value and isinstance(value.get("object"), str) and value["object"] != "list":
-            return value["id"]
-        return {k: _collapse(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_collapse(v) for v in value]
-    return value
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
-
-
-def _comparable(data: dict[str, Any] | None) -> dict[str, Any]:
-    # dj-stripe stores "deleted": false on rows Stripe sends without the field.
-    return {
-        key: _collapse(value)
-        for key, value in (data or {}).items()
-        if key not in _DIFF_IGNORED and not (key == "deleted" and not value)
-    }
-
-
-def data_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[list[Any]]:
-    """Field-by-field differences between two copies of an object: [[field, before, after]]."""
-    old, new = _flatten(_comparable(before)), _flatten(_comparable(after))
-    return [
-        [field, old.get(field), new.get(field)]
-        for field in sorted(set(old) | set(new))
-        if old.get(field) != new.get(field)
-    ]
-
-
 def _resync(
     *, actor: AbstractBaseUser | None, object_type: str, stripe_id: str, job: ResyncJob | None
 ) -> Resynced:
     audit = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
              "action": AuditEntry.Action.RESYNC, "job": job}  # fmt: skip
     try:
-        synced = sync.object_sync(object_type=object_type, stripe_id=stripe_id)
+        synced = mirror.object_sync(object_type=object_type, stripe_id=stripe_id)
     except stripe_api.StripeAPIError as exc:
         _audit(**audit, result=AuditEntry.Result.FAILED, message=exc.message)
         raise
     new = synced.written and synced.previous is None
-    changes = data_changes(synced.previous, synced.obj) if synced.previous is not None else []
+    changes = (
+        compare.data_changes(synced.previous, synced.obj) if synced.previous is not None else []
+    )
     notes = []
     if new:
         notes.append("not mirrored before; now it is")
@@ -945,7 +906,7 @@ def _resync(
 def object_resync(*, actor: AbstractBaseUser, object_type: str, stripe_id: str) -> Resynced:
     """Fetch one object from Stripe (registered expansions), write the mirror, say what changed.
 
-    Goes through ``billing.sync.object_sync``: no transaction is held during the fetch, and a
+    Goes through ``billing.mirror.object_sync``: no transaction is held during the fetch, and a
     copy older than the mirror's is never written over it. Call outside ``transaction.atomic``.
     Raises ``StripeAPIError`` (after auditing it) when Stripe cannot be asked.
     """

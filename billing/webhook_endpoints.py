@@ -27,7 +27,7 @@ from django.utils import timezone
 from djstripe.models import WebhookEndpoint
 from djstripe.settings import djstripe_settings
 
-from billing import events, services, stripe_api, sync, traffic
+from billing import events, mirror, services, stripe_api, traffic
 from billing.models import InboundEvent, WebhookDelivery
 
 WEBHOOK_PATH = "/stripe/webhook/"
@@ -229,7 +229,7 @@ def webhook_endpoint_sync(*, base_url: str) -> SyncResult:
     if endpoint.status != "enabled":
         changes["disabled"] = False
     if changes:
-        started = sync.fetch_started()
+        started = mirror.fetch_started()
         updated = stripe_api.update(
             object_type="webhook_endpoint", stripe_id=endpoint.id, params=changes
         )
@@ -393,7 +393,7 @@ def webhook_endpoint_disable(*, endpoint_id: str, disabled: bool = True) -> Endp
     Stripe drops a retry that falls due while the endpoint is disabled, so an endpoint with
     events at risk must not be disabled (the retire command checks first).
     """
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     updated = stripe_api.update(
         object_type="webhook_endpoint", stripe_id=endpoint_id, params={"disabled": disabled}
     )
@@ -413,9 +413,9 @@ def webhook_endpoint_delete(*, endpoint_id: str) -> None:
         raise EndpointError(at_risk_message(endpoint_id=endpoint_id, at_risk=at_risk))
     if endpoint_get(endpoint_id=endpoint_id).status != "disabled":
         webhook_endpoint_disable(endpoint_id=endpoint_id)
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     deleted = stripe_api.delete(object_type="webhook_endpoint", stripe_id=endpoint_id)
-    sync.object_write(data=deleted, started_at=started)
+    mirror.object_write(data=deleted, started_at=started)
 
 
 def at_risk_message(*, endpoint_id: str, at_risk: list[dict[str, Any]]) -> str:

@@ -6,8 +6,8 @@ class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from billing import sync
+        from billing import mirror
         from orders import handlers, links, references  # noqa: F401 - handlers register themselves
 
         links.register()
-        sync.written_register(references.references_record)
+        mirror.written_register(references.references_record)

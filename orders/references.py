@@ -2,7 +2,7 @@
 customer quotes to their order, and from an order to its Stripe objects, by exact, indexed
 lookups (pretix's ``ReferencedStripeObject``), never by JSON paths or ``LIKE '%…%'``.
 
-Kept on the one mirror write path: ``billing.sync`` hands every batch of objects it writes to
+Kept on the one mirror write path: ``billing.mirror`` hands every batch of objects it writes to
 ``references_record`` (registered in ``OrdersConfig.ready``), inside the batch's transaction.
 The objects of one purchase (a Checkout Session, its payment intent and charges, their refunds;
 a subscription, its invoices, their payment intents and charges) name each other, so within a

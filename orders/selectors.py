@@ -13,8 +13,8 @@ from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from djstripe.models import Charge, Invoice, Price, Product, Refund
 
-from billing import mirror
 from billing import selectors as billing_selectors
+from billing import types
 from billing.display import Described, admin_url, describe
 from billing.models import AuditEntry, InboundEvent
 from orders import references, wording
@@ -273,7 +273,7 @@ def _linked_rows(order: Order) -> list[tuple[str, Any]]:
     linked = []
     for object_type in LINKED_TYPES:
         if ids := tied.get(object_type):
-            rows = mirror.model_for(object_type).objects.filter(id__in=set(ids))
+            rows = types.model_for(object_type).objects.filter(id__in=set(ids))
             linked += [
                 (object_type, row)
                 for row in sorted(rows, key=lambda r: (r.created is None, r.created), reverse=True)

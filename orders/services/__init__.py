@@ -1,6 +1,6 @@
 """Business actions on orders, by concern: the state machine, the catalog, checkout, payment
 outcomes and subscriptions. Stripe calls go through ``billing.stripe_api`` only, mirror writes
-through ``billing.sync``. The public actions are importable from here.
+through ``billing.mirror``. The public actions are importable from here.
 """
 
 from orders.services.account import customer_time_zone_set

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from djstripe.models import Price
 
-from billing import stripe_api, sync
+from billing import mirror, stripe_api
 from orders.models import PAYABLE, Order
 from orders.services.payments import order_fulfil
 from orders.services.state import CheckoutError, K, S, _transition
@@ -46,11 +46,11 @@ def _session_close(*, order: Order, actor: AbstractBaseUser, source: str) -> Ses
     """
     if not order.checkout_session_id:
         return SessionOutcome.CLOSED
-    session = sync.object_sync(
+    session = mirror.object_sync(
         object_type="checkout.session", stripe_id=order.checkout_session_id
     ).obj
     if session.get("status") == "open":
-        started = sync.fetch_started()
+        started = mirror.fetch_started()
         try:
             expired = stripe_api.action(
                 object_type="checkout.session", name="expire", stripe_id=session["id"]
@@ -61,9 +61,11 @@ def _session_close(*, order: Order, actor: AbstractBaseUser, source: str) -> Ses
             # Only open sessions can be expired: it completed a moment ago. Look again.
             logger.info("order %s: %s could not be expired: %s", order.public_id, session["id"],
                         exc.message)  # fmt: skip
-            session = sync.object_sync(object_type="checkout.session", stripe_id=session["id"]).obj
+            session = mirror.object_sync(
+                object_type="checkout.session", stripe_id=session["id"]
+            ).obj
         else:
-            sync.object_write(data=stripe_api.as_dict(expired), started_at=started)
+            mirror.object_write(data=stripe_api.as_dict(expired), started_at=started)
             return SessionOutcome.CLOSED
     if session.get("status") != "complete":
         return SessionOutcome.CLOSED

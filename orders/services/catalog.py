@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing import stripe_api, sync
+from billing import mirror, stripe_api
 
 
 def catalog_sync() -> dict[str, int]:
@@ -13,8 +13,8 @@ def catalog_sync() -> dict[str, int]:
     """
     counts = {"product": 0, "price": 0}
     for object_type in ("product", "price"):
-        started = sync.fetch_started()
+        started = mirror.fetch_started()
         found = list(stripe_api.list_all(object_type=object_type))
-        sync.objects_write(objects=found, started_at=started)
+        mirror.objects_write(objects=found, started_at=started)
         counts[object_type] = len(found)
     return counts

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from djstripe.models import Customer, Price
 
-from billing import stripe_api, sync
+from billing import mirror, stripe_api
 from billing.services import customer_get_or_create, customer_replace
 from orders import wording
 from orders.models import PAID_STATES, Order, OrderItem
@@ -153,7 +153,7 @@ def _session_create_for(*, order: Order, attempt: int, customer: Customer) -> di
         "success_url": _site_url("orders:return", order) + "?session_id={CHECKOUT_SESSION_ID}",
         "cancel_url": _site_url("orders:cancel", order),
     }
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     session = stripe_api.create(
         object_type="checkout.session",
         params=params,
@@ -163,7 +163,7 @@ def _session_create_for(*, order: Order, attempt: int, customer: Customer) -> di
             "checkout.session", order.public_id, attempt, customer.id
         ),
     )
-    return sync.object_write(data=session, started_at=started).obj
+    return mirror.object_write(data=session, started_at=started).obj
 
 
 def _session_link(*, order: Order, session: dict[str, Any], attempt: int) -> Order:
@@ -211,7 +211,7 @@ def order_payment_start(*, order: Order) -> PaymentStep:
     if order.status == S.PAYMENT_PROCESSING:
         raise CheckoutError(wording.PAYMENT_SETTLING, order=order)
     if order.checkout_session_id:
-        session = sync.object_sync(
+        session = mirror.object_sync(
             object_type="checkout.session", stripe_id=order.checkout_session_id
         ).obj
         if session.get("status") == "complete":
@@ -249,7 +249,7 @@ def order_return_check(*, order: Order, session_id: str, user: AbstractBaseUser)
     """
     if order.status in PAID_STATES or session_id != order.checkout_session_id:
         return order
-    session = sync.object_sync(object_type="checkout.session", stripe_id=session_id).obj
+    session = mirror.object_sync(object_type="checkout.session", stripe_id=session_id).obj
     if (session.get("metadata") or {}).get("order_id") == order.public_id:
         order_fulfil(session=session, source="return page", actor=user)
     order.refresh_from_db()

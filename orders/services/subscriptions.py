@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from djstripe.models import Subscription
 
-from billing import stripe_api, sync
+from billing import mirror, stripe_api
 from orders.models import TRANSITIONS, Order, OrderPayment
 from orders.selectors import subscription_period_end
 from orders.services.payments import _link_if_mirrored, _order_locked
@@ -87,7 +87,7 @@ def _cancel_at_period_end(*, order: Order, user: AbstractBaseUser, cancel: bool)
         raise CheckoutError("This order has no subscription.")
     if order.status not in (S.PAID, S.FULFILLED, S.PARTIALLY_REFUNDED):
         raise CheckoutError("This subscription has ended.")
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     updated = stripe_api.as_dict(
         stripe_api.update(
             object_type="subscription",
@@ -96,7 +96,7 @@ def _cancel_at_period_end(*, order: Order, user: AbstractBaseUser, cancel: bool)
         )
     )
     with transaction.atomic():
-        sync.object_write(data=updated, started_at=started)
+        mirror.object_write(data=updated, started_at=started)
         locked = Order.objects.select_for_update().get(pk=order.pk)
         _cancel_flag_note(order=locked, subscription=updated, source="customer", actor=user)
     return updated

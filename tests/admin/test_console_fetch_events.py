@@ -11,7 +11,7 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from djstripe.models import Customer
 
-from billing import stripe_api, sync
+from billing import mirror, stripe_api
 from billing.models import AuditEntry, InboundEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +30,7 @@ def customer_with_missed_events(stripe_emulator) -> str:
     """A customer mirrored by a resync, whose two events never arrived (no webhook ran)."""
     created = stripe_api.create(object_type="customer", params={"email": "missed@example.com"})
     stripe_api.update(object_type="customer", stripe_id=created.id, params={"name": "Before"})
-    sync.object_sync(object_type="customer", stripe_id=created.id)
+    mirror.object_sync(object_type="customer", stripe_id=created.id)
     return created.id
 
 

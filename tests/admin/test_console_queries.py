@@ -24,7 +24,7 @@ from djstripe.models import (
     Subscription,
 )  # fmt: skip
 
-from billing import services, stripe_api, sync
+from billing import mirror, services, stripe_api
 from billing.models import AuditEntry, InboundEvent, ResyncJob, WebhookDelivery
 from orders.models import Order, OrderHistory, OrderPayment
 
@@ -110,7 +110,7 @@ def grow(world, staff) -> None:
     """Many more rows of every kind the pages list, all tied to the pages measured."""
     paid = world.paid
     # payment attempts tagged with the order (its page lists them), mirrored by the write path
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     intents = [
         stripe_api.create(
             object_type="payment_intent",
@@ -128,17 +128,17 @@ def grow(world, staff) -> None:
     charges = [
         stripe_api.retrieve(object_type="charge", stripe_id=i.latest_charge) for i in intents
     ]
-    sync.objects_write(objects=[*intents, *charges], started_at=started)
+    mirror.objects_write(objects=[*intents, *charges], started_at=started)
     refunds = [
         stripe_api.create(object_type="refund", params={"payment_intent": i.id, "amount": 100})
         for i in intents
     ]
-    sync.objects_write(objects=refunds, started_at=sync.fetch_started())
+    mirror.objects_write(objects=refunds, started_at=mirror.fetch_started())
     # more customers, products, prices, sessions, subscriptions and their invoices
     customers = [stripe_api.create(object_type="customer", params={"email": f"x{i}@example.com"})
                  for i in range(GROWTH)]  # fmt: skip
-    sync.objects_write(objects=customers, started_at=sync.fetch_started())
-    started = sync.fetch_started()
+    mirror.objects_write(objects=customers, started_at=mirror.fetch_started())
+    started = mirror.fetch_started()
     products = [stripe_api.create(object_type="product", params={"name": f"Extra {i}"})
                 for i in range(GROWTH)]  # fmt: skip
     prices = [
@@ -147,8 +147,8 @@ def grow(world, staff) -> None:
             "recurring": {"interval": "month"}})
         for p in products
     ]  # fmt: skip
-    sync.objects_write(objects=[*products, *prices], started_at=started)
-    started = sync.fetch_started()
+    mirror.objects_write(objects=[*products, *prices], started_at=started)
+    started = mirror.fetch_started()
     sessions = [
         stripe_api.create(object_type="checkout.session", params={
             "mode": "payment", "customer": customers[0].id, "success_url": "http://x/",
@@ -165,7 +165,7 @@ def grow(world, staff) -> None:
         stripe_api.retrieve(object_type="invoice", stripe_id=s.latest_invoice, expand=["payments"])
         for s in subscriptions
     ]
-    sync.objects_write(objects=[*sessions, *subscriptions, *invoices], started_at=started)
+    mirror.objects_write(objects=[*sessions, *subscriptions, *invoices], started_at=started)
     template = InboundEvent.objects.filter(object_id=paid.payment_intent_id).first()
     assert template.deliveries.count() == 1
     now = timezone.now()

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from djstripe.models import Customer
 
-from billing import services, stripe_api, sync
+from billing import mirror, services, stripe_api
 from billing.models import AuditEntry, ObjectSync, ResyncJob
 from tests.conftest import wait_for
 
@@ -32,12 +32,12 @@ def text_of(response) -> str:
 
 def mirrored_customers(count: int) -> list[str]:
     """Customers created in Stripe and mirrored through the one write path."""
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     created = [
         stripe_api.create(object_type="customer", params={"email": f"c{i}@example.com"})
         for i in range(count)
     ]
-    sync.objects_write(objects=created, started_at=started)
+    mirror.objects_write(objects=created, started_at=started)
     return [c.id for c in created]
 
 
@@ -86,7 +86,7 @@ def test_resync_of_an_unchanged_object_says_so(world, staff):
 
 def test_resync_of_an_object_deleted_in_stripe_marks_it_deleted(world, staff):
     customer = stripe_api.create(object_type="customer", params={"email": "gone@example.com"})
-    sync.object_write(data=customer, started_at=sync.fetch_started())
+    mirror.object_write(data=customer, started_at=mirror.fetch_started())
     stripe_api.delete(object_type="customer", stripe_id=customer.id)
 
     response = staff.client("support").post(

@@ -15,7 +15,7 @@ import stripe
 from django.core.management import CommandError, call_command
 from djstripe import models as djstripe_models
 
-from billing import backfill, stripe_api
+from billing import backfill, mirror, stripe_api
 from billing.models import BackfillFailure, BackfillPage, BackfillProgress, BackfillRun
 from tests.conftest import ROOT, TEST_STRIPE_KEY, subprocess_env, wait_for
 
@@ -306,7 +306,6 @@ def test_killed_mid_run_then_resumed_leaves_exactly_the_emulators_objects(stripe
 
 
 def test_pages_written_out_of_order_move_the_checkpoint_only_when_joined(stripe_emulator):
-    from billing import sync
 
     # Given two pages of customers, as parallel writers may commit them: the second first
     for n in range(4):
@@ -322,7 +321,7 @@ def test_pages_written_out_of_order_move_the_checkpoint_only_when_joined(stripe_
             progress=progress,
             after=after,
             page=backfill._Page(data=data, has_more=not last, api_calls=1),
-            started=sync.fetch_started(),
+            started=mirror.fetch_started(),
             last=last,
         )
 
@@ -459,7 +458,6 @@ def test_an_api_that_stays_down_stops_the_run_resumably(stripe_emulator, monkeyp
 def test_an_object_that_cannot_be_written_is_recorded_listed_and_fails_the_run(
     stripe_emulator,
 ):
-    from billing import sync
 
     # Given a page of customers one of which dj-stripe cannot store (a broken `created`)
     for n in range(3):
@@ -475,7 +473,7 @@ def test_an_object_that_cannot_be_written_is_recorded_listed_and_fails_the_run(
         progress=progress,
         after=None,
         page=backfill._Page(data=[page[0], broken, page[2]], has_more=False, api_calls=1),
-        started=sync.fetch_started(),
+        started=mirror.fetch_started(),
         last=True,
     )
 

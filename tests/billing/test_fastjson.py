@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 from django.core.serializers.json import DjangoJSONEncoder
 
-from billing import fastjson, mirror
+from billing import fastjson
+from billing.mirror import records
 
 VALUE = {
     "id": "in_1",
@@ -67,7 +68,7 @@ def test_other_encoders_are_the_standard_librarys():
 def test_the_copy_dj_stripe_gets_is_its_own_with_nested_lists_that_page():
     data = json.loads(json.dumps(VALUE))
 
-    copy = mirror._sync_data(data)
+    copy = records.sync_data(data)
     copy["lines"]["data"][0]["period"]["start"] = 2
 
     assert data == VALUE  # the caller's data is untouched

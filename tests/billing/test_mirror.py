@@ -5,6 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import stripe
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from djstripe.models import (
@@ -19,14 +20,14 @@ from djstripe.models import (
     SubscriptionItem,
 )
 
-from billing import events, stripe_api, sync
+from billing import events, mirror, stripe_api
 from billing.models import ObjectSync
 from config.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def paid_intent(metadata: dict) -> stripe_api.stripe.StripeObject:
+def paid_intent(metadata: dict) -> stripe.StripeObject:
     return stripe_api.create(
         object_type="payment_intent",
         params={"amount": 1500, "currency": "usd", "payment_method": "pm_card_visa",
@@ -34,8 +35,8 @@ def paid_intent(metadata: dict) -> stripe_api.stripe.StripeObject:
     )  # fmt: skip
 
 
-def write_now(obj) -> sync.Synced:
-    return sync.object_write(data=obj, started_at=sync.fetch_started())
+def write_now(obj) -> mirror.Synced:
+    return mirror.object_write(data=obj, started_at=mirror.fetch_started())
 
 
 def test_expanded_related_object_refreshes_its_existing_row(stripe_emulator):
@@ -62,15 +63,15 @@ def test_expanded_related_object_refreshes_its_existing_row(stripe_emulator):
 def test_an_older_copy_never_replaces_a_newer_one(stripe_emulator):
     # Given a customer fetched twice, the second fetch after a change
     customer = stripe_api.create(object_type="customer", params={"name": "Old"})
-    old_started = sync.fetch_started()
+    old_started = mirror.fetch_started()
     old = stripe_api.retrieve(object_type="customer", stripe_id=customer.id)
     stripe_api.update(object_type="customer", stripe_id=customer.id, params={"name": "New"})
-    new_started = sync.fetch_started()
+    new_started = mirror.fetch_started()
     new = stripe_api.retrieve(object_type="customer", stripe_id=customer.id)
 
     # When the later fetch is written first, then the earlier one arrives
-    first = sync.object_write(data=new, started_at=new_started)
-    second = sync.object_write(data=old, started_at=old_started)
+    first = mirror.object_write(data=new, started_at=new_started)
+    second = mirror.object_write(data=old, started_at=old_started)
 
     # Then the mirror keeps the newer state, and says so
     assert first.written and not second.written
@@ -82,7 +83,7 @@ def test_an_older_copy_never_replaces_a_newer_one(stripe_emulator):
 def test_an_older_expanded_child_never_replaces_a_newer_row(stripe_emulator):
     # Given a charge fetched with its intent expanded, before the intent changed
     intent = paid_intent({"v": "1"})
-    old_started = sync.fetch_started()
+    old_started = mirror.fetch_started()
     charge = stripe_api.retrieve(
         object_type="charge", stripe_id=intent.latest_charge, expand=["payment_intent"]
     )
@@ -90,10 +91,10 @@ def test_an_older_expanded_child_never_replaces_a_newer_row(stripe_emulator):
         object_type="payment_intent", stripe_id=intent.id, params={"metadata": {"v": "2"}}
     )
     # and the intent's newer state already mirrored by a later fetch
-    sync.object_sync(object_type="payment_intent", stripe_id=intent.id)
+    mirror.object_sync(object_type="payment_intent", stripe_id=intent.id)
 
     # When the older charge (carrying the older intent) is written
-    sync.object_write(data=charge, started_at=old_started)
+    mirror.object_write(data=charge, started_at=old_started)
 
     # Then the charge is written, and the intent keeps its newer state
     assert Charge.objects.filter(id=charge.id).exists()
@@ -187,7 +188,7 @@ def test_no_transaction_is_held_while_stripe_is_slow(stripe_emulator, deliver_ev
     def slow():
         try:
             if path == "object_sync":
-                sync.object_sync(object_type="customer", stripe_id=customer.id)
+                mirror.object_sync(object_type="customer", stripe_id=customer.id)
             else:
                 events.process(created.id)
         finally:
@@ -218,14 +219,14 @@ def test_new_objects_are_inserted_without_a_lookup_each(stripe_emulator, size):
     # Given payment intents in the mirror, and a page of their charges, each carrying its
     # expanded balance transaction, none mirrored (a backfill mirrors intents first)
     intents = [paid_intent({}) for _ in range(size)]
-    sync.objects_write(objects=intents, started_at=sync.fetch_started())
+    mirror.objects_write(objects=intents, started_at=mirror.fetch_started())
     page = stripe_api.list_page(
         object_type="charge", params={"expand": ["data.balance_transaction"]}, starting_after=None
     )
 
     # When the page is written in one batch
     with CaptureQueriesContext(connection) as queries:
-        sync.objects_write(objects=page.data, started_at=sync.fetch_started())
+        mirror.objects_write(objects=page.data, started_at=mirror.fetch_started())
 
     # Then every charge and balance transaction is mirrored
     assert Charge.objects.count() == BalanceTransaction.objects.count() == size
@@ -314,9 +315,9 @@ def test_an_object_whose_row_already_says_it_is_not_rewritten(stripe_emulator):
     first = write_now(intent)
 
     # When a later fetch brings the very same data (e.g. the next page that expands it)
-    later = sync.fetch_started()
+    later = mirror.fetch_started()
     with CaptureQueriesContext(connection) as queries:
-        again = sync.object_write(data=intent, started_at=later)
+        again = mirror.object_write(data=intent, started_at=later)
 
     # Then the row is left as it is, and the guard records the later fetch
     assert again.written and again.previous == intent
@@ -359,13 +360,13 @@ def test_two_writers_meeting_one_new_object_write_it_once(stripe_emulator, share
     for subscription in subscriptions:
         write_now(stripe_api.retrieve(object_type="customer", stripe_id=subscription["customer"]))
     stripe_emulator.reset_stats()
-    started = sync.fetch_started()
+    started = mirror.fetch_started()
     first_written, errors = threading.Event(), []
 
     def first():
         try:
             with transaction.atomic():
-                sync.objects_write(objects=[subscriptions[0]], started_at=started)
+                mirror.objects_write(objects=[subscriptions[0]], started_at=started)
                 first_written.set()
                 time.sleep(0.5)  # its price row written, not committed yet
         except Exception as exc:
@@ -376,7 +377,7 @@ def test_two_writers_meeting_one_new_object_write_it_once(stripe_emulator, share
     def second():
         try:
             first_written.wait(10)
-            sync.objects_write(objects=[subscriptions[1]], started_at=started)
+            mirror.objects_write(objects=[subscriptions[1]], started_at=started)
         except Exception as exc:
             errors.append(exc)
         finally:

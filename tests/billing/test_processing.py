@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from djstripe.models import Customer, Invoice, Product, Subscription
 
-from billing import events, services, stripe_api, sync
+from billing import events, mirror, services, stripe_api
+from billing.mirror import locks
 from billing.models import InboundEvent, ObjectSync, WebhookDelivery
 from config.celery import app as celery_app
 
@@ -151,7 +152,8 @@ def test_object_lock_serialises_work_on_one_object(stripe_emulator):
     timings: dict[str, float] = {}
 
     def holder():
-        with transaction.atomic(), sync.object_lock(customer.id):
+        with transaction.atomic():
+            locks.take([customer.id])
             held.set()
             time.sleep(1.0)
             timings["released"] = time.monotonic()
@@ -159,7 +161,7 @@ def test_object_lock_serialises_work_on_one_object(stripe_emulator):
 
     def contender():
         held.wait(5)
-        sync.object_sync(object_type="customer", stripe_id=customer.id)
+        mirror.object_sync(object_type="customer", stripe_id=customer.id)
         timings["refreshed"] = time.monotonic()
         connection.close()
 

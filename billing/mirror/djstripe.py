@@ -1,10 +1,16 @@
-"""Row-level writes to the dj-stripe mirror, used only by ``billing.sync``.
+"""The one place that bends dj-stripe: how a batch of the mirror's writes
+(``billing.mirror.write.objects_write``) makes dj-stripe cost a few statements per batch instead
+of a few per object.
 
-dj-stripe's ``sync_from_stripe_data`` upserts one object and creates missing related rows,
-but leaves related rows that already exist as they were, even when the data carries a fresh
-expanded copy of them. ``billing.sync`` therefore writes every expanded related object first,
-each through the ordering guard, then the object itself with ``upsert``. Nothing else calls
-these functions: they know nothing of ordering.
+dj-stripe offers no hook for this, so two of its classmethods are replaced, for every caller,
+by versions that behave exactly as dj-stripe's outside a batch and, inside one, find their
+answers in the batch's identity map:
+- ``Account.get_or_retrieve_for_api_key``: looked up once per batch, not once per object;
+- ``StripeModel._get_or_create_from_stripe_object``: a row the batch loaded up front is found
+  without a query; a row the batch found absent is inserted without dj-stripe's two further
+  lookups and savepoint, and on PostgreSQL sent with the batch's other new rows in one COPY.
+``tests/billing/test_djstripe_adapter.py`` fails when dj-stripe changes what these rely on
+(its version, the signatures and the private helpers called here).
 """
 
 from __future__ import annotations
@@ -12,140 +18,25 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import JSONField, UUIDField
 from django.db.models.signals import post_save, pre_save
-from django.utils import timezone
 from djstripe import models as djstripe_models
 from djstripe.fields import StripePercentField
 
-from billing import fastjson, stripe_api, types
-
-
-def model_for(object_type: str) -> type[djstripe_models.StripeModel] | None:
-    return types.model_for(object_type)
-
-
-def _is_mirrored_object(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("object") in types.models() and "id" in value
-
-
-def expanded_children(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Related objects that came expanded inside ``data`` (one level; recursion does the rest)."""
-    children = []
-    for key, value in data.items():
-        if key == "object":
-            continue
-        if _is_mirrored_object(value):
-            children.append(value)
-        elif isinstance(value, dict) and value.get("object") == "list":
-            children.extend(item for item in value.get("data", []) if _is_mirrored_object(item))
-    return children
-
-
-def upsert(data: dict[str, Any]) -> djstripe_models.StripeModel | None:
-    """Write ``data`` (a full object as Stripe returned it, a plain dict); ``billing.sync``
-    has written its expanded children already, so dj-stripe finds their rows instead of
-    fetching them.
-
-    (A child pointing back at a parent that is not mirrored yet makes dj-stripe fetch that
-    parent: handlers avoid such expansions.)
-    """
-    model = model_for(data.get("object", ""))
-    if model is None:
-        return None
-    return model.sync_from_stripe_data(_sync_data(data), api_key=settings.STRIPE_SECRET_KEY)
-
-
-class _NestedList(dict):
-    """A nested list (invoice lines, subscription items, refunds) that dj-stripe iterates
-    and pages (``auto_paging_iter``) as it does stripe-python's, inside a plain dict."""
-
-    def __iter__(self) -> Iterator[Any]:  # stripe-python's lists iterate over their items
-        return iter(self.get("data") or ())
-
-    def auto_paging_iter(self) -> Iterator[Any]:
-        if self.get("has_more"):  # the rest is fetched, as stripe-python would
-            yield from stripe_api.as_stripe_object(self).auto_paging_iter()
-        else:
-            yield from self.get("data") or ()
-
-
-def _sync_data(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` for dj-stripe: a copy (it sets defaults on nested items) whose nested lists
-    page like stripe-python's. Plain dicts spare dj-stripe converting the object to
-    stripe-python's classes and back to JSON, which cost more than the rest of a write."""
-    return _nested_lists(fastjson.copy(data))
-
-
-def _nested_lists(value: Any) -> Any:
-    """``value``, a copy of its own, with every nested list made a ``_NestedList``."""
-    if type(value) is dict:
-        for key, item in value.items():
-            if type(item) is dict or type(item) is list:
-                value[key] = _nested_lists(item)
-        return _NestedList(value) if value.get("object") == "list" else value
-    if type(value) is list:
-        for index, item in enumerate(value):
-            if type(item) is dict or type(item) is list:
-                value[index] = _nested_lists(item)
-    return value
-
-
-def _related(data: dict[str, Any], model: type | None = None) -> Iterator[tuple[type, str, bool]]:
-    """(model, Stripe id, carried) of every object dj-stripe writes or finds while writing
-    ``data``: what its foreign keys point at, and the items of its nested lists and what
-    theirs point at. ``carried``: ``data`` holds the object itself (expanded, or a list
-    item), not only its id."""
-    model = model or model_for(data.get("object", ""))
-    if model is None:
-        return
-    for field in _stripe_foreign_keys(model):
-        value = data.get(field.name)
-        stripe_id = value.get("id") if isinstance(value, dict) else value
-        if isinstance(stripe_id, str) and stripe_id:
-            yield field.related_model, stripe_id, isinstance(value, dict)
-    for value in data.values():
-        if isinstance(value, dict) and value.get("object") == "list":
-            for item in value.get("data") or ():
-                item_model = types.models(list_items=True).get(item.get("object", ""))
-                if item_model is not None and isinstance(item.get("id"), str):
-                    yield item_model, item["id"], True
-                    yield from _related(item, item_model)
-
-
-@functools.cache
-def _stripe_foreign_keys(model: type) -> tuple[Any, ...]:
-    return tuple(
-        f
-        for f in model._meta.concrete_fields
-        if f.is_relation and issubclass(f.related_model, djstripe_models.StripeModel)
-    )
-
-
-def locks_take(stripe_ids: Iterable[str]) -> None:
-    """The objects' locks (see ``billing.sync.object_lock``), held until the transaction ends."""
-    if connection.vendor == "postgresql" and stripe_ids:
-        with connection.cursor() as cursor:
-            # One statement; a function scan yields the array in its (sorted) order.
-            cursor.execute(
-                "SELECT count(pg_advisory_xact_lock(hashtextextended(id, 0)))"
-                " FROM unnest(%s::text[]) AS id",
-                [sorted(set(stripe_ids))],
-            )
-
+from billing import fastjson, types
+from billing.mirror import locks, records
 
 # --- One batch of writes --------------------------------------------------------------------
 #
 # dj-stripe, syncing one object, looks up its owner account (API key row, account row) and
 # the row of the object and of every object its foreign keys point at, one query each; a new
 # row it looks up twice more and inserts inside a savepoint. Within one batch of writes
-# (``billing.sync.objects_write``) the batch takes the locks of every object it carries whole
+# (``billing.mirror.objects_write``) the batch takes the locks of every object it carries whole
 # (one of its objects, an expanded one, an item of a nested list, what such an item expands),
 # then loads those rows and the rows they point at up front, one query for all, and dj-stripe
 # finds them here. A carried object that has no row is inserted without looking again, as
@@ -194,7 +85,7 @@ def _row_for_field(cls, data, field_name="id", *args, **kwargs):
             # Not in the batch: dj-stripe finds the row, or fetches the object from Stripe and
             # inserts it. Under the object's lock, a writer doing the same meanwhile (another
             # page of a backfill) is waited for, and its row found: one fetch, one insert.
-            locks_take([stripe_id])
+            locks.take([stripe_id])
         row, created = _row_lookup(cls, data, field_name, *args, **kwargs)
     if row is not None:
         rows[(cls, row.id)] = row
@@ -342,15 +233,15 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
     pointed: dict[type, set[str]] = {}  # what they point at or carry
     carried: set[tuple[type, str]] = set()  # objects the batch holds whole
     for data in objects:
-        model = model_for(data.get("object", ""))
+        model = types.model_for(data.get("object", ""))
         if model is not None:
             wanted.setdefault(model, set()).add(data["id"])
             carried.add((model, data["id"]))
-        for related, stripe_id, whole in _related(data):
+        for related, stripe_id, whole in records.related(data):
             pointed.setdefault(related, set()).add(stripe_id)
             if whole:
                 carried.add((related, stripe_id))
-    locks_take({stripe_id for _, stripe_id in carried})
+    locks.take({stripe_id for _, stripe_id in carried})
     rows = _rows_load(wanted, pointed)
     names = ("accounts", "rows", "absent", "inserted", "keys", "waiting")
     outer = {name: getattr(_batch, name, None) for name in names}
@@ -365,7 +256,7 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
         yield {
             stripe_id: row
             for data in objects
-            if (model := model_for(data.get("object", ""))) is not None
+            if (model := types.model_for(data.get("object", ""))) is not None
             and (row := rows.get((model, stripe_id := data["id"]))) is not None
         }
         if outer["rows"] is None:
@@ -418,25 +309,3 @@ def _rows_load(
     for model, keys in whole.items():
         rows.update(((model, row.id), row) for row in model.stripe_objects.filter(pk__in=keys))
     return rows
-
-
-def row_for(data: dict[str, Any]) -> djstripe_models.StripeModel | None:
-    model = model_for(data.get("object", ""))
-    if model is None:
-        return None
-    return model.objects.filter(id=data["id"]).first()
-
-
-def mark_deleted(data: dict[str, Any]) -> djstripe_models.StripeModel | None:
-    """An object Stripe no longer has: keep the row (history points at it), flag it deleted."""
-    row = row_for(data)
-    if row is None:
-        return None
-    stripe_data = dict(row.stripe_data or {})
-    stripe_data["deleted"] = True
-    fields = {"stripe_data": stripe_data}
-    if hasattr(row, "date_purged"):
-        fields["date_purged"] = timezone.now()
-    type(row).objects.filter(pk=row.pk).update(**fields)
-    row.refresh_from_db()
-    return row

@@ -19,7 +19,6 @@ Rules (DESIGN.md):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +26,8 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing import fastjson, mirror, stripe_api
+from billing import fastjson, stripe_api
+from billing.mirror import djstripe, records
 from billing.models import ObjectSync
 
 # Stripe object type -> expansions to ask for whenever that object is fetched (filled by
@@ -51,19 +51,6 @@ def written_register(listener: Callable[[list[dict[str, Any]]], None]) -> None:
 
 
 # --- Locks and the clock --------------------------------------------------------------------
-
-
-@contextmanager
-def object_lock(*stripe_ids: str) -> Iterator[None]:
-    """Serialise work on Stripe objects across processes (inside a transaction).
-
-    PostgreSQL: transaction-scoped advisory locks, taken in sorted order so two writers of
-    overlapping objects cannot deadlock, released at commit or rollback. SQLite (the embedded
-    default): transactions begin IMMEDIATE (see settings) and hold the database's single write
-    lock from BEGIN to COMMIT, so they are serialised already.
-    """
-    mirror.locks_take(stripe_ids)
-    yield
 
 
 def fetch_started() -> datetime:
@@ -126,7 +113,7 @@ def coalesced(*, object_type: str, stripe_id: str, not_older_than: datetime) -> 
         return None
     return Synced(
         obj=state.snapshot,
-        mirror=mirror.row_for(state.snapshot),
+        mirror=records.row_for(state.snapshot),
         previous=None,
         written=False,
         coalesced=True,
@@ -194,7 +181,7 @@ def objects_write(
     every = [d for o in objects for d in _with_children(o)]
     ids = [d["id"] for d in every]
     # The batch takes the locks: of ``every`` object and of what they carry.
-    with transaction.atomic(), mirror.batch(every) as rows:
+    with transaction.atomic(), djstripe.batch(every) as rows:
         batch = _Batch(
             started_at=started_at,
             states={s.stripe_id: s for s in ObjectSync.objects.filter(stripe_id__in=ids)},
@@ -230,9 +217,9 @@ def _states_save(states: list[ObjectSync], known: Iterable[str]) -> None:
         )
         return
     known = set(known)
-    new = [mirror.insert_values(s) for s in states if s.stripe_id not in known]
+    new = [djstripe.insert_values(s) for s in states if s.stripe_id not in known]
     if new:
-        mirror.copy_insert(ObjectSync, new)
+        djstripe.copy_insert(ObjectSync, new)
     replaced = [s for s in states if s.stripe_id in known]
     if not replaced:
         return
@@ -264,7 +251,7 @@ class _Batch:
 
 def _with_children(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield data
-    for child in mirror.expanded_children(data):
+    for child in records.expanded_children(data):
         yield from _with_children(child)
 
 
@@ -272,7 +259,7 @@ def _write(data: dict[str, Any], batch: _Batch, expand: tuple[str, ...], *, top:
     # Children first: dj-stripe, syncing a parent, creates a missing related row by fetching
     # it from Stripe, and leaves an existing one as it is; writing each child through the
     # guard makes the row exist and keeps a newer one.
-    for child in mirror.expanded_children(data):
+    for child in records.expanded_children(data):
         if not child.get("deleted") and child["id"] not in batch.written:
             _write(child, batch, (), top=False)
 
@@ -295,13 +282,13 @@ def _write(data: dict[str, Any], batch: _Batch, expand: tuple[str, ...], *, top:
     previous = batch.before.get(stripe_id)
     deleted = bool(data.get("deleted"))
     if deleted:
-        row = mirror.mark_deleted(data)
+        row = records.mark_deleted(data)
     elif previous == data:
         # The row holds this very data: dj-stripe would write it again as it is (an object
         # expanded in page after page of a backfill, an event repeating the last fetch).
         row = batch.rows[stripe_id]
     else:
-        row = mirror.upsert(data)
+        row = records.upsert(data)
     now = timezone.now()
     batch.written[stripe_id] = ObjectSync(
         stripe_id=stripe_id,

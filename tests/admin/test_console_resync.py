@@ -100,7 +100,7 @@ def test_resync_of_an_object_deleted_in_stripe_marks_it_deleted(world, staff):
 
 def test_rate_limited_resync_says_to_wait(world, staff, stripe_emulator, settings, monkeypatch):
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
-    monkeypatch.setattr(stripe_api, "RETRY_BASE_DELAY", 0.01)
+    monkeypatch.setattr(stripe_api.policy, "RETRY_BASE_DELAY", 0.01)
     client = staff.client("support")
     url = page_url("djstripe_customer_resync", world.paid.customer_id)
     # Given Stripe allows one request a second and one was just made

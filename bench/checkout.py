@@ -183,7 +183,8 @@ def main() -> None:
     from django.core.handlers.wsgi import WSGIHandler
 
     from billing import stripe_api
-    from billing.services import webhook_endpoint_create
+    from billing.webhooks import registry
+    from billing.webhooks.endpoints import webhook_endpoint_create
     from orders.demo import demo_catalog_seed
     from orders.models import Order
     from orders.services import catalog_sync
@@ -214,13 +215,12 @@ def main() -> None:
     stripe_api.delete(object_type="webhook_endpoint", stripe_id=endpoint.id)
 
     # --- naive: the same events, handled by dj-stripe alone
-    from billing import events
 
     stripe_api.create(
         object_type="webhook_endpoint",
         params={
             "url": f"http://127.0.0.1:{collector.server_port}/",
-            "enabled_events": events.subscribed_event_types(),
+            "enabled_events": registry.subscribed_event_types(),
         },
     )
     naive_users = [make(username=f"n{i}", email=f"n{i}@example.com") for i in range(args.users)]

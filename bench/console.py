@@ -142,7 +142,7 @@ def main() -> None:
         from djstripe.models import Price
 
         from billing.permissions import BILLING_ADMIN
-        from billing.services import webhook_endpoint_create
+        from billing.webhooks.endpoints import webhook_endpoint_create
         from orders.demo import demo_catalog_seed
         from orders.services import catalog_sync
 

@@ -136,8 +136,10 @@ def _sample_in_process() -> None:
     from django.test import Client
     from djstripe.models import Charge, Price
 
-    from billing import services, stripe_api
+    from billing import stripe_api
+    from billing.console import metadata_edit, resync
     from billing.models import InboundEvent
+    from billing.webhooks import endpoints
     from fakestripe.client import FakeStripeClient
     from orders.demo import demo_catalog_seed
     from orders.models import Order
@@ -146,7 +148,7 @@ def _sample_in_process() -> None:
     fake = FakeStripeClient(os.environ["STRIPE_API_BASE"])
     demo_catalog_seed()
     catalog_sync()
-    endpoint = services.webhook_endpoint_create(base_url="http://127.0.0.1:9")
+    endpoint = endpoints.webhook_endpoint_create(base_url="http://127.0.0.1:9")
     client = Client()
 
     def deliver() -> None:
@@ -218,11 +220,11 @@ def _sample_in_process() -> None:
         deliver()
     operator = users.create_superuser("operator", "operator@example.com", PASSWORD)
     paid = Order.objects.filter(status=Order.Status.FULFILLED).order_by("pk").first()
-    services.object_resync(
+    resync.object_resync(
         actor=operator, object_type="payment_intent", stripe_id=paid.payment_intent_id
     )
     charge = Charge.objects.filter(payment_intent_id=paid.payment_intent_id).first()
-    services.metadata_update(actor=operator, object_type="charge", stripe_id=charge.id,
+    metadata_edit.metadata_update(actor=operator, object_type="charge", stripe_id=charge.id,
                              expected=charge.metadata or {}, changes={"note": "seeded"},
                              request_token="seed")  # fmt: skip
     deliver()

@@ -723,12 +723,13 @@ def child_setup(spec_path: str, out_path: str) -> None:
     from django.test.utils import CaptureQueriesContext, override_settings
     from djstripe.models import Customer, WebhookEndpoint
 
-    from billing import services, stripe_api
+    from billing import stripe_api
+    from billing.webhooks import endpoints
 
     spec = json.loads(Path(spec_path).read_text())
     # Nothing listens on port 9: fakestripe's own delivery attempts fail at once; the bench
     # posts to the live servers with the same uuid in the path.
-    product = services.webhook_endpoint_create(
+    product = endpoints.webhook_endpoint_create(
         base_url="http://127.0.0.1:9", description="bench: product intake"
     )
     dj_uuid = uuid.uuid4()

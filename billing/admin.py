@@ -11,13 +11,12 @@ from billing import (
     admin_stripe,
     admin_views,
     display,
-    events,
     permissions,
     selectors,
-    services,
     types,
 )
 from billing.admin_lists import ConsoleList, choices_filter, exact_search
+from billing.console import reprocess
 from billing.models import (
     AuditEntry,
     InboundEvent,
@@ -28,6 +27,7 @@ from billing.models import (
     WebhookRejectSample,
 )
 from billing.templatetags.console import masked
+from billing.webhooks import registry
 
 
 class ReadOnlyAdmin(ConsoleList, admin.ModelAdmin):
@@ -106,7 +106,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
     list_display = ("id", "type", "object", "status", "attempts", "created", "received_at")
     list_filter = (
         "status",
-        choices_filter("type", "type", lambda: [(t, t) for t in events.subscribed_event_types()]),
+        choices_filter("type", "type", lambda: [(t, t) for t in registry.subscribed_event_types()]),
         "livemode",
     )
     search_fields = ("id",)  # the box is shown; ``get_search_results`` does the finding
@@ -177,7 +177,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Reprocess the selected events", permissions=["reprocess"])
     def reprocess(self, request, queryset):
-        outcomes = services.events_reprocess_selected(
+        outcomes = reprocess.events_reprocess_selected(
             actor=request.user, event_ids=list(queryset.values_list("pk", flat=True))
         )
         admin_views.report_reprocess(request, outcomes)

@@ -5,7 +5,7 @@ expose action views that check only ``is_staff`` (cancel a subscription, sync fr
 let mirror rows be edited by hand, and fail on several pages. Each page here shows what
 support needs for its type, links the order and user through the metadata link keys, and
 offers the console's actions (Edit Stripe metadata, Resync from Stripe, Reprocess) to those
-allowed. Changes go to Stripe through ``billing.services``; the mirror is never edited here.
+allowed. Changes go to Stripe through the console's services (``billing.console``); the mirror is never edited here.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from billing import stripe_api, webhook_endpoints
+from billing import stripe_api
+from billing.webhooks import endpoints, versions
 
 PERMISSION = "djstripe.view_webhookendpoint"
 
@@ -24,13 +25,13 @@ def _api_versions(request: HttpRequest) -> HttpResponse:
     pinned = settings.STRIPE_API_VERSION
     stripe_error = None
     try:
-        endpoints = webhook_endpoints.endpoints_list()
+        listed = endpoints.endpoints_list()
     except stripe_api.StripeAPIError as exc:
         stripe_error = exc.message
-        endpoints = webhook_endpoints.endpoints_list(from_stripe=False)
+        listed = endpoints.endpoints_list(from_stripe=False)
     libraries = [
-        ("stripe-python (SDK)", webhook_endpoints.sdk_api_version()),
-        ("dj-stripe", webhook_endpoints.djstripe_api_version()),
+        ("stripe-python (SDK)", versions.sdk_api_version()),
+        ("dj-stripe", versions.djstripe_api_version()),
     ]
     context = {
         **admin.site.each_context(request),
@@ -41,13 +42,13 @@ def _api_versions(request: HttpRequest) -> HttpResponse:
                 "name": name,
                 "version": version,
                 "same": version == pinned,
-                "compatible": webhook_endpoints.api_versions_compatible(version, pinned),
+                "compatible": versions.api_versions_compatible(version, pinned),
             }
             for name, version in libraries
         ],
-        "endpoints": endpoints,
+        "endpoints": listed,
         "stripe_error": stripe_error,
-        "versions_seen": webhook_endpoints.api_versions_seen(),
+        "versions_seen": versions.api_versions_seen(),
     }
     return TemplateResponse(request, "admin/billing/api_versions.html", context)
 

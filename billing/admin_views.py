@@ -16,7 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views import View
 
-from billing import display, metadata, permissions, replay, selectors, services
+from billing import display, metadata, permissions, replay, selectors
+from billing.console import metadata_edit, reprocess, resync
 from billing.stripe_api import StripeAPIError
 
 # --- Stripe errors, in words a support person can act on -------------------------------------
@@ -127,7 +128,7 @@ class ConsoleView(View):
 # --- Resync ------------------------------------------------------------------------------------
 
 
-def resync_message(result: services.Resynced) -> str:
+def resync_message(result: resync.Resynced) -> str:
     if result.deleted:
         return f"{result.stripe_id} no longer exists in Stripe; the mirror marks it deleted."
     if not result.changes:
@@ -149,7 +150,7 @@ class ResyncView(ConsoleView):
 
     def post(self, request, object_id):
         try:
-            result = services.object_resync(
+            result = resync.object_resync(
                 actor=request.user, object_type=self.object_type, stripe_id=self.obj.id
             )
         except StripeAPIError as exc:
@@ -163,8 +164,8 @@ def resync_many(model_admin, request: HttpRequest, stripe_ids: list[str]):
     """The changelist action: a few inline, many as a background job with a progress page."""
     object_type = model_admin.object_type
     noun = model_admin.opts.verbose_name_plural
-    if len(stripe_ids) > services.RESYNC_INLINE_LIMIT:
-        job = services.resync_job_start(
+    if len(stripe_ids) > resync.RESYNC_INLINE_LIMIT:
+        job = resync.resync_job_start(
             actor=request.user, object_type=object_type, stripe_ids=stripe_ids
         )
         url = display.admin_url("billing_resyncjob", job.pk)
@@ -178,7 +179,7 @@ def resync_many(model_admin, request: HttpRequest, stripe_ids: list[str]):
     failures = []
     for stripe_id in stripe_ids:
         try:
-            result = services.object_resync(
+            result = resync.object_resync(
                 actor=request.user, object_type=object_type, stripe_id=stripe_id
             )
         except StripeAPIError as exc:
@@ -217,7 +218,7 @@ class ReprocessView(ConsoleView):
         if not event_ids:
             messages.warning(request, "Choose the events to reprocess first.")
             return self.back("#event-history")
-        report_reprocess(request, services.events_reprocess_selected(
+        report_reprocess(request, reprocess.events_reprocess_selected(
             actor=request.user, event_ids=event_ids))  # fmt: skip
         return self.back("#event-history")
 
@@ -256,7 +257,7 @@ def fetch_events_message(result: replay.ReplayResult) -> str:
     )
 
 
-def report_reprocess(request: HttpRequest, outcomes: list[services.Reprocessed]) -> None:
+def report_reprocess(request: HttpRequest, outcomes: list[reprocess.Reprocessed]) -> None:
     for outcome in outcomes:
         level = messages.SUCCESS if outcome.requeued else messages.WARNING
         messages.add_message(request, level, f"{outcome.event_id}: {outcome.reason}")
@@ -339,7 +340,9 @@ class MetadataEditView(ConsoleView):
 
     def get(self, request, object_id):
         try:
-            loaded = services.metadata_fetch(object_type=self.object_type, stripe_id=self.obj.id)
+            loaded = metadata_edit.metadata_fetch(
+                object_type=self.object_type, stripe_id=self.obj.id
+            )
         except StripeAPIError as exc:
             messages.error(
                 request, f"Could not load the metadata from Stripe. {stripe_error_text(exc)}"
@@ -363,7 +366,7 @@ class MetadataEditView(ConsoleView):
         if metadata.link_keys_in(changes) and not self.may_link:
             raise PermissionDenied("Changing order_id or user_id needs the link key permission.")
         if not row_errors:
-            errors = services.metadata_errors(
+            errors = metadata_edit.metadata_errors(
                 object_type=self.object_type, before=loaded, changes=changes
             )
             row_errors = self.attach(rows, errors)
@@ -446,7 +449,7 @@ class MetadataEditView(ConsoleView):
     def save(self, *, rows, loaded, changes, token):
         request = self.request
         try:
-            result = services.metadata_update(
+            result = metadata_edit.metadata_update(
                 actor=request.user,
                 object_type=self.object_type,
                 stripe_id=self.obj.id,
@@ -454,11 +457,11 @@ class MetadataEditView(ConsoleView):
                 changes=changes,
                 request_token=token,
             )
-        except services.MetadataConflict as exc:
+        except metadata_edit.MetadataConflict as exc:
             attempted = [(k, loaded.get(k), v or None) for k, v in sorted(changes.items())]
             return self.form(rows=self.rows_for(exc.current), loaded=exc.current,
                              token=secrets.token_urlsafe(16), conflict=exc, attempted=attempted)  # fmt: skip
-        except services.MetadataInvalid as exc:
+        except metadata_edit.MetadataInvalid as exc:
             errors = self.attach(rows, exc.errors)
             return self.form(rows=scrub(rows), loaded=loaded, token=token, form_errors=errors)
         except StripeAPIError as exc:

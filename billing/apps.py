@@ -11,9 +11,9 @@ def _reconfigure_stripe(*, setting: str, **kwargs) -> None:
 
 
 def _endpoint_changed(*, instance, **kwargs) -> None:
-    from billing import services
+    from billing.webhooks import intake
 
-    services.endpoint_cache.drop(instance.djstripe_uuid)
+    intake.endpoint_cache.drop(instance.djstripe_uuid)
 
 
 class BillingConfig(AppConfig):
@@ -24,7 +24,8 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from djstripe.models import WebhookEndpoint
 
-        from billing import checks, handlers, metadata, stripe_api  # noqa: F401 - registers checks, handlers
+        from billing import checks, metadata, stripe_api  # noqa: F401 - registers the checks
+        from billing.webhooks import mirrored  # noqa: F401 - registers the mirrored types
 
         stripe_api.configure_module()
         metadata.register_user_link()

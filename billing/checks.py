@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connection
 
-from billing import webhook_endpoints as endpoints
+from billing.webhooks import endpoints, versions
 
 SYNC = "manage.py stripe_webhooks sync --base-url {site}"
 NOT_SHARED_CACHES = (
@@ -69,31 +69,31 @@ def check_stripe_configuration(app_configs=None, **kwargs):
 def _check_pinned_version() -> list[checks.CheckMessage]:
     pinned = settings.STRIPE_API_VERSION
     try:
-        endpoints.api_version_validate(pinned)
+        versions.api_version_validate(pinned)
     except endpoints.EndpointError as exc:
         return [
             checks.Error(
                 f"STRIPE_API_VERSION: {exc}",
                 hint="Set it to a version from Stripe's changelog, e.g. "
-                f"{endpoints.sdk_api_version()} (the one stripe-python was generated for).",
+                f"{versions.sdk_api_version()} (the one stripe-python was generated for).",
                 id="billing.E004",
             )
         ]
     messages = []
     for library, version, check_id in (
-        ("stripe-python", endpoints.sdk_api_version(), "billing.W002"),
-        ("dj-stripe", endpoints.djstripe_api_version(), "billing.W003"),
+        ("stripe-python", versions.sdk_api_version(), "billing.W002"),
+        ("dj-stripe", versions.djstripe_api_version(), "billing.W003"),
     ):
         # Within one named release (acacia, basil, ...) Stripe's changes are additive.
-        if not endpoints.api_versions_compatible(pinned, version):
+        if not versions.api_versions_compatible(pinned, version):
             messages.append(
                 checks.Warning(
                     f"The pinned Stripe API version {pinned} is not in the release line "
                     f"{library} is written for ({version}); objects may not have the shape "
                     f"it expects.",
-                    hint=f"Pin a {endpoints.api_version_major(version)} version "
+                    hint=f"Pin a {versions.api_version_major(version)} version "
                     f"(STRIPE_API_VERSION={version}), or upgrade {library} to a release for "
-                    f"{endpoints.api_version_major(pinned)}; then move the webhook endpoints: "
+                    f"{versions.api_version_major(pinned)}; then move the webhook endpoints: "
                     f"manage.py stripe_webhooks upgrade --to <version>.",
                     id=check_id,
                 )

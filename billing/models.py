@@ -122,7 +122,7 @@ class WebhookDelivery(models.Model):
 
 
 class RejectReason(models.TextChoices):
-    """The kinds of refused POST to a webhook URL (``billing.services.DeliveryRejected``)."""
+    """The kinds of refused POST to a webhook URL (``billing.webhooks.intake.DeliveryRejected``)."""
 
     UNKNOWN_ENDPOINT = "unknown_endpoint", "unknown or disabled endpoint"
     TOO_LARGE = "too_large", "body over the size limit"

@@ -2,7 +2,7 @@
 admin's "fetch missed events" for one object).
 
 Stripe keeps a list of events for 30 days. Each listed event not already in the inbox is
-stored exactly as a webhook delivery of it would be (``billing.services.event_store``: unique
+stored exactly as a webhook delivery of it would be (``billing.webhooks.intake.event_store``: unique
 on the event id, queued for processing on commit), then processed by the normal pipeline,
 which acts on the object's latest state. Running a replay twice stores nothing the second
 time: every event is known by then.
@@ -18,9 +18,11 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing import events, permissions, services, stripe_api
+from billing import permissions, stripe_api
 from billing import types as stripe_types
+from billing.console import audit
 from billing.models import AuditEntry, InboundEvent
+from billing.webhooks import intake, registry
 
 # How far back Stripe lists events, and how many types one list call may name.
 WINDOW = timedelta(days=30)
@@ -50,7 +52,7 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 def _types_checked(types: Iterable[str] | None) -> list[str]:
-    chosen = sorted(set(types)) if types else events.subscribed_event_types()
+    chosen = sorted(set(types)) if types else registry.subscribed_event_types()
     wrong = [t for t in chosen if not EVENT_TYPE.match(t)]
     if wrong:
         raise ReplayError(
@@ -110,7 +112,7 @@ def _page_store(listed: list[dict], result: ReplayResult) -> None:
             if event["id"] in known:
                 result.known += 1
                 continue
-            if services.event_store(payload=event).created:
+            if intake.event_store(payload=event).created:
                 result.stored += 1
             else:
                 result.known += 1  # arrived by webhook since the page was read
@@ -120,26 +122,26 @@ def object_events_fetch(*, actor, object_type: str, stripe_id: str) -> ReplayRes
     """The console's "Fetch missed events" for one object, by a person: checked against
     their permissions, audited (the object's console log and Django's admin log), then
     ``object_events_replay``. Raises ``ReplayError`` or ``StripeAPIError`` after auditing."""
-    services._require(actor, [permissions.RESYNC])
-    audit = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
+    audit.require(actor, [permissions.RESYNC])
+    logged = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
              "action": AuditEntry.Action.FETCH_EVENTS}  # fmt: skip
     try:
         result = object_events_replay(object_type=object_type, stripe_id=stripe_id)
     except (ReplayError, stripe_api.StripeAPIError) as exc:
-        services._audit(**audit, result=AuditEntry.Result.FAILED, message=exc.message)
+        audit.entry(**logged, result=AuditEntry.Result.FAILED, message=exc.message)
         raise
     message = (
         f"{result.listed} listed by Stripe, {result.stored} missed (stored and queued), "
         f"{result.known} already received"
     )
-    services._audit(
-        **audit,
+    audit.entry(
+        **logged,
         result=AuditEntry.Result.DONE if result.stored else AuditEntry.Result.UNCHANGED,
         message=message,
     )
     model = stripe_types.model_for(object_type)
     row = model.objects.filter(id=stripe_id).first() if model is not None else None
-    services._log_entry(actor=actor, rows=[row] if row else [],
+    audit.log_entry(actor=actor, rows=[row] if row else [],
                         message=f"Fetched missed events: {message}")  # fmt: skip
     return result
 
@@ -151,7 +153,7 @@ def object_events_replay(*, object_type: str, stripe_id: str) -> ReplayResult:
     Stripe cannot filter events by object, so this lists the object type's events (pages of
     100, its types named) and keeps those about ``stripe_id``.
     """
-    types = [t for t in events.HANDLERS if events.object_type_for_event_type(t) == object_type]
+    types = [t for t in registry.HANDLERS if registry.object_type_for_event_type(t) == object_type]
     if not types:
         raise ReplayError(f"No event types are handled for {object_type!r} objects.")
     since = timezone.now() - WINDOW + timedelta(minutes=1)

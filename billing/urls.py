@@ -1,9 +1,10 @@
 from django.urls import path
 
-from billing import webhooks
+from billing.webhooks import views
+from billing.webhooks.endpoints import WEBHOOK_PATH
 
 app_name = "billing"
 
 urlpatterns = [
-    path("stripe/webhook/<uuid:endpoint_uuid>/", webhooks.webhook, name="webhook"),
+    path(f"{WEBHOOK_PATH.lstrip('/')}<uuid:endpoint_uuid>/", views.webhook, name="webhook"),
 ]

@@ -53,7 +53,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "billing.webhooks.webhook_middleware",  # deliveries skip the rest (see its docstring)
+    "billing.webhooks.views.webhook_middleware",  # deliveries skip the rest (see its docstring)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,6 +1,6 @@
 """The order's whole story for support: items, totals, refunds, every Stripe object behind it,
 one timeline, and the events of all its objects. Read-only: status changes go through
-``orders.services``, Stripe changes through ``billing.services``.
+``orders.services``, Stripe changes through ``billing.console``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from billing import admin_views, permissions, services
+from billing import admin_views, permissions
 from billing import selectors as billing_selectors
 from billing.admin import ReadOnlyAdmin
 from billing.admin_lists import ConsoleList
 from billing.admin_stripe import admin_link
+from billing.console import reprocess
 from billing.display import admin_url, when
 from orders import selectors
 from orders import services as order_services
@@ -384,7 +385,7 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
         else:
             admin_views.report_reprocess(
                 request,
-                services.events_reprocess_selected(actor=request.user, event_ids=event_ids),
+                reprocess.events_reprocess_selected(actor=request.user, event_ids=event_ids),
             )
         return HttpResponseRedirect(back)
 

@@ -7,7 +7,7 @@ event's outcome, not treated as errors.
 
 from __future__ import annotations
 
-from billing.events import EventContext, register
+from billing.webhooks.registry import EventContext, register
 from orders import services
 
 # One fetch of a completed session brings what fulfilment links: the payment intent with its

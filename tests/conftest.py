@@ -79,7 +79,7 @@ def webhook_endpoint(stripe_emulator, db):
     For tests that post deliveries themselves (``deliver_event``); the emulator's own
     delivery attempts to it fail harmlessly.
     """
-    from billing.services import webhook_endpoint_create
+    from billing.webhooks.endpoints import webhook_endpoint_create
 
     return webhook_endpoint_create(base_url="http://127.0.0.1:9")
 
@@ -87,7 +87,7 @@ def webhook_endpoint(stripe_emulator, db):
 @pytest.fixture
 def live_webhook_endpoint(stripe_emulator, live_server):
     """An endpoint the emulator delivers signed webhooks to, on the live test server."""
-    from billing.services import webhook_endpoint_create
+    from billing.webhooks.endpoints import webhook_endpoint_create
 
     return webhook_endpoint_create(base_url=live_server.url)
 

@@ -31,7 +31,7 @@ from billing.mirror import djstripe, records
 from billing.models import ObjectSync
 
 # Stripe object type -> expansions to ask for whenever that object is fetched (filled by
-# ``billing.events.register``: each handler declares what it reads).
+# ``billing.webhooks.registry.register``: each handler declares what it reads).
 EXPANSIONS: dict[str, set[str]] = {}
 
 

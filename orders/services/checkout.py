@@ -14,7 +14,7 @@ from django.urls import reverse
 from djstripe.models import Customer, Price
 
 from billing import mirror, stripe_api
-from billing.services import customer_get_or_create, customer_replace
+from billing.customers import customer_get_or_create, customer_replace
 from orders import wording
 from orders.models import PAID_STATES, Order, OrderItem
 from orders.services.cancellation import orders_replace, settling_order, unpaid_orders_close

@@ -18,7 +18,8 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from djstripe.models import Charge, Price
 
-from billing import backfill, reconcile, services, stripe_api
+from billing import backfill, reconcile, stripe_api
+from billing.console import metadata_edit, resync
 from billing.models import InboundEvent
 from billing.permissions import BILLING_ADMIN, SUPPORT, groups_sync
 from config.celery import app as celery_app
@@ -113,13 +114,13 @@ def _seed(stripe_emulator, webhook_endpoint, deliver_event) -> World:
     deliver_all_events(deliver_event)
     # and the console used once: a resync, a metadata edit, a (small) background resync job
     operator = get_user_model().objects.create_superuser("operator", "op@example.com", PASSWORD)
-    services.object_resync(actor=operator, object_type="payment_intent",
+    resync.object_resync(actor=operator, object_type="payment_intent",
                            stripe_id=paid.payment_intent_id)  # fmt: skip
     charge = Charge.objects.filter(payment_intent_id=paid.payment_intent_id).first()
-    services.metadata_update(actor=operator, object_type="charge", stripe_id=charge.id,
+    metadata_edit.metadata_update(actor=operator, object_type="charge", stripe_id=charge.id,
                              expected=charge.metadata or {}, changes={"note": "seeded"},
                              request_token="seed")  # fmt: skip
-    services.resync_job_start(actor=operator, object_type="customer",
+    resync.resync_job_start(actor=operator, object_type="customer",
                               stripe_ids=[paid.customer_id])  # fmt: skip
     deliver_all_events(deliver_event)
     # and the operators' commands, once each: a backfill run and a reconcile report

@@ -24,7 +24,8 @@ from djstripe.models import (
     Subscription,
 )  # fmt: skip
 
-from billing import mirror, services, stripe_api
+from billing import mirror, stripe_api
+from billing.console import resync
 from billing.models import AuditEntry, InboundEvent, ResyncJob, WebhookDelivery
 from orders.models import Order, OrderHistory, OrderPayment
 
@@ -207,12 +208,12 @@ def grow(world, staff) -> None:
         for c in customers
     )  # fmt: skip
     # audit entries on the pages' objects, and a bigger job
-    services.resync_job_start(actor=staff.support, object_type="customer",
+    resync.resync_job_start(actor=staff.support, object_type="customer",
                               stripe_ids=[c.id for c in customers])  # fmt: skip
     for charge in Charge.objects.filter(payment_intent_id=paid.payment_intent_id):
-        services.object_resync(actor=staff.support, object_type="charge", stripe_id=charge.id)
+        resync.object_resync(actor=staff.support, object_type="charge", stripe_id=charge.id)
     for _ in range(3):
-        services.object_resync(actor=staff.support, object_type="payment_intent",
+        resync.object_resync(actor=staff.support, object_type="payment_intent",
                                stripe_id=paid.payment_intent_id)  # fmt: skip
     for model in (PaymentIntent, Charge, Refund, Customer, Product, Price, Session, Subscription,
                   Invoice):  # fmt: skip

@@ -15,7 +15,8 @@ from django.test import Client
 from django.urls import reverse
 from djstripe.models import Customer
 
-from billing import mirror, services, stripe_api
+from billing import mirror, stripe_api
+from billing.console import resync
 from billing.models import AuditEntry, ObjectSync, ResyncJob
 from tests.conftest import wait_for
 
@@ -140,7 +141,7 @@ def test_changelist_action_resyncs_a_few_inline(world, staff):
 
 
 def test_more_than_twenty_run_as_a_job_with_progress(world, staff):
-    ids = mirrored_customers(services.RESYNC_INLINE_LIMIT + 5)
+    ids = mirrored_customers(resync.RESYNC_INLINE_LIMIT + 5)
     stripe_api.update(object_type="customer", stripe_id=ids[0], params={"name": "Changed"})
     client = staff.client("support")
 
@@ -164,9 +165,9 @@ def test_more_than_twenty_run_as_a_job_with_progress(world, staff):
 
 
 def test_a_job_stops_when_stripe_refuses_the_key(world, staff, settings):
-    ids = mirrored_customers(services.RESYNC_INLINE_LIMIT + 1)
+    ids = mirrored_customers(resync.RESYNC_INLINE_LIMIT + 1)
     settings.STRIPE_SECRET_KEY = "sk_live_refused0000000000000000000"
-    job = services.resync_job_start(actor=staff.support, object_type="customer", stripe_ids=ids)
+    job = resync.resync_job_start(actor=staff.support, object_type="customer", stripe_ids=ids)
     job.refresh_from_db()
     assert job.status == ResyncJob.Status.FAILED
     assert job.done == job.failed == 1
@@ -177,12 +178,12 @@ def test_a_job_stops_when_stripe_refuses_the_key(world, staff, settings):
 def test_a_job_runs_on_a_real_worker_and_its_page_shows_progress(
     world, staff, stripe_emulator, celery_worker_process
 ):
-    ids = mirrored_customers(services.RESYNC_INLINE_LIMIT + 10)
+    ids = mirrored_customers(resync.RESYNC_INLINE_LIMIT + 10)
     # Each Stripe request takes a while, so progress can be seen between start and finish
     stripe_emulator.set_faults(latency=0.15)
     client = Client()
     client.force_login(staff.support)
-    job = services.resync_job_start(actor=staff.support, object_type="customer", stripe_ids=ids)
+    job = resync.resync_job_start(actor=staff.support, object_type="customer", stripe_ids=ids)
     url = page_url("billing_resyncjob_change", job.pk)
 
     seen = set()

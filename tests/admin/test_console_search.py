@@ -13,7 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from djstripe.models import Charge, Invoice, PaymentIntent
 
-from billing import backfill, services, stripe_api
+from billing import backfill, stripe_api
+from billing.console import metadata_edit, resync
 from billing.models import InboundEvent
 from orders.models import Order, OrderReference
 from orders.references import references_record
@@ -170,7 +171,7 @@ def test_backfill_ties_what_it_mirrors(world):
 def test_resync_ties_what_it_fetches(world, staff):
     paid = world.paid
     _untie(paid.payment_intent_id)
-    services.object_resync(
+    resync.object_resync(
         actor=staff.support, object_type="payment_intent", stripe_id=paid.payment_intent_id
     )
     assert _tied(paid.payment_intent_id) == {paid.public_id}
@@ -181,12 +182,12 @@ def test_a_metadata_edit_naming_an_order_ties_the_object(world, staff):
     intent = stripe_api.create(object_type="payment_intent", params={
         "amount": 700, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
     })  # fmt: skip
-    services.object_resync(actor=staff.billing, object_type="payment_intent", stripe_id=intent.id)
+    resync.object_resync(actor=staff.billing, object_type="payment_intent", stripe_id=intent.id)
     assert _tied(intent.id) == set()
     row = PaymentIntent.objects.get(id=intent.id)
 
     # When Billing admin links it to the unpaid order
-    services.metadata_update(
+    metadata_edit.metadata_update(
         actor=staff.billing, object_type="payment_intent", stripe_id=intent.id,
         expected=row.metadata or {}, changes={"order_id": world.declined.public_id},
         request_token="tie-it",

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from billing.models import InboundEvent, WebhookDelivery
-from billing.services import webhook_endpoint_create
+from billing.webhooks.endpoints import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 URL = f"/{settings.ADMIN_URL}billing/api-versions/"

@@ -26,7 +26,7 @@ def test_every_request_of_a_paid_order_carries_the_pinned_version(
     settings.SITE_URL = live_server.url
     assert stripe.api_version == PINNED  # dj-stripe's module-level client follows the setting
     stripe_emulator.reset_stats()
-    from billing.services import webhook_endpoint_create
+    from billing.webhooks.endpoints import webhook_endpoint_create
 
     endpoint = webhook_endpoint_create(base_url=live_server.url)
     # when the catalog is created and mirrored (dj-stripe fetches related objects itself),

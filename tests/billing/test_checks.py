@@ -7,7 +7,7 @@ from django.core import checks
 from djstripe.models import WebhookEndpoint
 
 from billing import stripe_api
-from billing.services import webhook_endpoint_create
+from billing.webhooks.endpoints import webhook_endpoint_create
 from tests.test_settings import PRODUCTION_ENV, run_django
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +92,7 @@ def test_disabled_and_deleted_endpoints_are_not_checked(stripe_emulator):
     stripe_api.update(
         object_type="webhook_endpoint", stripe_id=endpoint.id, params={"disabled": True}
     )
-    from billing.webhook_endpoints import webhook_endpoint_disable
+    from billing.webhooks.upgrade import webhook_endpoint_disable
 
     webhook_endpoint_disable(endpoint_id=endpoint.id)
     assert "billing.W004" not in messages()

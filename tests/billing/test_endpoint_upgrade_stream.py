@@ -18,9 +18,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from djstripe.models import WebhookEndpoint
 
-from billing import events, stripe_api
+from billing import stripe_api
 from billing.models import InboundEvent, WebhookDelivery
-from billing.services import webhook_endpoint_create
+from billing.webhooks import registry
+from billing.webhooks.endpoints import webhook_endpoint_create
 from tests.conftest import wait_for
 
 OLD_VERSION = "2025-02-24.acacia"  # before basil: the emulator renders these events differently
@@ -108,7 +109,7 @@ def test_upgrade_and_retire_during_a_stream_lose_nothing_and_process_each_event_
 
     # then, once every delivery is done, every event Stripe created is stored, exactly once
     assert stripe_emulator.wait_deliveries(180)
-    subscribed = set(events.subscribed_event_types())
+    subscribed = set(registry.subscribed_event_types())
     emitted = {
         e.id
         for e in stripe_api.list_all(object_type="event", params={"created": {"gte": started}})

@@ -11,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from djstripe.models import Customer, WebhookEndpoint
 
-from billing import services, stripe_api
+from billing import stripe_api
 from billing.models import InboundEvent, WebhookDelivery, WebhookRejectCount, WebhookRejectSample
 from billing.tasks import prune
+from billing.webhooks import endpoints, intake, queue
 from config.celery import app as celery_app
 from tests.conftest import signed_body
 
@@ -188,7 +189,7 @@ def test_valid_delivery_is_stored_and_acknowledged_without_calling_stripe(
 def test_duplicates_and_second_endpoint_store_the_event_once(
     client, webhook_endpoint, customer_event
 ):
-    other = services.webhook_endpoint_create(base_url="http://127.0.0.1:9")
+    other = endpoints.webhook_endpoint_create(base_url="http://127.0.0.1:9")
 
     for endpoint in (webhook_endpoint, webhook_endpoint, other):
         body, header = signed_body(customer_event, endpoint.secret)
@@ -294,7 +295,7 @@ def test_refusals_are_counted_per_endpoint_kind_and_minute_with_bounded_samples(
     }
     # and only the first few of each kind in detail
     assert WebhookRejectSample.objects.filter(reason="bad_signature").count() == (
-        services.REJECT_SAMPLES_PER_MINUTE
+        intake.REJECT_SAMPLES_PER_MINUTE
     )
     assert WebhookRejectSample.objects.filter(reason="unknown_endpoint").count() == 3
     assert WebhookDelivery.objects.count() == 0
@@ -303,12 +304,12 @@ def test_refusals_are_counted_per_endpoint_kind_and_minute_with_bounded_samples(
 def test_reject_samples_keep_only_the_newest(client, webhook_endpoint, customer_event, settings):
     body, header = signed_body(customer_event, "whsec_forged")
     # every refusal on a new endpoint uuid is the first of its kind, so each one is sampled
-    uuids = [uuid.uuid4() for _ in range(services.REJECT_SAMPLES + 20)]
+    uuids = [uuid.uuid4() for _ in range(intake.REJECT_SAMPLES + 20)]
     for endpoint_uuid in uuids:
         post(client, endpoint_uuid, body, header)
 
     kept = list(WebhookRejectSample.objects.order_by("pk").values_list("endpoint_uuid", flat=True))
-    assert kept == uuids[-services.REJECT_SAMPLES :]
+    assert kept == uuids[-intake.REJECT_SAMPLES :]
 
 
 def test_prune_drops_old_deliveries_and_refusal_counts(
@@ -419,7 +420,7 @@ def test_delivery_is_acknowledged_fast_when_the_broker_is_down(
     assert event.queued_at is None
     assert f"could not queue event {event.id}" in log_output.getvalue()
     # the periodic requeue picks it (and, the broker still down, logs again)
-    assert services.events_requeue() == 1
+    assert queue.events_requeue() == 1
     assert log_output.getvalue().count(f"could not queue event {event.id}") == 2
 
 

@@ -20,8 +20,9 @@ from djstripe.models import (
     SubscriptionItem,
 )
 
-from billing import events, mirror, stripe_api
+from billing import mirror, stripe_api
 from billing.models import ObjectSync
+from billing.webhooks import processing
 from config.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -190,7 +191,7 @@ def test_no_transaction_is_held_while_stripe_is_slow(stripe_emulator, deliver_ev
             if path == "object_sync":
                 mirror.object_sync(object_type="customer", stripe_id=customer.id)
             else:
-                events.process(created.id)
+                processing.process(created.id)
         finally:
             connection.close()
 

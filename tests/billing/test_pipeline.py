@@ -19,9 +19,10 @@ import pytest
 from django.db.models import Count
 from djstripe.models import Customer
 
-from billing import services, stripe_api
+from billing import stripe_api
 from billing.models import InboundEvent
 from billing.tasks import process_event
+from billing.webhooks import queue
 from config.celery import app as celery_app
 from tests.billing.test_processing import emitted
 from tests.conftest import ROOT, events_final, signed_body, subprocess_env, wait_for
@@ -139,8 +140,8 @@ def test_requeuing_an_event_in_backoff_does_not_start_a_second_chain(
 
     # When it is requeued every way there is, many times, during its backoff
     for _ in range(5):
-        services.events_requeue()
-        services.event_reprocess(event=InboundEvent.objects.get())
+        queue.events_requeue()
+        queue.event_reprocess(event=InboundEvent.objects.get())
         process_event.delay(event["id"])
         assert intake(event) == 200  # a duplicate delivery
     time.sleep(1)
@@ -160,7 +161,7 @@ def test_requeuing_an_event_in_backoff_does_not_start_a_second_chain(
     # And reprocessing the failed event gives it a fresh budget, still one chain
     stripe_emulator.clear_faults()
     for _ in range(3):
-        services.event_reprocess(event=stored)
+        queue.event_reprocess(event=stored)
     wait_for(events_final(1), timeout=30)
     time.sleep(1)
     assert InboundEvent.objects.get().attempts == 1
@@ -320,7 +321,7 @@ def test_events_pending_before_a_worker_with_beat_starts_are_picked_up(
     """An event whose publish was lost (the row says queued long ago) needs no command."""
     events = customers_created(3, "lost")
     for event in events:
-        services.event_store(payload=event)  # queued on the test broker ...
+        intake.event_store(payload=event)  # queued on the test broker ...
     celery_app.control.purge()  # ... and lost
     InboundEvent.objects.update(queued_at=None)
 

@@ -11,9 +11,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from djstripe.models import Customer, Invoice, Product, Subscription
 
-from billing import events, mirror, services, stripe_api
+from billing import mirror, stripe_api
 from billing.mirror import locks
-from billing.models import InboundEvent, ObjectSync, WebhookDelivery
+from billing.models import InboundEvent, ObjectSync, WebhookDelivery, WebhookSecret
+from billing.webhooks import endpoints, intake, processing, queue, registry
 from config.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,7 +124,7 @@ def test_burst_of_events_for_one_object_costs_one_fetch(stripe_emulator, deliver
 
     # When the worker processes them
     for event in burst:
-        events.process(event["id"])
+        processing.process(event["id"])
 
     # Then one fetch served all ten, and the mirror holds the last state
     assert stripe_emulator.stats()["by_route"].get("GET /v1/customers/{id}") == 1
@@ -215,7 +216,7 @@ def failing_handler(monkeypatch, settings):
             raise RuntimeError("boom: the handler is broken")
         return "handled"
 
-    monkeypatch.setitem(events.HANDLERS, "customer.created", handler)
+    monkeypatch.setitem(registry.HANDLERS, "customer.created", handler)
     return state
 
 
@@ -254,7 +255,7 @@ def test_failed_event_is_reprocessed_by_service_and_command(
     assert "handled" in event.outcome
     assert Customer.objects.filter(id=customer.id).exists()
     # reprocessing a processed event does nothing more
-    services.event_reprocess(event=event)
+    queue.event_reprocess(event=event)
     assert failing_handler["calls"] == 4
 
 
@@ -303,7 +304,7 @@ def test_secret_rotation_accepts_both_during_overlap_then_only_new(
     old_secret = webhook_endpoint.secret
     new_secret = "whsec_rotated0123456789abcdef"
 
-    endpoint = services.webhook_secret_rotate(
+    endpoint = endpoints.webhook_secret_rotate(
         endpoint=webhook_endpoint, new_secret=new_secret, overlap=timedelta(hours=1)
     )
 
@@ -311,7 +312,7 @@ def test_secret_rotation_accepts_both_during_overlap_then_only_new(
     assert deliver_event(first, endpoint=endpoint, secret=old_secret).status_code == 200
     assert deliver_event(second, endpoint=endpoint, secret=new_secret).status_code == 200
     # After it, only the new one
-    endpoint_secrets = services.WebhookSecret.objects.filter(endpoint=endpoint)
+    endpoint_secrets = WebhookSecret.objects.filter(endpoint=endpoint)
     endpoint_secrets.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert deliver_event(third, endpoint=endpoint, secret=old_secret).status_code == 400
     assert deliver_event(third, endpoint=endpoint, secret=new_secret).status_code == 200
@@ -325,7 +326,7 @@ def stored_not_run():
     def store(event: dict) -> InboundEvent:
         celery_app.conf.task_always_eager = False
         try:
-            services.event_store(payload=event)
+            intake.event_store(payload=event)
         finally:
             celery_app.conf.task_always_eager = True
         return InboundEvent.objects.get(pk=event["id"])
@@ -343,15 +344,15 @@ def test_a_run_for_an_event_waiting_for_its_retry_does_nothing(stripe_emulator, 
     )
     stripe_emulator.reset_stats()
 
-    outcome = events.process(event.pk)
+    outcome = processing.process(event.pk)
 
     assert outcome.startswith("skipped")
     event.refresh_from_db()
     assert (event.status, event.attempts, event.next_attempt_at) == ("retrying", 1, later)
     assert stripe_emulator.stats()["total"] == 0
     # and requeuing it (command, admin service) leaves it waiting too
-    assert services.events_requeue() == 0
-    services.event_reprocess(event=event)
+    assert queue.events_requeue() == 0
+    queue.event_reprocess(event=event)
     event.refresh_from_db()
     assert (event.status, event.next_attempt_at) == ("retrying", later)
 
@@ -368,7 +369,7 @@ def test_two_runs_for_one_event_at_once_one_works_the_other_exits(stripe_emulato
     def run():
         start.wait()
         try:
-            outcomes.append(events.process(event.pk))
+            outcomes.append(processing.process(event.pk))
         finally:
             connection.close()
 
@@ -398,7 +399,7 @@ def test_a_claim_past_its_lease_is_taken_over_and_the_late_holder_changes_nothin
     )
 
     # When another run takes it over, it processes the event, counting the lost attempt
-    assert events.process(event.pk) == InboundEvent.Status.PROCESSED
+    assert processing.process(event.pk) == InboundEvent.Status.PROCESSED
     event.refresh_from_db()
     assert event.attempts == 2
     assert "lease expired" in event.last_error
@@ -406,4 +407,4 @@ def test_a_claim_past_its_lease_is_taken_over_and_the_late_holder_changes_nothin
     InboundEvent.objects.filter(pk=event.pk).update(
         status=InboundEvent.Status.PROCESSING, claimed_at=timezone.now()
     )
-    assert events.process(event.pk).startswith("skipped")
+    assert processing.process(event.pk).startswith("skipped")

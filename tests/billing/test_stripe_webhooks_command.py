@@ -9,8 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from djstripe.models import WebhookEndpoint
 
-from billing import events, stripe_api
+from billing import stripe_api
 from billing.models import InboundEvent, WebhookDelivery
+from billing.webhooks import registry
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +54,7 @@ def test_sync_creates_the_endpoint_then_changes_nothing(site, stripe_emulator, s
     assert f"Created {row.id} at {settings.STRIPE_API_VERSION}" in output
     remote = stripe_endpoint(row.id)
     assert remote["api_version"] == settings.STRIPE_API_VERSION
-    assert sorted(remote["enabled_events"]) == events.subscribed_event_types()
+    assert sorted(remote["enabled_events"]) == registry.subscribed_event_types()
     assert remote["url"] == f"{site}/stripe/webhook/{row.djstripe_uuid}/"
     # and its secret is stored locally, never printed nor kept in the mirrored JSON
     assert row.secret.startswith("whsec_")
@@ -81,7 +82,7 @@ def test_sync_restores_types_and_status_changed_in_stripe(site):
     # then Stripe and the mirror are back to the handled types, enabled
     assert f"Updated {row.id} (disabled, enabled_events)" in output
     remote = stripe_endpoint(row.id)
-    assert sorted(remote["enabled_events"]) == events.subscribed_event_types()
+    assert sorted(remote["enabled_events"]) == registry.subscribed_event_types()
     assert remote["status"] == "enabled"
     row.refresh_from_db()
     assert row.status == "enabled" and sorted(row.enabled_events) == sorted(
@@ -91,7 +92,7 @@ def test_sync_restores_types_and_status_changed_in_stripe(site):
 
 
 def test_sync_refuses_to_replace_an_endpoint_at_another_version(site):
-    from billing.services import webhook_endpoint_create
+    from billing.webhooks.endpoints import webhook_endpoint_create
 
     old = webhook_endpoint_create(base_url=site, api_version=OLD_VERSION)
     with pytest.raises(CommandError, match=r"stripe_webhooks upgrade --to 2026-08-26\.dahlia"):
@@ -129,7 +130,7 @@ def test_list_shows_stripe_and_local_endpoints_with_what_they_received(site, str
     ours_block = output.split(ours.id, 1)[1].split("\nwe_", 1)[0]
     assert "enabled  [in Stripe, local]" in ours_block
     assert f"url:      {ours.url}" in ours_block
-    assert f"{len(events.subscribed_event_types())}: charge.failed" in ours_block
+    assert f"{len(registry.subscribed_event_types())}: charge.failed" in ours_block
     assert "events received in the last 24 h: 3" in ours_block
     foreign_block = output.split(foreign.id, 1)[1].split("\nwe_", 1)[0]
     assert "NOT LOCAL" in foreign_block
@@ -144,7 +145,7 @@ def test_list_shows_stripe_and_local_endpoints_with_what_they_received(site, str
 def test_upgrade_adds_a_second_endpoint_and_each_event_is_stored_once(
     site, stripe_emulator, settings
 ):
-    from billing.services import webhook_endpoint_create
+    from billing.webhooks.endpoints import webhook_endpoint_create
 
     old = webhook_endpoint_create(base_url=site, api_version=OLD_VERSION)
     # when the operator upgrades to the pinned version
@@ -183,7 +184,7 @@ def test_upgrade_refuses_a_version_that_is_not_one(site):
 
 
 def test_retire_disables_then_deletes_after_confirmation(site, stripe_emulator, monkeypatch):
-    from billing.services import webhook_endpoint_create
+    from billing.webhooks.endpoints import webhook_endpoint_create
 
     old = webhook_endpoint_create(base_url=site, api_version=OLD_VERSION)
     run("upgrade", "--to", "2026-08-26.dahlia")
@@ -252,7 +253,7 @@ def test_retire_refuses_while_stripe_holds_events_nothing_else_brought(site, str
     stripe_api.update(
         object_type="webhook_endpoint",
         stripe_id=ours.id,
-        params={"enabled_events": events.subscribed_event_types()},
+        params={"enabled_events": registry.subscribed_event_types()},
     )
     for event_id in pending:
         stripe_emulator.resend(event_id, endpoint=ours.id)

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing import traffic
 from billing.models import DeliveryCount, InboundEvent, WebhookDelivery
+from billing.webhooks import retention, traffic
 
 pytestmark = pytest.mark.django_db
 
@@ -53,9 +53,8 @@ def test_counted_hours_and_the_deliveries_since_add_up_exactly():
 
 
 def test_pruning_counts_the_hours_it_is_about_to_drop():
-    from billing import services
 
     delivered("evt_1", hours_ago=24 * 40)
-    services.deliveries_prune(older_than=timedelta(days=30))
+    retention.deliveries_prune(older_than=timedelta(days=30))
     assert not WebhookDelivery.objects.exists()
     assert not DeliveryCount.objects.filter(hour__lt=timezone.now() - timedelta(days=30)).exists()

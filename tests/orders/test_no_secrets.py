@@ -20,8 +20,9 @@ from django.core.management import call_command
 from django.test import Client
 from djstripe.models import WebhookEndpoint
 
-from billing import services, stripe_api
+from billing import stripe_api
 from billing.models import InboundEvent, WebhookSecret
+from billing.webhooks import endpoints, queue
 from tests.admin_pages import admin_urls
 from tests.conftest import wait_for
 from tests.orders.helpers import bought
@@ -107,9 +108,9 @@ def test_no_key_or_webhook_secret_in_pages_logs_mail_or_command_output(
     wait_for(failed.exists, 30)
     stripe_emulator.clear_faults()
     assert "Traceback" in failed.get().last_error
-    services.event_reprocess(event=failed.get())
+    queue.event_reprocess(event=failed.get())
     # the signing secret is rotated
-    services.webhook_secret_rotate(
+    endpoints.webhook_secret_rotate(
         endpoint=endpoint, new_secret="whsec_rotated0123456789abcdef", overlap=_hour()
     )
     call_command("stripe_webhooks", "list", stdout=command_output)

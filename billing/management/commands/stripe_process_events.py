@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime, parse_duration
 
-from billing import services
 from billing.models import InboundEvent
+from billing.webhooks import queue
 
 
 def parse_since(value: str):
@@ -50,9 +50,9 @@ class Command(BaseCommand):
         since_at = parse_since(since) if since else None
         count = 0
         if failed:
-            count += services.events_reprocess(
+            count += queue.events_reprocess(
                 statuses=(InboundEvent.Status.FAILED,), since=since_at, types=types
             )
         if pending:
-            count += services.events_requeue(since=since_at, types=types)
+            count += queue.events_requeue(since=since_at, types=types)
         self.stdout.write(self.style.SUCCESS(f"{count} event(s) queued for processing."))

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import services
+from billing.webhooks import retention
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args, older_than, **options):
         if older_than < 0:
             raise CommandError("--older-than must be zero or more days")
-        pruned = services.deliveries_prune(older_than=timedelta(days=older_than))
+        pruned = retention.deliveries_prune(older_than=timedelta(days=older_than))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Pruned {pruned['deliveries']} delivery(ies), {pruned['reject_counts']} "

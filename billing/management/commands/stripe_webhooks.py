@@ -15,8 +15,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import services, stripe_api
-from billing import webhook_endpoints as endpoints
+from billing import stripe_api
+from billing.webhooks import endpoints, upgrade
 
 
 class Command(BaseCommand):
@@ -96,7 +96,7 @@ class Command(BaseCommand):
     # -- sync ------------------------------------------------------------------------------
 
     def _sync(self, *, base_url, **options):
-        result = endpoints.webhook_endpoint_sync(base_url=base_url or settings.SITE_URL)
+        result = upgrade.webhook_endpoint_sync(base_url=base_url or settings.SITE_URL)
         e = result.endpoint
         if result.action == "created":
             self.stdout.write(self.style.SUCCESS(f"Created {e.id} at {e.api_version}: {e.url}"))
@@ -117,7 +117,7 @@ class Command(BaseCommand):
     # -- upgrade ---------------------------------------------------------------------------
 
     def _upgrade(self, *, version, base_url, **options):
-        result = endpoints.webhook_endpoint_upgrade(to_version=version, base_url=base_url)
+        result = upgrade.webhook_endpoint_upgrade(to_version=version, base_url=base_url)
         e = result.endpoint
         if result.created:
             self.stdout.write(self.style.SUCCESS(f"Created {e.id} at {e.api_version}: {e.url}"))
@@ -147,14 +147,14 @@ class Command(BaseCommand):
 
     def _retire(self, *, endpoint, yes, last, **options):
         self._refuse_if_at_risk(endpoint)
-        successors = endpoints.webhook_endpoint_successors(endpoint_id=endpoint)
+        successors = upgrade.webhook_endpoint_successors(endpoint_id=endpoint)
         if not successors and not last:
             raise CommandError(
                 f"{endpoint} is the last enabled endpoint for its site: without it no event "
                 f"arrives. Create its successor first (stripe_webhooks upgrade --to VERSION or "
                 f"sync), or pass --last if the site is being shut down."
             )
-        disabled = endpoints.webhook_endpoint_disable(endpoint_id=endpoint)
+        disabled = upgrade.webhook_endpoint_disable(endpoint_id=endpoint)
         self.stdout.write(f"Disabled {disabled.id} ({disabled.url}): Stripe sends it nothing more.")
         if not yes:
             answer = input(f"Delete {endpoint} in Stripe now? This cannot be undone. [y/N] ")
@@ -165,7 +165,7 @@ class Command(BaseCommand):
                 return
         # A delivery in flight when it was disabled may have failed since: check again.
         self._refuse_if_at_risk(endpoint)
-        endpoints.webhook_endpoint_delete(endpoint_id=endpoint)
+        upgrade.webhook_endpoint_delete(endpoint_id=endpoint)
         self.stdout.write(self.style.SUCCESS(f"Deleted {endpoint}."))
         for s in successors:
             self.stdout.write(f"Events keep arriving through {s.id} ({s.api_version}).")
@@ -174,12 +174,12 @@ class Command(BaseCommand):
         """Refuse while events would be lost. A disabled endpoint is enabled again: Stripe keeps
         retrying an endpoint re-enabled before the retry falls due (one due while it is
         disabled is dropped; resend that event from the Dashboard)."""
-        at_risk = endpoints.webhook_endpoint_at_risk(endpoint_id=endpoint)
+        at_risk = upgrade.webhook_endpoint_at_risk(endpoint_id=endpoint)
         if not at_risk:
             return
-        message = endpoints.at_risk_message(endpoint_id=endpoint, at_risk=at_risk)
+        message = upgrade.at_risk_message(endpoint_id=endpoint, at_risk=at_risk)
         if endpoints.endpoint_get(endpoint_id=endpoint).status == "disabled":
-            endpoints.webhook_endpoint_disable(endpoint_id=endpoint, disabled=False)
+            upgrade.webhook_endpoint_disable(endpoint_id=endpoint, disabled=False)
             message += (
                 f" {endpoint} was disabled: it is enabled again so Stripe can retry them; resend "
                 f"any whose retry fell due while it was disabled (Dashboard, Events, Resend)."
@@ -199,7 +199,7 @@ class Command(BaseCommand):
         else:
             secret = sys.stdin.readline()
         try:
-            services.webhook_secret_rotate(
+            endpoints.webhook_secret_rotate(
                 endpoint=row, new_secret=secret.strip(), overlap=timedelta(hours=overlap_hours)
             )
         except ValueError as exc:

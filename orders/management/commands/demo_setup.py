@@ -12,7 +12,7 @@ from djstripe.models import WebhookEndpoint
 
 from billing import stripe_api
 from billing.permissions import BILLING_ADMIN, SUPPORT
-from billing.services import webhook_endpoint_create
+from billing.webhooks.endpoints import WEBHOOK_PATH, webhook_endpoint_create
 from orders.demo import demo_catalog_seed
 from orders.references import references_fill
 from orders.services import catalog_sync
@@ -50,7 +50,7 @@ def _demo_user(
 
 def _webhook_endpoint(base: str) -> tuple[WebhookEndpoint, bool]:
     """This site's endpoint, registered in Stripe once (reused while Stripe still has it)."""
-    prefix = f"{base}/stripe/webhook/"
+    prefix = f"{base}{WEBHOOK_PATH}"
     remote = {
         e.id
         for e in stripe_api.list_all(object_type="webhook_endpoint")

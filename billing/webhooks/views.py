@@ -8,8 +8,8 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing import services
-from billing.webhook_endpoints import WEBHOOK_PATH
+from billing.webhooks import intake
+from billing.webhooks.endpoints import WEBHOOK_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -21,11 +21,11 @@ def _remote_ip(request: HttpRequest) -> str | None:
 def _read_body(request: HttpRequest) -> bytes:
     """The raw body, refusing to read past the limit when the length is announced."""
     announced = request.META.get("CONTENT_LENGTH") or "0"
-    if announced.isdigit() and int(announced) > services.MAX_WEBHOOK_BODY:
-        raise services.DeliveryRejected(
+    if announced.isdigit() and int(announced) > intake.MAX_WEBHOOK_BODY:
+        raise intake.DeliveryRejected(
             413, f"body of {announced} bytes is over the limit", "too_large"
         )
-    return request.read(services.MAX_WEBHOOK_BODY + 1)
+    return request.read(intake.MAX_WEBHOOK_BODY + 1)
 
 
 @csrf_exempt  # Stripe cannot send a CSRF token; the signature authenticates the request.
@@ -34,14 +34,14 @@ def webhook(request: HttpRequest, endpoint_uuid):
     body = b""
     try:
         body = _read_body(request)
-        accepted = services.delivery_accept(
+        accepted = intake.delivery_accept(
             endpoint_uuid=endpoint_uuid,
             body=body,
             signature=request.headers.get("Stripe-Signature", ""),
             remote_ip=_remote_ip(request),
         )
-    except services.DeliveryRejected as exc:
-        services.delivery_reject(
+    except intake.DeliveryRejected as exc:
+        intake.delivery_reject(
             endpoint_uuid=endpoint_uuid,
             status=exc.status,
             code=exc.code,

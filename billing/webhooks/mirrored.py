@@ -4,7 +4,7 @@ Business handlers (orders/handlers.py) register their own types; together these 
 webhook endpoints subscribe to.
 """
 
-from billing.events import register_mirror
+from billing.webhooks.registry import register_mirror
 
 register_mirror(
     "customer.created",

@@ -1,4 +1,4 @@
-"""Event processing: the ordering guard, the mirror upsert and the handler registry.
+"""Processing one stored event: claim it, re-fetch its object, write the mirror, run its handler.
 
 Rules this module keeps (see DESIGN.md):
 - act on the latest object, re-fetched from Stripe with the expansions handlers need, never on
@@ -19,75 +19,19 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from billing import mirror, types
+from billing import mirror
 from billing.models import InboundEvent
+from billing.webhooks import queue
+from billing.webhooks.registry import HANDLERS, EventContext
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EventContext:
-    """What a handler gets: the stored event, the latest object, and its mirror row."""
-
-    event: InboundEvent
-    obj: dict[str, Any]  # the object as Stripe has it now, with the registered expansions
-    mirror: Any | None  # the dj-stripe row just upserted (None for types without a model)
-    coalesced: bool  # True when an earlier fetch (started after this event arrived) served it
-
-
-Handler = Callable[[EventContext], str | None]
-
-# Event type -> business handler (None: the event only refreshes the mirror).
-HANDLERS: dict[str, Handler | None] = {}
-# Stripe object type -> expansions to ask for whenever that object is fetched.
-EXPANSIONS = mirror.EXPANSIONS
-
-
-def object_type_for_event_type(event_type: str) -> str:
-    return types.for_event(event_type)
-
-
-def register(*event_types: str, expand: Iterable[str] = ()) -> Callable[[Handler], Handler]:
-    """Register a business handler for event types, with the expansions it reads.
-
-    Handlers must be idempotent (state check under ``select_for_update``): the pipeline
-    processes each event once, but the same business fact can arrive as several events.
-    """
-
-    def decorator(fn: Handler) -> Handler:
-        for event_type in event_types:
-            if HANDLERS.get(event_type) not in (None, fn):
-                raise ValueError(f"{event_type} already has a handler: {HANDLERS[event_type]}")
-            HANDLERS[event_type] = fn
-            EXPANSIONS.setdefault(object_type_for_event_type(event_type), set()).update(expand)
-        return fn
-
-    return decorator
-
-
-def register_mirror(*event_types: str, expand: Iterable[str] = ()) -> None:
-    """Event types that only keep the mirror current (no business handler)."""
-    for event_type in event_types:
-        HANDLERS.setdefault(event_type, None)
-        EXPANSIONS.setdefault(object_type_for_event_type(event_type), set()).update(expand)
-
-
-def subscribed_event_types() -> list[str]:
-    """What webhook endpoints subscribe to: the types some code handles, never ``*``."""
-    return sorted(HANDLERS)
-
-
-# --- Processing one event -------------------------------------------------------------------
 
 
 def retry_delay(attempt: int) -> float:
@@ -125,17 +69,14 @@ def process(event_id: str) -> str:
 def _claim(event_id: str) -> datetime | None:
     """Take the event for this run (see ``process``); None when it is not this run's."""
     now = timezone.now()
-    lease = timedelta(seconds=settings.BILLING_EVENT_LEASE_SECONDS)
-    due = Q(status__in=(InboundEvent.Status.PENDING, InboundEvent.Status.RETRYING)) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    stuck = Q(status=InboundEvent.Status.PROCESSING, claimed_at__lt=now - lease)
     queryset = InboundEvent.objects.filter(pk=event_id)
-    if queryset.filter(due).update(status=InboundEvent.Status.PROCESSING, claimed_at=now):
+    if queryset.filter(queue.due(now)).update(
+        status=InboundEvent.Status.PROCESSING, claimed_at=now
+    ):
         return now
     # A claim past its lease: the worker that held it died mid-attempt (kill -9, OOM). The
     # lost attempt counts, so an event that kills its worker each time still ends "failed".
-    taken_over = queryset.filter(stuck).update(
+    taken_over = queryset.filter(queue.claim_expired(now)).update(
         status=InboundEvent.Status.PROCESSING,
         claimed_at=now,
         attempts=F("attempts") + 1,
@@ -234,7 +175,6 @@ def _finish(event: InboundEvent, status: str, outcome: str, started: datetime) -
 def _failure_record(*, event_id: str, claimed_at: datetime, exc: Exception) -> str:
     """Count the failed attempt on the event, keep its traceback, and queue the retry for
     when it is due; ``failed`` once the attempts are spent. Only the claim's holder records."""
-    from billing import services
 
     error = traceback.format_exc()
     with transaction.atomic():
@@ -264,5 +204,5 @@ def _failure_record(*, event_id: str, claimed_at: datetime, exc: Exception) -> s
         logger.warning(
             "event %s attempt %s failed (%s); retry in %.1fs", event_id, attempt, exc, delay
         )
-        services.event_enqueue(event_id=event_id, countdown=delay)
+        queue.event_enqueue(event_id=event_id, countdown=delay)
     return InboundEvent.Status.RETRYING

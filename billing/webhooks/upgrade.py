@@ -1,4 +1,4 @@
-"""Webhook endpoints and API versions as code: list, sync, upgrade, retire, and what arrived.
+"""Webhook endpoints as code: sync, upgrade, retire.
 
 An endpoint's API version is fixed when it is created, so moving to a new version means a
 second endpoint at that version, both delivering for a while (intake stores each event once,
@@ -16,168 +16,29 @@ a call). The signing secret, which Stripe returns only when an endpoint is creat
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-import stripe
 from django.conf import settings
 from django.utils import timezone
-from djstripe.models import WebhookEndpoint
-from djstripe.settings import djstripe_settings
 
-from billing import events, mirror, services, stripe_api, traffic
+from billing import mirror, stripe_api
 from billing.models import InboundEvent, WebhookDelivery
+from billing.webhooks import registry
+from billing.webhooks.endpoints import (
+    Endpoint,
+    EndpointError,
+    created_at,
+    endpoint_get,
+    endpoints_list,
+    webhook_endpoint_create,
+    webhook_endpoint_write,
+)
+from billing.webhooks.versions import api_version_validate
 
-WEBHOOK_PATH = "/stripe/webhook/"
 # Stripe retries a failed live-mode delivery for up to three days; older failures are final.
 RETRY_WINDOW = timedelta(days=3)
-VERSION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
-
-
-class EndpointError(Exception):
-    """An endpoint operation cannot go ahead; the message says what to do instead."""
-
-
-# --- Versions -----------------------------------------------------------------------------
-
-
-def sdk_api_version() -> str:
-    """The version this stripe-python release was generated for (not the pinned one)."""
-    return stripe._api_version._ApiVersion.CURRENT
-
-
-def djstripe_api_version() -> str:
-    """The version dj-stripe's models are written against."""
-    return djstripe_settings.DEFAULT_STRIPE_API_VERSION
-
-
-def api_version_major(version: str) -> str:
-    """A version's release line: ``dahlia`` for ``2026-08-26.dahlia``.
-
-    Since 2024-09-30.acacia, Stripe makes breaking changes only in a new named release; the
-    monthly versions within one are additive. Older, dateless-named versions could each break,
-    so each is its own line.
-    """
-    return version.split(".", 1)[1] if "." in version else version
-
-
-def api_versions_compatible(a: str, b: str) -> bool:
-    return bool(a) and bool(b) and api_version_major(a) == api_version_major(b)
-
-
-def api_version_validate(version: str) -> str:
-    if not VERSION_FORMAT.match(version or ""):
-        raise EndpointError(
-            f"{version!r} is not a Stripe API version (expected e.g. 2026-08-26.dahlia)."
-        )
-    return version
-
-
-# --- Reading endpoints --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One endpoint as Stripe and this deployment know it."""
-
-    id: str
-    url: str
-    api_version: str
-    status: str  # enabled, disabled; deleted (retired) or missing when only the mirror has it
-    enabled_events: list[str]
-    created: datetime | None
-    in_stripe: bool
-    local: bool  # a local row exists, so deliveries to it can be verified
-    has_secret: bool
-    received_24h: int = 0
-    missing_types: list[str] = field(default_factory=list)  # handled but not subscribed
-    extra_types: list[str] = field(default_factory=list)  # subscribed but handled by nobody
-
-    @property
-    def enabled(self) -> bool:
-        return self.in_stripe and self.status == "enabled"
-
-    @property
-    def version_matches(self) -> bool:
-        return self.api_version == settings.STRIPE_API_VERSION
-
-    @property
-    def usable(self) -> bool:
-        """Stripe delivers to it and this deployment can verify what arrives."""
-        return self.enabled and self.local and self.has_secret
-
-    def is_for(self, base_url: str) -> bool:
-        return self.url.startswith(base_url.rstrip("/") + WEBHOOK_PATH)
-
-    @property
-    def base_url(self) -> str:
-        return self.url.split(WEBHOOK_PATH, 1)[0]
-
-
-def types_difference(enabled_events: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(handled types the endpoint misses, subscribed types no code handles)."""
-    wanted = set(events.subscribed_event_types())
-    subscribed = set(enabled_events or ())
-    if "*" in subscribed:
-        return [], ["*"]
-    return sorted(wanted - subscribed), sorted(subscribed - wanted)
-
-
-def _created(value: Any) -> datetime | None:
-    if isinstance(value, int):
-        return datetime.fromtimestamp(value, tz=UTC)
-    return value
-
-
-def _received_since(endpoints: dict[str, WebhookEndpoint], since: datetime) -> dict[str, int]:
-    """Distinct events each local endpoint brought (first copy or duplicate) since ``since``,
-    by the hour (``billing.traffic``)."""
-    delivered = traffic.events_delivered(since=since, by="endpoint_uuid")
-    return {endpoint_id: delivered[row.djstripe_uuid] for endpoint_id, row in endpoints.items()}
-
-
-def endpoints_list(*, from_stripe: bool = True) -> list[Endpoint]:
-    """Every endpoint in Stripe and in the local mirror, newest first.
-
-    ``from_stripe=False`` reads the mirror only (no API call), for pages and system checks.
-    """
-    remote: dict[str, dict[str, Any]] = {}
-    if from_stripe:
-        for obj in stripe_api.list_all(object_type="webhook_endpoint"):
-            data = stripe_api.as_dict(obj)
-            remote[data["id"]] = data
-    local = {row.id: row for row in WebhookEndpoint.objects.all()}
-    received = _received_since(local, timezone.now() - timedelta(hours=24))
-    result = []
-    for endpoint_id in remote.keys() | local.keys():
-        row = local.get(endpoint_id)
-        data = remote.get(endpoint_id) or (row.stripe_data if row else {})
-        deleted = row is not None and bool((row.stripe_data or {}).get("deleted"))
-        in_stripe = endpoint_id in remote if from_stripe else row is not None and not deleted
-        enabled_events = list(data.get("enabled_events") or [])
-        missing, extra = types_difference(enabled_events)
-        result.append(
-            Endpoint(
-                id=endpoint_id,
-                url=data.get("url") or (row.url if row else ""),
-                api_version=data.get("api_version") or (row.api_version if row else "") or "",
-                status=(data.get("status") or "")
-                if in_stripe
-                else ("deleted" if deleted else "missing"),
-                enabled_events=enabled_events,
-                created=_created(data.get("created")) or (row.created if row else None),
-                in_stripe=in_stripe,
-                local=row is not None,
-                has_secret=bool(row and row.secret),
-                received_24h=received.get(endpoint_id, 0),
-                missing_types=missing,
-                extra_types=extra,
-            )
-        )
-    epoch = datetime.min.replace(tzinfo=UTC)
-    return sorted(result, key=lambda e: (e.created or epoch, e.id), reverse=True)
 
 
 # --- sync ---------------------------------------------------------------------------------
@@ -200,7 +61,7 @@ def webhook_endpoint_sync(*, base_url: str) -> SyncResult:
     """
     base_url = _base_url_validate(base_url)
     version = settings.STRIPE_API_VERSION
-    wanted = events.subscribed_event_types()
+    wanted = registry.subscribed_event_types()
     ours = [e for e in endpoints_list() if e.in_stripe and e.is_for(base_url)]
     verifiable = [e for e in ours if e.local and e.has_secret]
     current = [e for e in verifiable if e.api_version == version]
@@ -212,7 +73,7 @@ def webhook_endpoint_sync(*, base_url: str) -> SyncResult:
                 f"version is {version}. An endpoint's version cannot change: run "
                 f"`manage.py stripe_webhooks upgrade --to {version}`, then retire the old one."
             )
-        created = services.webhook_endpoint_create(
+        created = webhook_endpoint_create(
             base_url=base_url, api_version=version, enabled_events=wanted
         )
         endpoint = endpoint_get(endpoint_id=created.id)
@@ -233,7 +94,7 @@ def webhook_endpoint_sync(*, base_url: str) -> SyncResult:
         updated = stripe_api.update(
             object_type="webhook_endpoint", stripe_id=endpoint.id, params=changes
         )
-        services.webhook_endpoint_write(data=updated, started_at=started)
+        webhook_endpoint_write(data=updated, started_at=started)
         endpoint = endpoint_get(endpoint_id=endpoint.id)
     return SyncResult(
         endpoint=endpoint,
@@ -250,13 +111,6 @@ def _base_url_validate(base_url: str) -> str:
             f"--base-url {base_url!r} is not an http(s) URL (e.g. https://shop.example.com)."
         )
     return base_url
-
-
-def endpoint_get(*, endpoint_id: str) -> Endpoint:
-    for endpoint in endpoints_list():
-        if endpoint.id == endpoint_id:
-            return endpoint
-    raise EndpointError(f"No webhook endpoint {endpoint_id}.")
 
 
 # --- upgrade ------------------------------------------------------------------------------
@@ -302,10 +156,10 @@ def webhook_endpoint_upgrade(*, to_version: str, base_url: str | None = None) ->
     )
     created = target is None
     if created:
-        row = services.webhook_endpoint_create(
+        row = webhook_endpoint_create(
             base_url=base_url,
             api_version=to_version,
-            enabled_events=events.subscribed_event_types(),
+            enabled_events=registry.subscribed_event_types(),
         )
         target = endpoint_get(endpoint_id=row.id)
     return UpgradeResult(
@@ -366,7 +220,7 @@ def webhook_endpoint_at_risk(*, endpoint_id: str) -> list[dict[str, Any]]:
     )
 
     def covered(event: dict[str, Any]) -> bool:
-        created = _created(event["created"])
+        created = created_at(event["created"])
         return any(
             o.created is not None
             and o.created < created
@@ -387,6 +241,17 @@ def webhook_endpoint_successors(*, endpoint_id: str) -> list[Endpoint]:
     ]
 
 
+def at_risk_message(*, endpoint_id: str, at_risk: list[dict[str, Any]]) -> str:
+    listed = ", ".join(f"{e['id']} ({e['type']})" for e in at_risk[:10])
+    more = f" and {len(at_risk) - 10} more" if len(at_risk) > 10 else ""
+    return (
+        f"{len(at_risk)} event(s) are still pending delivery to {endpoint_id} and have not "
+        f"reached this deployment any other way: {listed}{more}. Retiring it now would lose "
+        f"them. Let Stripe's retries deliver them (check the endpoint answers 2xx), then run "
+        f"retire again."
+    )
+
+
 def webhook_endpoint_disable(*, endpoint_id: str, disabled: bool = True) -> Endpoint:
     """Stop (or resume) Stripe's deliveries to an endpoint.
 
@@ -397,7 +262,7 @@ def webhook_endpoint_disable(*, endpoint_id: str, disabled: bool = True) -> Endp
     updated = stripe_api.update(
         object_type="webhook_endpoint", stripe_id=endpoint_id, params={"disabled": disabled}
     )
-    services.webhook_endpoint_write(data=updated, started_at=started)
+    webhook_endpoint_write(data=updated, started_at=started)
     return endpoint_get(endpoint_id=endpoint_id)
 
 
@@ -416,44 +281,3 @@ def webhook_endpoint_delete(*, endpoint_id: str) -> None:
     started = mirror.fetch_started()
     deleted = stripe_api.delete(object_type="webhook_endpoint", stripe_id=endpoint_id)
     mirror.object_write(data=deleted, started_at=started)
-
-
-def at_risk_message(*, endpoint_id: str, at_risk: list[dict[str, Any]]) -> str:
-    listed = ", ".join(f"{e['id']} ({e['type']})" for e in at_risk[:10])
-    more = f" and {len(at_risk) - 10} more" if len(at_risk) > 10 else ""
-    return (
-        f"{len(at_risk)} event(s) are still pending delivery to {endpoint_id} and have not "
-        f"reached this deployment any other way: {listed}{more}. Retiring it now would lose "
-        f"them. Let Stripe's retries deliver them (check the endpoint answers 2xx), then run "
-        f"retire again."
-    )
-
-
-# --- Versions of what arrived ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VersionSeen:
-    api_version: str
-    events_7d: int
-    events_30d: int
-    matches_pinned: bool
-
-
-def api_versions_seen() -> list[VersionSeen]:
-    """API versions of the events delivered in the last 30 days, with counts for 7 and 30
-    (by the hour: ``billing.traffic``)."""
-    now = timezone.now()
-    last_30 = traffic.events_delivered(since=now - timedelta(days=30), by="api_version")
-    last_7 = traffic.events_delivered(since=now - timedelta(days=7), by="api_version")
-    pinned = settings.STRIPE_API_VERSION
-    return [
-        VersionSeen(
-            api_version=version or "(none)",
-            events_7d=last_7.get(version, 0),
-            events_30d=count,
-            matches_pinned=version == pinned,
-        )
-        for version, count in sorted(last_30.items(), key=lambda item: -item[1])
-        if count
-    ]

@@ -141,10 +141,10 @@ def main() -> None:
         from django.test import Client
         from djstripe.models import Price
 
-        from billing.permissions import BILLING_ADMIN
         from billing.webhooks.endpoints import webhook_endpoint_create
         from orders.demo import demo_catalog_seed
         from orders.services import catalog_sync
+        from orders.staff import BILLING_ADMIN
 
         demo_catalog_seed()
         catalog_sync()

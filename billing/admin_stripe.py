@@ -22,8 +22,8 @@ from djstripe import admin as djstripe_admin  # noqa: F401 - registers dj-stripe
 
 from billing import admin_views, display, metadata, permissions, selectors, types
 from billing.admin_lists import ConsoleList
+from billing.money import format_amount
 from billing.stripe_api import StripeAPIError
-from orders.money import format_amount
 
 # What a pasted Stripe id looks like (cus_..., pi_..., cs_test_...).
 STRIPE_ID = re.compile(r"^[a-z]{2,6}_[0-9A-Za-z_]{6,}$")

@@ -35,11 +35,10 @@ from typing import Any
 from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
-from billing import mirror, stripe_api
+from billing import metadata, mirror, stripe_api
 from billing import types as stripe_types
 from billing.mirror import compare
 from billing.models import BackfillFailure, BackfillPage, BackfillProgress, BackfillRun
-from orders import links
 
 logger = logging.getLogger(__name__)
 
@@ -433,9 +432,9 @@ def _page_write(
         written, failed = _objects_write(data, started, expand)
         for obj, synced in written:
             tally[_outcome(synced, obj)] += 1
-            link = links.object_link(obj=obj)
-            if link.status != "none":
-                tally[link.status] += 1
+            status = metadata.link_keep(obj=obj)
+            if status != "none":
+                tally[status] += 1
         for obj, error in failed:
             BackfillFailure.objects.create(
                 run=run, object_type=source.name, stripe_id=obj["id"], error=error
@@ -529,9 +528,9 @@ def backfill_dry_run(
                             else "unchanged" if compare.same(previous, obj) else "updated"
                         )  # fmt: skip
                         tally[outcome] += 1
-                        link = links.object_link(obj=obj, write=False)
-                        if link.status != "none":
-                            tally[link.status] += 1
+                        status = metadata.link_keep(obj=obj, write=False)
+                        if status != "none":
+                            tally[status] += 1
                     transaction.set_rollback(True)  # resolving locks orders; change nothing
                 tally["api_calls"] = stripe_api.calls_total() - calls_at
                 done = not (has_more and data)

@@ -18,8 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import types
+from billing.money import format_amount
 from config.logging import SECRET_PATTERN
-from orders.money import format_amount
 
 # --- Secrets ---------------------------------------------------------------------------------
 

@@ -208,6 +208,22 @@ def tied_targets(key: str, stripe_id: str) -> list[LinkTarget]:
     ]  # fmt: skip
 
 
+# How the app owning the link keys keeps its own links of an object (orders fills an order's
+# foreign key to its session, a customer's user): ``keeper(obj, write)`` answers "linked" (the
+# keys resolve), "unlinked" (they point at nothing) or "none" (no keys).
+_KEEPER: list[Callable[[Mapping[str, Any], bool], str]] = []
+
+
+def link_keeper_register(keeper: Callable[[Mapping[str, Any], bool], str]) -> None:
+    _KEEPER[:] = [keeper]
+
+
+def link_keep(*, obj: Mapping[str, Any], write: bool = True) -> str:
+    """Resolve an object's link keys and, with ``write``, let their owner fill its own links
+    (call inside a transaction: the owner may lock its rows); "none" when nobody owns them."""
+    return _KEEPER[0](obj, write) if _KEEPER else "none"
+
+
 def tied_stripe_ids(key: str, value: str) -> list[str]:
     """The Stripe ids tied to the row ``value`` names (an order's objects, for a search)."""
     resolver = _RESOLVERS.get(key)

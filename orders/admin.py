@@ -23,10 +23,10 @@ from billing.admin_lists import ConsoleList
 from billing.admin_stripe import admin_link
 from billing.console import reprocess
 from billing.display import admin_url, when
-from orders import selectors
+from billing.money import format_amount
+from orders import selectors, staff
 from orders import services as order_services
 from orders.models import Order, OrderItem, OrderPayment
-from orders.money import format_amount
 
 
 class OrderItemInline(admin.TabularInline):
@@ -225,7 +225,7 @@ class OrderPaymentAdmin(ReadOnlyAdmin):
         messages.success(request, f"{marked} flagged payment(s) marked resolved.")
 
     def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm(permissions.RESOLVE_PAYMENT)
+        return request.user.has_perm(staff.RESOLVE_PAYMENT)
 
 
 @admin.register(Order)

@@ -17,9 +17,9 @@ from django.contrib.auth import get_user_model
 from djstripe.models import Customer
 
 from billing.display import admin_url
-from billing.metadata import LinkResolver, link_keys, link_register
+from billing.metadata import LinkResolver, link_keeper_register, link_keys, link_register
+from billing.money import format_amount
 from orders.models import Order
-from orders.money import format_amount
 from orders.references import orders_tied, stripe_ids_tied
 from orders.services.payments import _order_locked
 
@@ -53,6 +53,7 @@ def register() -> None:
             tied_ids=lambda public_id: stripe_ids_tied(public_id=public_id),
         ),
     )
+    link_keeper_register(lambda obj, write: object_link(obj=obj, write=write).status)
 
 
 # --- The operators' tools -------------------------------------------------------------------

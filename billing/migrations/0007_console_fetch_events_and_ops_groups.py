@@ -2,14 +2,11 @@
 
 from django.db import migrations, models
 
-from billing.permissions import groups_sync_migration
-
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ('billing', '0006_event_lease_and_reject_counts'),
-        ('orders', '0005_order_payments'),
     ]
 
     operations = [
@@ -18,6 +15,4 @@ class Migration(migrations.Migration):
             name='action',
             field=models.CharField(choices=[('metadata_update', 'metadata edited'), ('resync', 'resynced from Stripe'), ('reprocess', 'event reprocessed'), ('fetch_events', 'missed events fetched')], max_length=32),
         ),
-        # the groups read the operators' reports and webhook refusals (billing.permissions)
-        migrations.RunPython(groups_sync_migration, migrations.RunPython.noop),
     ]

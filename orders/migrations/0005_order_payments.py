@@ -5,7 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-from billing.permissions import groups_sync_migration
+from orders.staff import groups_sync_migration
 
 PAID_STATES = ("paid", "fulfilled", "partially_refunded", "refunded")
 

@@ -1,8 +1,8 @@
 from django import template
 from django.conf import settings
 
+from billing.money import format_amount
 from orders import wording
-from orders.money import format_amount
 
 register = template.Library()
 

@@ -18,14 +18,15 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from djstripe.models import Charge, Price
 
-from billing import backfill, reconcile, stripe_api
+from billing import backfill, stripe_api
 from billing.console import metadata_edit, resync
 from billing.models import InboundEvent
-from billing.permissions import BILLING_ADMIN, SUPPORT, groups_sync
 from config.celery import app as celery_app
+from orders import reconcile
 from orders.demo import demo_catalog_seed
 from orders.models import Order
 from orders.services import catalog_sync, order_checkout_start
+from orders.staff import BILLING_ADMIN, SUPPORT, groups_sync
 from tests.conftest import TEST_STRIPE_KEY
 
 _tokens = itertools.count(1)

@@ -11,11 +11,11 @@ from django.core.management.base import BaseCommand
 from djstripe.models import WebhookEndpoint
 
 from billing import stripe_api
-from billing.permissions import BILLING_ADMIN, SUPPORT
 from billing.webhooks.endpoints import WEBHOOK_PATH, webhook_endpoint_create
 from orders.demo import demo_catalog_seed
 from orders.references import references_fill
 from orders.services import catalog_sync
+from orders.staff import BILLING_ADMIN, SUPPORT
 
 DEMO_DIR = Path(settings.DEMO_DIR)
 

@@ -1,7 +1,7 @@
 import pytest
 from django.template import Context, Template
 
-from orders.money import format_amount
+from billing.money import format_amount
 
 
 @pytest.mark.parametrize(

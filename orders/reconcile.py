@@ -38,6 +38,13 @@ from billing import metadata, mirror, stripe_api
 from billing.models import ReconcileReport
 from orders import links
 from orders.models import PAID_STATES, Order
+from orders.services import (
+    intent_unrecorded,
+    order_fulfil,
+    order_intent_record,
+    order_invoice_paid,
+    order_refund_sync,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +169,6 @@ class Reconciler:
         return []
 
     def _check_intent(self, intent: dict[str, Any]):
-        from orders.services import intent_unrecorded
 
         order = self._resolve(intent).order
         if (
@@ -363,28 +369,24 @@ def _attempt(action: Callable[[], str]) -> str:
 
 
 def _session_fulfil(session_id: str) -> str:
-    from orders.services import order_fulfil
 
     session = mirror.object_sync(object_type="checkout.session", stripe_id=session_id).obj
     return order_fulfil(session=session, source=SOURCE)
 
 
 def _invoice_paid(invoice_id: str) -> str:
-    from orders.services import order_invoice_paid
 
     invoice = mirror.object_sync(object_type="invoice", stripe_id=invoice_id).obj
     return order_invoice_paid(invoice=invoice, source=SOURCE)
 
 
 def _intent_record(intent_id: str) -> str:
-    from orders.services import order_intent_record
 
     intent = mirror.object_sync(object_type="payment_intent", stripe_id=intent_id).obj
     return order_intent_record(intent=intent, source=SOURCE)
 
 
 def _refunds_sync(charge_id: str) -> str:
-    from orders.services import order_refund_sync
 
     charge = mirror.object_sync(object_type="charge", stripe_id=charge_id).obj
     return order_refund_sync(charge=charge, source=SOURCE)

@@ -4,8 +4,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import reconcile
 from billing.management.options import parse_when
+from orders import reconcile
 
 
 class Command(BaseCommand):

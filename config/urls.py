@@ -5,7 +5,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from billing.admin_versions import api_versions_view
+from billing.admin.versions import api_versions_view
 from config.health import healthz
 from config.throttle import throttled
 from orders.forms import LoginForm

@@ -16,11 +16,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from billing import admin_views, permissions
+from billing import permissions
 from billing import selectors as billing_selectors
-from billing.admin import ReadOnlyAdmin
-from billing.admin_lists import ConsoleList
-from billing.admin_stripe import admin_link
+from billing.admin import views as console_views
+from billing.admin.base import ConsoleList, ReadOnlyAdmin, admin_link
 from billing.console import reprocess
 from billing.display import admin_url, when
 from billing.money import format_amount
@@ -383,7 +382,7 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
         if not event_ids:
             messages.warning(request, "Choose the events to reprocess first.")
         else:
-            admin_views.report_reprocess(
+            console_views.report_reprocess(
                 request,
                 reprocess.events_reprocess_selected(actor=request.user, event_ids=event_ids),
             )

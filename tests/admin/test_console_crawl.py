@@ -14,7 +14,7 @@ from django.contrib.admin.utils import quote
 from django.urls import NoReverseMatch, reverse
 
 from billing import permissions
-from billing.admin_stripe import StripeObjectAdmin
+from billing.admin.stripe_objects import StripeObjectAdmin
 from orders.admin import OrderAdmin, OrderPaymentAdmin
 from tests.admin.conftest import SECRETS
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from billing.admin_lists import CappedPaginator
+from billing.admin.base import CappedPaginator
 from billing.models import InboundEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

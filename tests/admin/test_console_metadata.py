@@ -15,7 +15,7 @@ from django.urls import reverse
 from djstripe.models import Charge, WebhookEndpoint
 
 from billing import metadata, stripe_api
-from billing.admin_views import _STATE_SALT
+from billing.admin.metadata_form import _STATE_SALT
 from billing.display import mask, mask_secrets
 from billing.models import AuditEntry, ObjectSync
 

@@ -32,7 +32,7 @@ def test_only_the_products_own_stripe_admins_are_registered():
     assert registered == MIRRORED
     for model, model_admin in admin.site._registry.items():
         if model._meta.app_label == "djstripe":
-            assert type(model_admin).__module__ == "billing.admin_stripe", model
+            assert type(model_admin).__module__ == "billing.admin.stripe_types", model
 
 
 def test_no_admin_column_is_shadowed_by_a_model_field(staff):

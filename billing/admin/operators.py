@@ -7,7 +7,7 @@ the commands write these rows, the admin shows them.
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from billing.admin import ReadOnlyAdmin
+from billing.admin.base import ReadOnlyAdmin
 from billing.models import BackfillFailure, BackfillProgress, BackfillRun, ReconcileReport
 
 

@@ -8,14 +8,13 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from billing import (
-    admin_stripe,
-    admin_views,
     display,
     permissions,
     selectors,
     types,
 )
-from billing.admin_lists import ConsoleList, choices_filter, exact_search
+from billing.admin import views
+from billing.admin.base import ReadOnlyAdmin, choices_filter, exact_search, json_block, object_link
 from billing.console import reprocess
 from billing.models import (
     AuditEntry,
@@ -28,25 +27,6 @@ from billing.models import (
 )
 from billing.templatetags.console import masked
 from billing.webhooks import registry
-
-
-class ReadOnlyAdmin(ConsoleList, admin.ModelAdmin):
-    """Logs and mirrored state are never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
 
 # Filters whose choices come from the code, not from ``SELECT DISTINCT`` over the table.
 MirroredTypeFilter = choices_filter(
@@ -73,13 +53,6 @@ def _by_endpoint_uuid(queryset, term: str):
         return exact_search(queryset, str(uuid.UUID(term)), ["endpoint_uuid"])
     except ValueError:
         return queryset.none()
-
-
-def object_link(object_type: str, stripe_id: str) -> str:
-    """The console page of a mirrored object, when the type has one."""
-    if admin_stripe.has_page(object_type) and stripe_id:
-        return admin_stripe.admin_link(object_type, stripe_id)
-    return stripe_id or "-"
 
 
 class DeliveryInline(admin.TabularInline):
@@ -173,14 +146,14 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_json(self, obj):
-        return admin_stripe.json_block(obj.payload)
+        return json_block(obj.payload)
 
     @admin.action(description="Reprocess the selected events", permissions=["reprocess"])
     def reprocess(self, request, queryset):
         outcomes = reprocess.events_reprocess_selected(
             actor=request.user, event_ids=list(queryset.values_list("pk", flat=True))
         )
-        admin_views.report_reprocess(request, outcomes)
+        views.report_reprocess(request, outcomes)
 
     def has_reprocess_permission(self, request):
         return request.user.has_perm(permissions.REPROCESS)
@@ -262,7 +235,7 @@ class ObjectSyncAdmin(ReadOnlyAdmin):
 
     @admin.display(description="snapshot (secrets masked)")
     def snapshot_json(self, obj):
-        return admin_stripe.json_block(obj.snapshot)
+        return json_block(obj.snapshot)
 
 
 @admin.register(AuditEntry)
@@ -298,11 +271,11 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="before")
     def before_json(self, obj):
-        return admin_stripe.json_block(obj.before)
+        return json_block(obj.before)
 
     @admin.display(description="after")
     def after_json(self, obj):
-        return admin_stripe.json_block(obj.after)
+        return json_block(obj.after)
 
 
 def format_html_rows(changes) -> str:
@@ -337,6 +310,3 @@ class ResyncJobAdmin(ReadOnlyAdmin):
             )
             context["job"] = obj
         return super().render_change_form(request, context, add, change, form_url, obj)
-
-
-from billing import admin_ops  # noqa: E402, F401 - backfill runs, reconcile reports

@@ -1,4 +1,5 @@
-"""What every console list does to cost the same on a table of a thousand rows or ten million.
+"""What every page of the support console shares: the read-only base of the console's admins,
+lists that cost the same on a table of a thousand rows or ten million, and links between pages.
 
 - Counting: Django's paginator counts every row a list matches, a scan of the table on an
   unfiltered list. ``CappedPaginator`` counts up to ``COUNT_CAP`` rows and then says "more
@@ -9,16 +10,32 @@
   index serves. ``exact_search`` matches ids exactly, as they are stored.
 - Ordering: each list's ordering has an index (the models' ``Meta.indexes``, and migration
   ``billing.0009`` for dj-stripe's tables).
+- Read-only: mirrored rows and logs are never edited by hand (dj-stripe's ``ReadOnlyMixin``);
+  changes go to Stripe first, through the console's services.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from djstripe import admin as djstripe_admin  # noqa: F401 - registers dj-stripe's admins first
+
+from billing import display, types
+
+# dj-stripe's own model admins are not used: see ``billing.admin.stripe_objects``.
+for _model in [m for m in admin.site._registry if m._meta.app_label == "djstripe"]:
+    admin.site.unregister(_model)
+
+# What a pasted Stripe id looks like (cus_..., pi_..., cs_test_...).
+STRIPE_ID = re.compile(r"^[a-z]{2,6}_[0-9A-Za-z_]{6,}$")
+
 
 COUNT_CAP = 1_000
 
@@ -98,3 +115,76 @@ def exact_search(queryset: QuerySet, term: str, fields: Iterable[str]) -> QueryS
     for field in fields:
         query |= Q(**{field: term})
     return queryset.filter(query)
+
+
+class ReadOnlyAdmin(ConsoleList, admin.ModelAdmin):
+    """Logs and mirrored state are never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+def admin_link(object_type: str, stripe_id: str | None, text: str | None = None) -> str:
+    """A link to the console page of a mirrored object by its Stripe id (no query)."""
+    if not stripe_id:
+        return "-"
+    if not has_page(object_type):
+        return stripe_id
+    url = display.admin_url(f"djstripe_{types.model_for(object_type)._meta.model_name}", stripe_id)
+    return format_html('<a href="{}">{}</a>', url, text or stripe_id)
+
+
+def order_link(public_id: str | None) -> str:
+    if not public_id:
+        return "-"
+    url = display.admin_url("orders_order", public_id)
+    return format_html('<a href="{}">{}</a>', url, public_id)
+
+
+def json_block(data: Any) -> str:
+    """Stripe data for a page: formatted, secrets masked, in a scrolling block."""
+    return format_html('<pre class="console-json">{}</pre>', display.pretty_json(data))
+
+
+def facts_table(rows: list[tuple[str, Any]]) -> str:
+    rows = [(label, value) for label, value in rows if value not in (None, "", [], {})]
+    if not rows:
+        return "-"
+    return format_html(
+        '<table class="console-facts">{}</table>',
+        format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+    )
+
+
+def object_link(object_type: str, stripe_id: str) -> str:
+    """The console page of a mirrored object, when the type has one."""
+    if has_page(object_type) and stripe_id:
+        return admin_link(object_type, stripe_id)
+    return stripe_id or "-"
+
+
+def has_page(object_type: str) -> bool:
+    """Whether the console has a page for objects of this type."""
+    model = types.model_for(object_type)
+    return model is not None and admin.site.is_registered(model)
+
+
+def register(object_type: str):
+    """Register the console's admin for a mirrored type of the registry (``billing.types``)."""
+
+    def decorator(admin_class):
+        admin_class.object_type = object_type
+        return admin.register(types.model_for(object_type))(admin_class)
+
+    return decorator

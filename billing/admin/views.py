@@ -14,8 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views import View
 
-from billing import display, metadata, permissions, replay, selectors
+from billing import display, metadata, permissions, selectors
 from billing.console import reprocess, resync
+from billing.operators import replay
 from billing.stripe_api import StripeAPIError
 
 # --- Stripe errors, in words a support person can act on -------------------------------------

@@ -371,7 +371,7 @@ def event_store(*, payload: dict[str, Any]) -> DeliveryAccepted:
     """Store one Stripe event once (unique on its id) and queue its processing on commit.
 
     The inbox of every way an event reaches us besides webhook intake: the replay of events
-    Stripe lists that never arrived (``billing.replay``). Raises ``DeliveryRejected`` for
+    Stripe lists that never arrived (``billing.operators.replay``). Raises ``DeliveryRejected`` for
     something that is not an event.
     """
     fields = _event_fields(payload)

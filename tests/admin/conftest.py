@@ -18,9 +18,10 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from djstripe.models import Charge, Price
 
-from billing import backfill, stripe_api
+from billing import stripe_api
 from billing.console import metadata_edit, resync
 from billing.models import InboundEvent
+from billing.operators import backfill
 from config.celery import app as celery_app
 from orders import reconcile
 from orders.demo import demo_catalog_seed

@@ -13,9 +13,10 @@ from django.test import Client
 from django.urls import reverse
 from djstripe.models import Charge, Invoice, PaymentIntent
 
-from billing import backfill, stripe_api
+from billing import stripe_api
 from billing.console import metadata_edit, resync
 from billing.models import InboundEvent
+from billing.operators import backfill
 from orders.models import Order, OrderReference
 from orders.references import references_record
 from tests.admin.conftest import PASSWORD, buy, deliver_all_events, price_id

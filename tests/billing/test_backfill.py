@@ -15,8 +15,9 @@ import stripe
 from django.core.management import CommandError, call_command
 from djstripe import models as djstripe_models
 
-from billing import backfill, mirror, stripe_api
+from billing import mirror, stripe_api
 from billing.models import BackfillFailure, BackfillPage, BackfillProgress, BackfillRun
+from billing.operators import backfill, backfill_pages
 from tests.conftest import ROOT, TEST_STRIPE_KEY, subprocess_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -316,11 +317,11 @@ def test_pages_written_out_of_order_move_the_checkpoint_only_when_joined(stripe_
     progress = run.progress.get()
 
     def write(data, after, last):
-        return backfill._page_write(
+        return backfill_pages._page_write(
             run=run,
             progress=progress,
             after=after,
-            page=backfill._Page(data=data, has_more=not last, api_calls=1),
+            page=backfill_pages.Page(data=data, has_more=not last, api_calls=1),
             started=mirror.fetch_started(),
             last=last,
         )
@@ -468,11 +469,11 @@ def test_an_object_that_cannot_be_written_is_recorded_listed_and_fails_the_run(
     progress = run.progress.get()
 
     # When the page is written
-    progress = backfill._page_write(
+    progress = backfill_pages._page_write(
         run=run,
         progress=progress,
         after=None,
-        page=backfill._Page(data=[page[0], broken, page[2]], has_more=False, api_calls=1),
+        page=backfill_pages.Page(data=[page[0], broken, page[2]], has_more=False, api_calls=1),
         started=mirror.fetch_started(),
         last=True,
     )

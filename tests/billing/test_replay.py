@@ -10,8 +10,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from djstripe.models import Customer
 
-from billing import replay, stripe_api
+from billing import stripe_api
 from billing.models import InboundEvent, WebhookDelivery
+from billing.operators import replay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

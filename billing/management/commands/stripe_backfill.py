@@ -7,9 +7,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import backfill
 from billing.management.options import parse_when, split_types
 from billing.models import BackfillFailure
+from billing.operators import backfill, backfill_pages
 
 RESUME = "manage.py stripe_backfill --resume"
 PLAIN_EVERY = 10.0  # seconds between progress lines when not on a terminal
@@ -108,7 +108,7 @@ class Command(BaseCommand):
             "--writers",
             type=int,
             help="processes writing pages side by side (default: one per CPU, at most "
-            f"{backfill.WRITERS_MAX}, on PostgreSQL; 1 on SQLite)",
+            f"{backfill_pages.WRITERS_MAX}, on PostgreSQL; 1 on SQLite)",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="read Stripe and report, write nothing"

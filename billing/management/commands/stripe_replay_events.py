@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing import replay
 from billing.management.options import parse_when, split_types
+from billing.operators import replay
 
 
 class Command(BaseCommand):

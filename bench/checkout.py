@@ -152,7 +152,7 @@ def naive_flow(fs, users, price_id: str, per_user: int) -> tuple[int, int, int, 
             stripe.checkout.Session.list_line_items(session_id)
             stripe.PaymentIntent.retrieve(session.payment_intent)
             stripe.Customer.retrieve(session.customer)
-            services.order_fulfil(session=stripe_api.as_dict(session), source="naive bench")
+            services.order_session_apply(session=stripe_api.as_dict(session), source="naive bench")
     after = fs.stats()
     fulfilled = Order.objects.filter(pk__in=orders, status=Order.Status.FULFILLED).count()
     routes = {

@@ -32,8 +32,9 @@ def customer_replace(*, user: AbstractBaseUser, gone: Customer) -> Customer:
     """The user's Stripe customer was deleted in Stripe: mark it so in the mirror, unlink it
     from the user, and create the next one (its own idempotency key: the first customer's key
     would replay the deleted customer)."""
-    logger.warning("user %s: Stripe customer %s no longer exists; creating a new one",
-                   user.pk, gone.id)  # fmt: skip
+    logger.warning(
+        "user %s: Stripe customer %s no longer exists; creating a new one", user.pk, gone.id
+    )
     mirror.object_sync(object_type="customer", stripe_id=gone.id)
     # The subscriber link is ours, not Stripe's data: the mirror's write path does not own it.
     Customer.objects.filter(pk=gone.pk).update(subscriber=None)

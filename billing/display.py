@@ -187,12 +187,18 @@ _SUBSCRIPTION_WORDS = {
 }
 
 
+def subscription_period_end(data: dict[str, Any]) -> int | None:
+    """When a subscription's paid period ends (a Unix time), from Stripe's object."""
+    items = (data.get("items") or {}).get("data") or [{}]
+    # Since API version 2025-03-31 the period lives on the items, not the subscription.
+    return data.get("current_period_end") or items[0].get("current_period_end")
+
+
 def _subscription_status(data: dict[str, Any]) -> str:
     status = data.get("status") or ""
     words = _SUBSCRIPTION_WORDS.get(status, status or "unknown")
     if status in ("active", "trialing") and data.get("cancel_at_period_end"):
-        items = ((data.get("items") or {}).get("data")) or [{}]
-        ends = data.get("current_period_end") or items[0].get("current_period_end")
+        ends = subscription_period_end(data)
         words += f", cancels at period end ({_day(ends)})" if ends else ", cancels at period end"
     return words
 
@@ -293,8 +299,14 @@ def admin_url(model: str, key: Any, view: str = "change") -> str:
 # --- Links between objects, as the data carries them ------------------------------------------
 
 # Fields holding the id (or expanded copy) of another object of the same purchase.
-_OF_THE_PURCHASE = ("payment_intent", "latest_charge", "charge", "invoice", "latest_invoice",
-                    "subscription")  # fmt: skip
+PURCHASE_FIELDS = (
+    "payment_intent",
+    "latest_charge",
+    "charge",
+    "invoice",
+    "latest_invoice",
+    "subscription",
+)
 
 
 def related_ids(data: dict[str, Any]) -> list[str]:
@@ -302,7 +314,7 @@ def related_ids(data: dict[str, Any]) -> list[str]:
     customer has other purchases). Covers the places API versions since 2025-03-31 moved them
     to: an invoice's subscription under ``parent``, its payment intents under ``payments``; and
     a charge's refunds when they come expanded."""
-    found = [stripe_id(data.get(field)) for field in _OF_THE_PURCHASE]
+    found = [stripe_id(data.get(field)) for field in PURCHASE_FIELDS]
     parent = (data.get("parent") or {}).get("subscription_details") or {}
     found.append(stripe_id(parent.get("subscription")))
     for payment in ((data.get("payments") or {}).get("data")) or []:

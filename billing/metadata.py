@@ -202,10 +202,11 @@ def tied_targets(key: str, stripe_id: str) -> list[LinkTarget]:
     if resolver is None or resolver.tied_to is None:
         return []
     return [
-        LinkTarget(key=key, value="", label=resolver.label(obj),
-                   admin_url=resolver.admin_url(obj), obj=obj)
+        LinkTarget(
+            key=key, value="", label=resolver.label(obj), admin_url=resolver.admin_url(obj), obj=obj
+        )
         for obj in resolver.tied_to(stripe_id)
-    ]  # fmt: skip
+    ]
 
 
 # How the app owning the link keys keeps its own links of an object (orders fills an order's

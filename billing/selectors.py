@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact, StartsWith
 
@@ -50,10 +50,6 @@ def last_synced(*, row, state: ObjectSync | None) -> datetime | None:
     if state is not None and state.synced_at is not None:
         return state.synced_at
     return getattr(row, "djstripe_updated", None)
-
-
-def events_by_ids(*, event_ids: Iterable[str]) -> QuerySet[InboundEvent]:
-    return InboundEvent.objects.filter(pk__in=list(event_ids)).order_by("created")
 
 
 def object_type_for_id(stripe_id: str) -> str | None:

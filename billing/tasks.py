@@ -12,12 +12,6 @@ from billing.webhooks import processing, queue, retention
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="billing.echo")
-def echo(value: str) -> str:
-    """Round-trip probe used to prove a worker consumes from the broker."""
-    return value
-
-
 @shared_task(name="billing.process_event", acks_late=True)
 def process_event(event_id: str) -> str:
     """One attempt at one event. Retries are the event's own (``attempts``,

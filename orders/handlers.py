@@ -7,6 +7,7 @@ event's outcome, not treated as errors.
 
 from __future__ import annotations
 
+from billing.consts import EventType as E
 from billing.webhooks.registry import EventContext, register
 from orders import services
 
@@ -24,14 +25,14 @@ def _source(ctx: EventContext) -> dict[str, str]:
 # it now (status, payment status, the payment intent's status), never from the event's type;
 # an "expired" event about a session that was paid meanwhile pays the order.
 @register(
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "checkout.session.expired",
+    E.CHECKOUT_SESSION_COMPLETED,
+    E.CHECKOUT_SESSION_ASYNC_PAYMENT_SUCCEEDED,
+    E.CHECKOUT_SESSION_ASYNC_PAYMENT_FAILED,
+    E.CHECKOUT_SESSION_EXPIRED,
     expand=SESSION_EXPAND,
 )
 def session_changed(ctx: EventContext) -> str | None:
-    return services.order_fulfil(session=ctx.obj, **_source(ctx))
+    return services.order_session_apply(session=ctx.obj, **_source(ctx))
 
 
 # Expansions are per object type, so these serve every charge fetch (charge.succeeded too):
@@ -40,24 +41,24 @@ def session_changed(ctx: EventContext) -> str | None:
 CHARGE_EXPAND = ["payment_intent.payment_method", "balance_transaction"]
 
 
-@register("charge.refunded", expand=CHARGE_EXPAND)
+@register(E.CHARGE_REFUNDED, expand=CHARGE_EXPAND)
 def charge_refunded(ctx: EventContext) -> str | None:
     return services.order_refund_sync(charge=ctx.obj, **_source(ctx))
 
 
-@register("customer.subscription.updated", "customer.subscription.deleted")
+@register(E.SUBSCRIPTION_UPDATED, E.SUBSCRIPTION_DELETED)
 def subscription_changed(ctx: EventContext) -> str | None:
     changed = (ctx.event.payload.get("data") or {}).get("previous_attributes") or {}
     return services.order_subscription_sync(subscription=ctx.obj, changed=changed, **_source(ctx))
 
 
-@register("invoice.paid")
+@register(E.INVOICE_PAID)
 def invoice_paid(ctx: EventContext) -> str | None:
     return services.order_invoice_paid(invoice=ctx.obj, **_source(ctx))
 
 
 # A payment intent made outside Checkout and invoices that names an order: recorded and
 # flagged for support (the order's own intents are recorded with their session or invoice).
-@register("payment_intent.succeeded")
+@register(E.PAYMENT_INTENT_SUCCEEDED)
 def payment_intent_succeeded(ctx: EventContext) -> str | None:
     return services.order_intent_record(intent=ctx.obj, **_source(ctx))

@@ -21,7 +21,7 @@ from billing.metadata import LinkResolver, link_keeper_register, link_keys, link
 from billing.money import format_amount
 from orders.models import Order
 from orders.references import orders_tied, stripe_ids_tied
-from orders.services.payments import _order_locked
+from orders.services import state
 
 
 def _find(values: list[str]) -> dict[str, Any]:
@@ -82,11 +82,11 @@ NONE = Link(status="none")
 
 def link_resolve(*, keys: dict[str, str]) -> Link:
     """Resolve link keys; the order, when there is one, comes back locked (call in a
-    transaction): the same rule as the webhook handlers (``_order_locked``)."""
+    transaction): the same rule as the webhook handlers (``order_locked``)."""
     if not keys:
         return NONE
     if keys.get("order_id"):
-        order, why = _order_locked(metadata=keys)
+        order, why = state.order_locked(metadata=keys)
         if order is None:
             return Link(status="unlinked", problem=why)
         return Link(status="linked", order=order, user=order.user)

@@ -56,26 +56,46 @@ class Order(models.Model):
     checkout_attempt = models.PositiveIntegerField(default=1)
 
     checkout_session = models.ForeignKey(
-        "djstripe.Session", to_field="id", on_delete=models.PROTECT,
-        null=True, blank=True, related_name="+",
-    )  # fmt: skip
+        "djstripe.Session",
+        to_field="id",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     payment_intent = models.ForeignKey(
-        "djstripe.PaymentIntent", to_field="id", on_delete=models.PROTECT,
-        null=True, blank=True, related_name="+",
-    )  # fmt: skip
+        "djstripe.PaymentIntent",
+        to_field="id",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     customer = models.ForeignKey(
-        "djstripe.Customer", to_field="id", on_delete=models.PROTECT,
-        null=True, blank=True, related_name="+",
-    )  # fmt: skip
+        "djstripe.Customer",
+        to_field="id",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     subscription = models.ForeignKey(
-        "djstripe.Subscription", to_field="id", on_delete=models.PROTECT,
-        null=True, blank=True, related_name="+",
-    )  # fmt: skip
+        "djstripe.Subscription",
+        to_field="id",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     # Set when the customer bought the same product again before paying this order: this one
     # is then canceled and kept out of their list (``orders.services.cancellation``).
     replaced_by = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaces",
-    )  # fmt: skip
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replaces",
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -141,8 +161,11 @@ class OrderItem(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     price = models.ForeignKey(
-        "djstripe.Price", to_field="id", on_delete=models.PROTECT, related_name="+",
-    )  # fmt: skip
+        "djstripe.Price",
+        to_field="id",
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     description = models.CharField(max_length=255)
     quantity = models.PositiveIntegerField()
     unit_amount = models.PositiveBigIntegerField(help_text="In the currency's minor unit")
@@ -190,9 +213,12 @@ class OrderHistory(models.Model):
     at = models.DateTimeField(default=timezone.now)
     # One of: a user (customer or staff), a Stripe event id, or a named code path.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
-    )  # fmt: skip
+    )
     event_id = models.CharField(max_length=255, blank=True, help_text="Stripe event (evt_...)")
     source = models.CharField(max_length=64, help_text="Which code path: webhook, return page, ...")
     note = models.TextField(blank=True)
@@ -258,9 +284,12 @@ class OrderPayment(models.Model):
     flag_note = models.TextField(blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
-    )  # fmt: skip
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -271,18 +300,21 @@ class OrderPayment(models.Model):
         indexes = [models.Index(fields=["created_at", "id"], name="orderpayment_list")]
         constraints = [
             models.UniqueConstraint(
-                fields=["checkout_session_id"], condition=~models.Q(checkout_session_id=""),
+                fields=["checkout_session_id"],
+                condition=~models.Q(checkout_session_id=""),
                 name="orderpayment_session_once",
             ),
             models.UniqueConstraint(
-                fields=["payment_intent_id"], condition=~models.Q(payment_intent_id=""),
+                fields=["payment_intent_id"],
+                condition=~models.Q(payment_intent_id=""),
                 name="orderpayment_payment_intent_once",
             ),
             models.UniqueConstraint(
-                fields=["invoice_id"], condition=~models.Q(invoice_id=""),
+                fields=["invoice_id"],
+                condition=~models.Q(invoice_id=""),
                 name="orderpayment_invoice_once",
             ),
-        ]  # fmt: skip
+        ]
         permissions = [("resolve_orderpayment", "Can mark flagged payments resolved")]
 
     def __str__(self) -> str:

@@ -16,7 +16,7 @@ finding:
   or it arrived while the order's own session was still open).
 
 With ``fix``, what the product's own services can repair is repaired, each from the object
-as Stripe has it now: a paid order is fulfilled (``order_fulfil`` / ``order_invoice_paid``
+as Stripe has it now: a paid order is fulfilled (``order_session_apply`` / ``order_invoice_paid``
 from the re-fetched session or invoice), refunds are brought in line (``order_refund_sync``
 from the re-fetched charge), and missing link keys are copied through the API, the mirror then
 written from Stripe's answer, and an unrecorded payment intent is recorded (flagged for
@@ -27,23 +27,20 @@ No transaction is held across a Stripe call: pages are read, then fixes run one 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
-from billing import metadata, mirror, stripe_api
+from billing import metadata, stripe_api
+from billing.consts import IntentStatus, InvoiceStatus, SessionPaymentStatus, SessionStatus
 from billing.models import ReconcileReport
-from orders import links
+from orders import links, reconcile_fixes
 from orders.models import PAID_STATES, Order
 from orders.services import (
     intent_unrecorded,
-    order_fulfil,
-    order_intent_record,
-    order_invoice_paid,
-    order_refund_sync,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,7 +52,6 @@ KINDS = (
     "missing_link_keys",
     "unrecorded_payment",
 )
-SOURCE = "reconcile"
 
 
 @dataclass
@@ -76,22 +72,6 @@ class Finding:
 class _Repair:
     finding: Finding
     action: Callable[[], str]
-
-
-def _id(value: Any) -> str | None:
-    return value.get("id") if isinstance(value, dict) else (value or None)
-
-
-def _pages(object_type: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-    after = None
-    while True:
-        page = stripe_api.list_page_data(
-            object_type=object_type, params=params, starting_after=after
-        )
-        yield page["data"]
-        if not page["has_more"] or not page["data"]:
-            return
-        after = page["data"][-1]["id"]
 
 
 def _missing(keys: dict[str, str], obj: dict[str, Any]) -> dict[str, str]:
@@ -135,7 +115,8 @@ class Reconciler:
         return link
 
     def _walk(self, object_type: str, params: dict[str, Any], check) -> None:
-        for page in _pages(object_type, self._params(**params)):
+        pages = stripe_api.list_pages(object_type=object_type, params=self._params(**params))
+        for page in (listed["data"] for listed in pages):
             # Reads under one short transaction (orders are looked up locked, as the
             # handlers do); repairs after it, each calling Stripe with nothing held.
             with transaction.atomic():
@@ -173,7 +154,7 @@ class Reconciler:
         order = self._resolve(intent).order
         if (
             order is None
-            or intent.get("status") != "succeeded"
+            or intent.get("status") != IntentStatus.SUCCEEDED
             or not intent_unrecorded(order=order, intent_id=intent["id"])
         ):
             return []
@@ -188,7 +169,7 @@ class Reconciler:
                     detail=f"succeeded ({amount}) naming the order; none of its payments",
                     fix="record it as the order's payment, flagged for support",
                 ),
-                lambda pid=intent["id"]: _intent_record(pid),
+                lambda pid=intent["id"]: reconcile_fixes.intent_record(pid),
             )
         ]
 
@@ -211,17 +192,19 @@ class Reconciler:
             return repairs
         self.seen_orders.add(order.pk)
         current = order.checkout_session_id in (None, session["id"])
-        paid = session.get("status") == "complete" and session.get("payment_status") in (
-            "paid",
-            "no_payment_required",
+        paid = (
+            session.get("status") == SessionStatus.COMPLETE
+            and session.get("payment_status") in SessionPaymentStatus.SETTLED
         )
         if paid and _awaits_payment(order):
             repairs.append(
                 self._unfulfilled(
-                    session, order, "fulfil the order from the session as Stripe has it now",
-                    lambda sid=session["id"]: _session_fulfil(sid),
+                    session,
+                    order,
+                    "fulfil the order from the session as Stripe has it now",
+                    lambda sid=session["id"]: reconcile_fixes.session_fulfil(sid),
                 )
-            )  # fmt: skip
+            )
         elif current and not paid and order.status in PAID_STATES:
             self._found(
                 Finding(
@@ -268,7 +251,7 @@ class Reconciler:
                         detail=f"refunded {order.amount_refunded} here, {refunded} in Stripe",
                         fix="bring the order's refunds in line with the charge",
                     ),
-                    lambda cid=charge["id"]: _refunds_sync(cid),
+                    lambda cid=charge["id"]: reconcile_fixes.refunds_sync(cid),
                 )
             ]
         return []
@@ -283,13 +266,19 @@ class Reconciler:
             if keys:
                 repairs.append(self._keys_finding("invoice", invoice, keys, "its subscription"))
         order = link.order
-        if order is not None and invoice.get("status") == "paid" and _awaits_payment(order):
+        if (
+            order is not None
+            and invoice.get("status") == InvoiceStatus.PAID
+            and _awaits_payment(order)
+        ):
             repairs.append(
                 self._unfulfilled(
-                    invoice, order, "record the invoice's payment from it as Stripe has it now",
-                    lambda iid=invoice["id"]: _invoice_paid(iid),
+                    invoice,
+                    order,
+                    "record the invoice's payment from it as Stripe has it now",
+                    lambda iid=invoice["id"]: reconcile_fixes.invoice_paid(iid),
                 )
-            )  # fmt: skip
+            )
         return repairs
 
     def _unfulfilled(self, obj: dict, order: Order, fix: str, action: Callable[[], str]):
@@ -332,7 +321,7 @@ class Reconciler:
                 detail=f"lacks {', '.join(f'{k}={v}' for k, v in lacking.items())} of {source}",
                 fix="copy the link keys onto it in Stripe",
             ),
-            lambda: _keys_copy(object_type, obj["id"], lacking),
+            lambda: reconcile_fixes.keys_copy(object_type, obj["id"], lacking),
         )
 
     def _check_orders_not_seen(self) -> None:
@@ -363,45 +352,6 @@ def _attempt(action: Callable[[], str]) -> str:
     except Exception as exc:  # a repair that fails is reported; the others still run
         logger.exception("reconcile repair failed")
         return f"failed: {type(exc).__name__}: {exc}"
-
-
-# --- Repairs, through the product's own services --------------------------------------------
-
-
-def _session_fulfil(session_id: str) -> str:
-
-    session = mirror.object_sync(object_type="checkout.session", stripe_id=session_id).obj
-    return order_fulfil(session=session, source=SOURCE)
-
-
-def _invoice_paid(invoice_id: str) -> str:
-
-    invoice = mirror.object_sync(object_type="invoice", stripe_id=invoice_id).obj
-    return order_invoice_paid(invoice=invoice, source=SOURCE)
-
-
-def _intent_record(intent_id: str) -> str:
-
-    intent = mirror.object_sync(object_type="payment_intent", stripe_id=intent_id).obj
-    return order_intent_record(intent=intent, source=SOURCE)
-
-
-def _refunds_sync(charge_id: str) -> str:
-
-    charge = mirror.object_sync(object_type="charge", stripe_id=charge_id).obj
-    return order_refund_sync(charge=charge, source=SOURCE)
-
-
-def _keys_copy(object_type: str, stripe_id: str, keys: dict[str, str]) -> str:
-    """Stripe first, then the mirror from Stripe's answer (through the one write path).
-
-    Only the link keys are sent: Stripe merges metadata, so the object's other keys stay."""
-    started = mirror.fetch_started()
-    updated = stripe_api.update(
-        object_type=object_type, stripe_id=stripe_id, params={"metadata": keys}
-    )
-    mirror.object_write(data=updated, started_at=started)
-    return f"copied {', '.join(sorted(keys))}"
 
 
 # --- The service ----------------------------------------------------------------------------

@@ -160,12 +160,13 @@ def _insert(ties: list[tuple[str, int]]) -> None:
     # Sorted: concurrent batches take the unique index's row locks in one order.
     OrderReference.objects.bulk_create(
         [
-            OrderReference(stripe_id=tied_id, object_type=object_type_for_id(tied_id) or "",
-                           order_id=order_pk)
+            OrderReference(
+                stripe_id=tied_id, object_type=object_type_for_id(tied_id) or "", order_id=order_pk
+            )
             for tied_id, order_pk in sorted(set(ties))
         ],
         ignore_conflicts=True,
-    )  # fmt: skip
+    )
 
 
 # --- Reads ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -15,7 +15,14 @@ from djstripe.models import Charge, Invoice, Price, Product, Refund
 
 from billing import selectors as billing_selectors
 from billing import types
-from billing.display import Described, admin_url, describe
+from billing.consts import ChargeStatus, InvoiceStatus
+from billing.display import (
+    Described,
+    admin_url,
+    describe,
+    subscription_period_end,
+    timestamp,
+)
 from billing.models import AuditEntry, InboundEvent
 from orders import references, wording
 from orders.models import CustomerSettings, Order, OrderHistory
@@ -97,7 +104,9 @@ def order_receipt_url(*, order: Order) -> str:
         # The successful one: a declined card before it left a failed charge on the same
         # payment intent, often within the same second.
         charge = (
-            Charge.objects.filter(payment_intent_id=order.payment_intent_id, status="succeeded")
+            Charge.objects.filter(
+                payment_intent_id=order.payment_intent_id, status=ChargeStatus.SUCCEEDED
+            )
             .order_by("-created")
             .first()
         )
@@ -107,17 +116,13 @@ def order_receipt_url(*, order: Order) -> str:
         invoice = (
             Invoice.objects.filter(
                 stripe_data__parent__subscription_details__subscription=order.subscription_id,
-                stripe_data__status="paid",
+                stripe_data__status=InvoiceStatus.PAID,
             )
             .order_by("-created")
             .first()
         )
         return (invoice.stripe_data.get("hosted_invoice_url") or "") if invoice else ""
     return ""
-
-
-def _timestamp(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if isinstance(value, int) else None
 
 
 @dataclass(frozen=True)
@@ -129,13 +134,6 @@ class SubscriptionSummary:
     cancel_at: datetime | None
 
 
-def subscription_period_end(data: dict[str, Any]) -> int | None:
-    """When a subscription's paid period ends (a Unix time), from Stripe's object."""
-    items = (data.get("items") or {}).get("data") or [{}]
-    # Since API version 2025-03-31 the period lives on the items, not the subscription.
-    return data.get("current_period_end") or items[0].get("current_period_end")
-
-
 def subscription_summary(*, order: Order) -> SubscriptionSummary | None:
     """The order's subscription as last mirrored from Stripe."""
     if order.subscription is None:
@@ -145,8 +143,8 @@ def subscription_summary(*, order: Order) -> SubscriptionSummary | None:
         id=order.subscription_id,
         status=data.get("status", ""),
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-        current_period_end=_timestamp(subscription_period_end(data)),
-        cancel_at=_timestamp(data.get("cancel_at")),
+        current_period_end=timestamp(subscription_period_end(data)),
+        cancel_at=timestamp(data.get("cancel_at")),
     )
 
 
@@ -253,8 +251,15 @@ class LinkedObject:
 
 
 # The order page's groups, in its order.
-LINKED_TYPES = ("checkout.session", "payment_intent", "charge", "refund", "customer",
-                "subscription", "invoice")  # fmt: skip
+LINKED_TYPES = (
+    "checkout.session",
+    "payment_intent",
+    "charge",
+    "refund",
+    "customer",
+    "subscription",
+    "invoice",
+)
 
 
 def _linked_rows(order: Order) -> list[tuple[str, Any]]:

@@ -51,9 +51,13 @@ def _stripe_trouble(
     """Log what Stripe said (for us); tell the customer what they can do (for them)."""
     logger.warning(
         "stripe trouble on %s (user %s, order %s): %s [%s, request %s]",
-        action, request.user.pk, order.public_id if order else "-", exc.message, exc.kind,
+        action,
+        request.user.pk,
+        order.public_id if order else "-",
+        exc.message,
+        exc.kind,
         exc.request_id,
-    )  # fmt: skip
+    )
     messages.error(request, wording.trouble(action, retryable=exc.retryable))
 
 
@@ -174,8 +178,12 @@ def checkout_return(request: HttpRequest, public_id: str) -> HttpResponse:
         order = services.order_return_check(order=order, session_id=session_id, user=request.user)
     except stripe_api.StripeAPIError as exc:
         # The webhook will still confirm it; the page says so and refreshes itself.
-        logger.warning("return page for %s: could not confirm with Stripe: %s [%s]",
-                       order.public_id, exc.message, exc.kind)  # fmt: skip
+        logger.warning(
+            "return page for %s: could not confirm with Stripe: %s [%s]",
+            order.public_id,
+            exc.message,
+            exc.kind,
+        )
     context = {
         "order": order,
         "paid": order.status in PAID_STATES,
@@ -203,10 +211,12 @@ def order_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
             return redirect(_detail_url(order))
         return render(request, "orders/order_cancel.html", {"order": order})
     return _order_action(
-        request, order, action="cancel_order",
+        request,
+        order,
+        action="cancel_order",
         run=lambda: services.order_cancel(order=order, user=request.user),
         done=f"Order {order.number} is cancelled. Nothing was charged.",
-    )  # fmt: skip
+    )
 
 
 @login_required
@@ -250,11 +260,13 @@ def subscription_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
         context = {"order": order, "subscription": subscription}
         return render(request, "orders/subscription_cancel.html", context)
     return _order_action(
-        request, order, action="subscription",
+        request,
+        order,
+        action="subscription",
         run=lambda: services.order_subscription_cancel(order=order, user=request.user),
         done="Your subscription is cancelled: it ends at the close of the paid period. "
         "You can resume it until then.",
-    )  # fmt: skip
+    )
 
 
 @login_required
@@ -263,10 +275,12 @@ def subscription_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
 def subscription_resume(request: HttpRequest, public_id: str) -> HttpResponse:
     order = selectors.order_get(user=request.user, public_id=public_id)
     return _order_action(
-        request, order, action="subscription",
+        request,
+        order,
+        action="subscription",
         run=lambda: services.order_subscription_resume(order=order, user=request.user),
         done="Your subscription is resumed: it will renew as before.",
-    )  # fmt: skip
+    )
 
 
 @login_required

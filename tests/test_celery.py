@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from billing.tasks import echo
+from config.celery import ping
 from tests.conftest import ROOT, subprocess_env
 
 # Run in a fresh process so the settings are read as a deployment reads them (the test
@@ -13,8 +13,8 @@ PROBE = """
 import json, django
 django.setup()
 from config.celery import app
-from billing.tasks import echo
-result = echo.apply_async(("hello",)) if app.conf.task_always_eager else None
+from config.celery import ping
+result = ping.apply_async(("hello",)) if app.conf.task_always_eager else None
 print(json.dumps({
     "eager": app.conf.task_always_eager,
     "broker": app.conf.broker_url,
@@ -54,7 +54,7 @@ def test_with_a_broker_tasks_are_not_run_in_process():
 
 @pytest.mark.worker
 def test_task_runs_through_a_real_worker_process(celery_worker_process):
-    result = echo.delay("through-redis")
+    result = ping.delay("through-redis")
 
     assert result.get(timeout=30) == "through-redis"
     # the result came back from another process, not an in-process eager call
@@ -66,16 +66,16 @@ import json, django
 django.setup()
 import redis
 from config.celery import app
-from billing.tasks import echo
+from config.celery import ping
 made = []
 original = redis.Redis.__init__
 def counted(self, *args, **kwargs):
     made.append(1)
     original(self, *args, **kwargs)
-echo.apply_async((0,))  # the first message opens the channel
+ping.apply_async((0,))  # the first message opens the channel
 redis.Redis.__init__ = counted
 for n in range(1, 21):
-    echo.apply_async((n,))
+    ping.apply_async((n,))
 with app.connection_for_write() as connection:
     transport = type(connection.transport).__module__
     redis.Redis.__init__ = original
@@ -106,3 +106,29 @@ def test_publishing_to_redis_reuses_one_client():
     assert probe["transport"] == "config.broker"
     assert probe["queued"] == 21  # every message reached the queue
     assert probe["clients"] == 0  # once the channel is open: not one per message
+
+
+TASK_BY_NAME_PROBE = """
+import json, sys, django
+django.setup()
+from config import celery
+before = "billing.tasks" in sys.modules
+task = celery.task("billing.process_event")
+print(json.dumps({"imported_before": before, "name": task.name}))
+"""
+
+
+def test_a_web_process_finds_a_task_by_name_before_anything_imported_it():
+    """Services publish tasks by name (``config.celery.task``), so that they need not import
+    the tasks module that imports them; in a web process nothing has imported it yet."""
+    done = subprocess.run(
+        [sys.executable, "-c", TASK_BY_NAME_PROBE],
+        cwd=ROOT,
+        env={**subprocess_env(CELERY_BROKER_URL="redis://127.0.0.1:9/0"), "DJANGO_DEBUG": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe == {"imported_before": False, "name": "billing.process_event"}

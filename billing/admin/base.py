@@ -117,17 +117,28 @@ def exact_search(queryset: QuerySet, term: str, fields: Iterable[str]) -> QueryS
     return queryset.filter(query)
 
 
-class ReadOnlyAdmin(ConsoleList, admin.ModelAdmin):
+class ReadOnly:
+    """Nothing is added, changed or deleted by hand (dj-stripe's ``ReadOnlyMixin``): mirrored
+    rows change in Stripe first, logs and records only by the code that keeps them. For model
+    admins and inlines alike."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+
+class ReadOnlyAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
     """Logs and mirrored state are never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -14,7 +14,14 @@ from billing import (
     types,
 )
 from billing.admin import views
-from billing.admin.base import ReadOnlyAdmin, choices_filter, exact_search, json_block, object_link
+from billing.admin.base import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    choices_filter,
+    exact_search,
+    json_block,
+    object_link,
+)
 from billing.console import reprocess
 from billing.models import (
     AuditEntry,
@@ -55,23 +62,15 @@ def _by_endpoint_uuid(queryset, term: str):
         return queryset.none()
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ReadOnlyInline):
     model = WebhookDelivery
     fields = ("received_at", "outcome", "status_code", "endpoint", "remote_ip", "body_size")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = True
 
     def get_queryset(self, request):
         # The endpoint column would otherwise cost a query per delivery.
         return super().get_queryset(request).select_related("endpoint")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(InboundEvent)
@@ -85,11 +84,26 @@ class InboundEventAdmin(ReadOnlyAdmin):
     search_fields = ("id",)  # the box is shown; ``get_search_results`` does the finding
     search_help_text = "An event id (evt_...), the id of its object, or a request id (req_...)."
     readonly_fields = (
-        "id", "type", "object", "status", "outcome", "attempts", "error", "api_version",
-        "livemode", "created", "received_at", "last_attempt_at", "next_attempt_at",
-        "claimed_at", "queued_at", "processed_at", "request_id", "idempotency_key",
+        "id",
+        "type",
+        "object",
+        "status",
+        "outcome",
+        "attempts",
+        "error",
+        "api_version",
+        "livemode",
+        "created",
+        "received_at",
+        "last_attempt_at",
+        "next_attempt_at",
+        "claimed_at",
+        "queued_at",
+        "processed_at",
+        "request_id",
+        "idempotency_key",
         "payload_json",
-    )  # fmt: skip
+    )
     fieldsets = [
         (None, {"fields": ("id", "type", "object", "status", "outcome", "attempts", "error")}),
         (
@@ -212,14 +226,27 @@ class WebhookRejectSampleAdmin(ReadOnlyAdmin):
 @admin.register(ObjectSync)
 class ObjectSyncAdmin(ReadOnlyAdmin):
     list_display = (
-        "stripe_id", "object_type", "fetch_started_at", "synced_at", "fetch_count", "deleted_at",
-    )  # fmt: skip
+        "stripe_id",
+        "object_type",
+        "fetch_started_at",
+        "synced_at",
+        "fetch_count",
+        "deleted_at",
+    )
     list_filter = (MirroredTypeFilter,)
     search_fields = ("stripe_id",)
     search_help_text = "A Stripe id."
     exclude = ("snapshot",)
-    readonly_fields = ("stripe_id", "object", "object_type", "fetch_started_at", "synced_at",
-                       "fetch_count", "deleted_at", "snapshot_json")  # fmt: skip
+    readonly_fields = (
+        "stripe_id",
+        "object",
+        "object_type",
+        "fetch_started_at",
+        "synced_at",
+        "fetch_count",
+        "deleted_at",
+        "snapshot_json",
+    )
 
     def get_queryset(self, request):
         # The snapshot can be large; only the object's own page shows it.
@@ -244,8 +271,19 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ("action", "result", MirroredTypeFilter)
     search_fields = ("stripe_id",)
     search_help_text = "A Stripe id, or a username."
-    readonly_fields = ("at", "actor_name", "action", "object", "result", "message", "job",
-                       "idempotency_key", "diff", "before_json", "after_json")  # fmt: skip
+    readonly_fields = (
+        "at",
+        "actor_name",
+        "action",
+        "object",
+        "result",
+        "message",
+        "job",
+        "idempotency_key",
+        "diff",
+        "before_json",
+        "after_json",
+    )
     fields = readonly_fields
     list_select_related = ()
 
@@ -292,8 +330,16 @@ class ResyncJobAdmin(ReadOnlyAdmin):
     list_filter = ("status", MirroredTypeFilter)
     list_select_related = ("created_by",)
     change_form_template = "admin/billing/resyncjob/change_form.html"
-    readonly_fields = ("created_at", "created_by", "object_type", "status", "progress",
-                       "started_at", "finished_at", "error")  # fmt: skip
+    readonly_fields = (
+        "created_at",
+        "created_by",
+        "object_type",
+        "status",
+        "progress",
+        "started_at",
+        "finished_at",
+        "error",
+    )
     fields = readonly_fields
 
     @admin.display(description="progress")

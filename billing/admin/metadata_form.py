@@ -104,8 +104,9 @@ class MetadataEditView(ConsoleView):
 
     def post(self, request, object_id):
         try:
-            state = signing.loads(request.POST.get("state", ""), salt=_STATE_SALT,
-                                  max_age=STATE_MAX_AGE)  # fmt: skip
+            state = signing.loads(
+                request.POST.get("state", ""), salt=_STATE_SALT, max_age=STATE_MAX_AGE
+            )
         except signing.BadSignature:
             messages.warning(
                 request, "The form was too old or damaged; it now shows Stripe's current metadata."
@@ -185,10 +186,15 @@ class MetadataEditView(ConsoleView):
     def confirm(self, *, rows, loaded, after, changes, state):
         targets = metadata.link_targets(after)
         link_changes = [
-            {"key": key, "before": loaded.get(key), "after": value or None,
-             "target": targets.get(key)}
-            for key, value in sorted(changes.items()) if key in metadata.LINK_KEYS
-        ]  # fmt: skip
+            {
+                "key": key,
+                "before": loaded.get(key),
+                "after": value or None,
+                "target": targets.get(key),
+            }
+            for key, value in sorted(changes.items())
+            if key in metadata.LINK_KEYS
+        ]
         return self.render(
             self.confirm_template,
             title=f"Confirm the link change on {self.obj.id}",
@@ -211,8 +217,13 @@ class MetadataEditView(ConsoleView):
             )
         except metadata_edit.MetadataConflict as exc:
             attempted = [(k, loaded.get(k), v or None) for k, v in sorted(changes.items())]
-            return self.form(rows=self.rows_for(exc.current), loaded=exc.current,
-                             token=secrets.token_urlsafe(16), conflict=exc, attempted=attempted)  # fmt: skip
+            return self.form(
+                rows=self.rows_for(exc.current),
+                loaded=exc.current,
+                token=secrets.token_urlsafe(16),
+                conflict=exc,
+                attempted=attempted,
+            )
         except metadata_edit.MetadataInvalid as exc:
             errors = self.attach(rows, exc.errors)
             return self.form(rows=scrub(rows), loaded=loaded, token=token, form_errors=errors)

@@ -7,29 +7,30 @@ the commands write these rows, the admin shows them.
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from billing.admin.base import ReadOnlyAdmin
+from billing.admin.base import ReadOnlyAdmin, ReadOnlyInline
 from billing.models import BackfillFailure, BackfillProgress, BackfillRun, ReconcileReport
 
 
-class _ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class ProgressInline(_ReadOnlyInline):
+class ProgressInline(ReadOnlyInline):
     model = BackfillProgress
-    fields = ("object_type", "done", "pages", "created", "updated", "unchanged", "linked",
-              "unlinked", "errors", "api_calls", "cursor", "updated_at")  # fmt: skip
+    fields = (
+        "object_type",
+        "done",
+        "pages",
+        "created",
+        "updated",
+        "unchanged",
+        "linked",
+        "unlinked",
+        "errors",
+        "api_calls",
+        "cursor",
+        "updated_at",
+    )
     readonly_fields = fields
 
 
-class FailureInline(_ReadOnlyInline):
+class FailureInline(ReadOnlyInline):
     model = BackfillFailure
     fields = ("object_type", "stripe_id", "error", "at")
     readonly_fields = fields

@@ -23,6 +23,7 @@ from billing.admin import metadata_form, views
 from billing.admin.base import (
     STRIPE_ID,
     ConsoleList,
+    ReadOnly,
     admin_link,
     facts_table,
     json_block,
@@ -51,7 +52,7 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset
 
 
-class StripeObjectAdmin(ConsoleList, admin.ModelAdmin):
+class StripeObjectAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
     """The shared page of a mirrored Stripe object. Subclasses set the type and its facts."""
 
     object_type = ""
@@ -76,20 +77,19 @@ class StripeObjectAdmin(ConsoleList, admin.ModelAdmin):
     ordering = ("-created", "-djstripe_id")
     actions = ["resync_selected"]
     summary_fields = (
-        "stripe_id", "status_words", "amount_formatted", "customer_link", "linked_order", "linked_user",
-        "created_in_stripe", "last_synced", "mode", "dashboard",
-    )  # fmt: skip
+        "stripe_id",
+        "status_words",
+        "amount_formatted",
+        "customer_link",
+        "linked_order",
+        "linked_user",
+        "created_in_stripe",
+        "last_synced",
+        "mode",
+        "dashboard",
+    )
 
     # --- Read-only: changes go to Stripe first, through services ---
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_resync_permission(self, request) -> bool:
         return request.user.has_perms(permissions.resync_permissions(object_type=self.object_type))
@@ -231,8 +231,7 @@ class StripeObjectAdmin(ConsoleList, admin.ModelAdmin):
     def related(self, obj) -> str:
         data = self.data(obj)
         rows = []
-        for field in ("payment_intent", "latest_charge", "charge", "invoice", "latest_invoice",
-                      "subscription", "product", "default_price"):  # fmt: skip
+        for field in (*display.PURCHASE_FIELDS, "product", "default_price"):
             stripe_id = display.stripe_id(data.get(field))
             object_type = selectors.object_type_for_id(stripe_id or "")
             if stripe_id:

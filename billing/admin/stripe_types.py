@@ -60,10 +60,14 @@ class CustomerAdmin(StripeObjectAdmin):
             ("email", data.get("email")),
             ("name", data.get("name")),
             ("user (subscriber)", self.subscriber_link(obj)),
-            ("balance", format_amount(data.get("balance"), data.get("currency"))
-             if data.get("balance") else ""),
+            (
+                "balance",
+                format_amount(data.get("balance"), data.get("currency"))
+                if data.get("balance")
+                else "",
+            ),
             ("description", data.get("description")),
-        ]  # fmt: skip
+        ]
 
 
 @register("product")
@@ -181,9 +185,11 @@ class ChargeAdmin(StripeObjectAdmin):
             ("outcome", outcome.get("seller_message")),
             ("failure", data.get("failure_message") or data.get("failure_code")),
             ("risk level", outcome.get("risk_level")),
-            ("receipt", format_html('<a href="{}" rel="noopener">receipt</a>', receipt)
-             if receipt else ""),
-        ]  # fmt: skip
+            (
+                "receipt",
+                format_html('<a href="{}" rel="noopener">receipt</a>', receipt) if receipt else "",
+            ),
+        ]
 
 
 @register("refund")
@@ -219,14 +225,15 @@ class SubscriptionAdmin(StripeObjectAdmin):
 
     def type_facts(self, data, obj):
         items = ((data.get("items") or {}).get("data")) or []
-        period_end = data.get("current_period_end") or (
-            items[0].get("current_period_end") if items else None
-        )
+        period_end = display.subscription_period_end(data)
         prices = format_html_join(
-            ", ", "{} (quantity {})",
-            [(admin_link("price", display.stripe_id(i.get("price"))), i.get("quantity") or 1)
-             for i in items],
-        )  # fmt: skip
+            ", ",
+            "{} (quantity {})",
+            [
+                (admin_link("price", display.stripe_id(i.get("price"))), i.get("quantity") or 1)
+                for i in items
+            ],
+        )
         return [
             ("items", prices),
             ("current period ends", display.timestamp(period_end)),
@@ -262,10 +269,18 @@ class InvoiceAdmin(StripeObjectAdmin):
             ("amount due", format_amount(data.get("amount_due"), currency)),
             ("amount paid", format_amount(data.get("amount_paid"), currency)),
             ("amount remaining", format_amount(data.get("amount_remaining"), currency)),
-            ("period", " → ".join(
-                f"{t:%Y-%m-%d}" for t in (display.timestamp(data.get("period_start")),
-                                           display.timestamp(data.get("period_end"))) if t)),
-        ]  # fmt: skip
+            (
+                "period",
+                " → ".join(
+                    f"{t:%Y-%m-%d}"
+                    for t in (
+                        display.timestamp(data.get("period_start")),
+                        display.timestamp(data.get("period_end")),
+                    )
+                    if t
+                ),
+            ),
+        ]
 
 
 @register("webhook_endpoint")
@@ -279,9 +294,16 @@ class WebhookEndpointAdmin(StripeObjectAdmin):
         return admin.ModelAdmin.get_search_results(self, request, queryset, term)[0]
 
     summary_fields = (
-        "stripe_id", "status_words", "url", "api_version", "secret_masked", "created_in_stripe",
-        "last_synced", "mode", "dashboard",
-    )  # fmt: skip
+        "stripe_id",
+        "status_words",
+        "url",
+        "api_version",
+        "secret_masked",
+        "created_in_stripe",
+        "last_synced",
+        "mode",
+        "dashboard",
+    )
 
     def has_view_permission(self, request, obj=None) -> bool:
         return super().has_view_permission(request, obj) and request.user.has_perm(

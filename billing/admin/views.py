@@ -217,8 +217,9 @@ class ReprocessView(ConsoleView):
         if not event_ids:
             messages.warning(request, "Choose the events to reprocess first.")
             return self.back("#event-history")
-        report_reprocess(request, reprocess.events_reprocess_selected(
-            actor=request.user, event_ids=event_ids))  # fmt: skip
+        report_reprocess(
+            request, reprocess.events_reprocess_selected(actor=request.user, event_ids=event_ids)
+        )
         return self.back("#event-history")
 
 

@@ -29,8 +29,9 @@ class MetadataInvalid(Exception):
     """The edit was not sent: ``errors`` maps a key (or "" for the whole edit) to messages."""
 
     def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" if k else " ".join(v)
-                                   for k, v in errors.items()))  # fmt: skip
+        super().__init__(
+            "; ".join(f"{k}: {' '.join(v)}" if k else " ".join(v) for k, v in errors.items())
+        )
         self.errors = errors
 
 
@@ -111,21 +112,35 @@ def metadata_update(
     if errors := metadata_errors(object_type=object_type, before=expected, changes=sent):
         raise MetadataInvalid(errors)
 
-    logged = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
-             "action": AuditEntry.Action.METADATA_UPDATE}  # fmt: skip
+    logged = {
+        "actor": actor,
+        "object_type": object_type,
+        "stripe_id": stripe_id,
+        "action": AuditEntry.Action.METADATA_UPDATE,
+    }
     try:
         current = metadata_fetch(object_type=object_type, stripe_id=stripe_id)
     except stripe_api.StripeAPIError as exc:
-        audit.entry(**logged, before=expected, after=None, result=AuditEntry.Result.FAILED,
-               message=exc.message)  # fmt: skip
+        audit.entry(
+            **logged,
+            before=expected,
+            after=None,
+            result=AuditEntry.Result.FAILED,
+            message=exc.message,
+        )
         raise
     if current != dict(expected) and current == metadata.apply_changes(expected, sent):
         # Stripe already holds exactly this edit: the same form submitted twice.
         return MetadataUpdated(before=expected, after=current, sent={}, entry=None)
     if current != dict(expected):
         keys = sorted(metadata.changes_between(expected, current))
-        audit.entry(**logged, before=expected, after=current, result=AuditEntry.Result.REFUSED,
-               message=f"refused: changed in Stripe since the form was loaded ({', '.join(keys)})")  # fmt: skip
+        audit.entry(
+            **logged,
+            before=expected,
+            after=current,
+            result=AuditEntry.Result.REFUSED,
+            message=f"refused: changed in Stripe since the form was loaded ({', '.join(keys)})",
+        )
         raise MetadataConflict(current=current, keys=keys)
 
     key = stripe_api.idempotency_key(
@@ -144,19 +159,34 @@ def metadata_update(
             idempotency_key=key,
         )
     except stripe_api.StripeAPIError as exc:
-        audit.entry(**logged, before=current, after=None, result=AuditEntry.Result.FAILED,
-               message=exc.message, idempotency_key=key)  # fmt: skip
+        audit.entry(
+            **logged,
+            before=current,
+            after=None,
+            result=AuditEntry.Result.FAILED,
+            message=exc.message,
+            idempotency_key=key,
+        )
         raise
     data = stripe_api.as_dict(updated)
     after = _as_metadata(data)
     changed = [[k, current.get(k), after.get(k)] for k in sorted(sent)]
     with transaction.atomic():
         written = mirror.object_write(data=data, started_at=started)
-        entry = audit.entry(**logged, before=current, after=after, changes=changed,
-                       result=AuditEntry.Result.DONE, idempotency_key=key,
-                       message=f"changed {', '.join(sorted(sent))}")  # fmt: skip
-        audit.log_entry(actor=actor, rows=[written.mirror] if written.mirror is not None else [],
-                   message=f"Edited Stripe metadata: {', '.join(sorted(sent))}")  # fmt: skip
+        entry = audit.entry(
+            **logged,
+            before=current,
+            after=after,
+            changes=changed,
+            result=AuditEntry.Result.DONE,
+            idempotency_key=key,
+            message=f"changed {', '.join(sorted(sent))}",
+        )
+        audit.log_entry(
+            actor=actor,
+            rows=[written.mirror] if written.mirror is not None else [],
+            message=f"Edited Stripe metadata: {', '.join(sorted(sent))}",
+        )
     return MetadataUpdated(before=current, after=after, sent=sent, entry=entry)
 
 

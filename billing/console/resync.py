@@ -20,6 +20,7 @@ from billing.models import (
     AuditEntry,
     ResyncJob,
 )
+from config import celery
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,13 @@ class Resynced:
 def _resync(
     *, actor: AbstractBaseUser | None, object_type: str, stripe_id: str, job: ResyncJob | None
 ) -> Resynced:
-    logged = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
-             "action": AuditEntry.Action.RESYNC, "job": job}  # fmt: skip
+    logged = {
+        "actor": actor,
+        "object_type": object_type,
+        "stripe_id": stripe_id,
+        "action": AuditEntry.Action.RESYNC,
+        "job": job,
+    }
     try:
         synced = mirror.object_sync(object_type=object_type, stripe_id=stripe_id)
     except stripe_api.StripeAPIError as exc:
@@ -68,8 +74,11 @@ def _resync(
         ),
         message="; ".join(notes),
     )
-    audit.log_entry(actor=actor, rows=[synced.mirror] if synced.mirror is not None else [],
-               message=f"Resynced from Stripe: {notes[-1]}")  # fmt: skip
+    audit.log_entry(
+        actor=actor,
+        rows=[synced.mirror] if synced.mirror is not None else [],
+        message=f"Resynced from Stripe: {notes[-1]}",
+    )
     return Resynced(
         object_type=object_type,
         stripe_id=stripe_id,
@@ -112,12 +121,7 @@ def resync_job_start(
             actor=actor, rows=[job], message=f"Queued a resync of {len(ids)} {object_type} objects"
         )
 
-        def enqueue() -> None:
-            from billing.tasks import resync_job
-
-            resync_job.delay(job.pk)
-
-        transaction.on_commit(enqueue)
+        transaction.on_commit(lambda: celery.task("billing.resync_job").delay(job.pk))
     return job
 
 

@@ -134,9 +134,13 @@ def backfill_run(
             with _Listing(run, todo, ahead=write.ahead + 1) as listing:
                 for progress in todo:
                     _type_run(
-                        run=run, progress=progress, floor=floor, report=report,
-                        listing=listing, write=write,
-                    )  # fmt: skip
+                        run=run,
+                        progress=progress,
+                        floor=floor,
+                        report=report,
+                        listing=listing,
+                        write=write,
+                    )
     except KeyboardInterrupt:
         _stop(run, BackfillRun.Status.INTERRUPTED, "interrupted (Ctrl-C)")
         raise
@@ -221,8 +225,12 @@ class _Listing:
                     except stripe_api.StripeAPIError as exc:
                         if not (after and exc.code == "resource_missing"):
                             raise
-                        logger.warning("%s: cursor %s rejected (%s); listing from the start",
-                                       source.name, after, exc.message)  # fmt: skip
+                        logger.warning(
+                            "%s: cursor %s rejected (%s); listing from the start",
+                            source.name,
+                            after,
+                            exc.message,
+                        )
                         self._put(_Listed(after, started, None))
                         after = None
                         continue
@@ -322,10 +330,12 @@ def backfill_dry_run(
             source = BY_TYPE[object_type]
             tally = counts[object_type] = dict.fromkeys(COUNTS, 0)
             model = stripe_types.model_for(object_type)
-            top, after, calls_at = time.time(), None, stripe_api.calls_total()
-            while True:
-                page = _fetch(source, _list_params(source, since), after)
-                data, has_more = page.data, page.has_more
+            top, calls_at = time.time(), stripe_api.calls_total()
+            pages = stripe_api.list_pages(
+                object_type=object_type, params=_list_params(source, since)
+            )
+            for page in pages:
+                data, has_more = page["data"], page["has_more"]
                 stored = dict(
                     model.objects.filter(id__in=[o["id"] for o in data]).values_list(
                         "id", "stripe_data"
@@ -335,9 +345,12 @@ def backfill_dry_run(
                     for obj in data:
                         previous = stored.get(obj["id"])
                         outcome = (
-                            "created" if previous is None
-                            else "unchanged" if compare.same(previous, obj) else "updated"
-                        )  # fmt: skip
+                            "created"
+                            if previous is None
+                            else "unchanged"
+                            if compare.same(previous, obj)
+                            else "updated"
+                        )
                         tally[outcome] += 1
                         status = metadata.link_keep(obj=obj, write=False)
                         if status != "none":
@@ -358,9 +371,6 @@ def backfill_dry_run(
                             done=done,
                         )
                     )
-                if done:
-                    break
-                after = data[-1]["id"]
     return counts
 
 

@@ -203,8 +203,12 @@ def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[
         synced = mirror.objects_write(objects=data, started_at=started, expand=expand)
         return list(zip(data, synced, strict=True)), []
     except Exception as exc:  # narrowed below, one object at a time
-        logger.warning("a page of %s failed to write (%s: %s); writing it object by object",
-                       len(data), type(exc).__name__, exc)  # fmt: skip
+        logger.warning(
+            "a page of %s failed to write (%s: %s); writing it object by object",
+            len(data),
+            type(exc).__name__,
+            exc,
+        )
     written, failed = [], []
     for obj in data:
         try:

@@ -79,18 +79,11 @@ def events_replay(
     calls_at = stripe_api.calls_total()
     for chunk in _chunks(_types_checked(types), TYPES_PER_LIST):
         params = {"types": chunk, "created": {"gte": int(since.timestamp())}}
-        after = None
-        while True:
-            page = stripe_api.list_page_data(
-                object_type="event", params=params, starting_after=after
-            )
+        for page in stripe_api.list_pages(object_type="event", params=params):
             listed = page["data"]
             if object_id is not None:
                 listed = [e for e in listed if _object_id(e) == object_id]
             _page_store(listed, result)
-            if not page["has_more"] or not page["data"]:
-                break
-            after = page["data"][-1]["id"]
     result.api_calls = stripe_api.calls_total() - calls_at
     return result
 
@@ -123,8 +116,12 @@ def object_events_fetch(*, actor, object_type: str, stripe_id: str) -> ReplayRes
     their permissions, audited (the object's console log and Django's admin log), then
     ``object_events_replay``. Raises ``ReplayError`` or ``StripeAPIError`` after auditing."""
     audit.require(actor, [permissions.RESYNC])
-    logged = {"actor": actor, "object_type": object_type, "stripe_id": stripe_id,
-             "action": AuditEntry.Action.FETCH_EVENTS}  # fmt: skip
+    logged = {
+        "actor": actor,
+        "object_type": object_type,
+        "stripe_id": stripe_id,
+        "action": AuditEntry.Action.FETCH_EVENTS,
+    }
     try:
         result = object_events_replay(object_type=object_type, stripe_id=stripe_id)
     except (ReplayError, stripe_api.StripeAPIError) as exc:
@@ -141,8 +138,9 @@ def object_events_fetch(*, actor, object_type: str, stripe_id: str) -> ReplayRes
     )
     model = stripe_types.model_for(object_type)
     row = model.objects.filter(id=stripe_id).first() if model is not None else None
-    audit.log_entry(actor=actor, rows=[row] if row else [],
-                        message=f"Fetched missed events: {message}")  # fmt: skip
+    audit.log_entry(
+        actor=actor, rows=[row] if row else [], message=f"Fetched missed events: {message}"
+    )
     return result
 
 

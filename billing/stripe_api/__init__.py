@@ -30,6 +30,7 @@ from billing.stripe_api.calls import (
     list_all,
     list_page,
     list_page_data,
+    list_pages,
     retrieve,
     update,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "list_all",
     "list_page",
     "list_page_data",
+    "list_pages",
     "retrieve",
     "retry_delay",
     "signature_header",

@@ -13,9 +13,8 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from billing import fastjson
 from billing.stripe_api.policy import call
-from billing.stripe_api.sdk import api_key, client, service, service_path
+from billing.stripe_api.sdk import api_key, client, json_request, service, service_path
 
 
 def _options(idempotency_key: str | None) -> dict[str, str]:
@@ -141,38 +140,29 @@ def list_page_data(
     if starting_after:
         page_params["starting_after"] = starting_after
     path = "/v1/" + service_path(object_type).replace(".", "/")
-    return call(f"{object_type}.list", _json_request, "get", path, page_params)
+    return call(f"{object_type}.list", json_request, "get", path, page_params)
 
 
-def _json_request(method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
-    """``StripeClient.raw_request``, answering plain dicts: stripe-python parses every answer
-    into OrderedDicts, which cost four times what orjson does and which callers copy again
-    (``sync.objects_write`` writes plain dicts as they are). An error answer goes through
-    stripe-python's own handling and raises as ``raw_request`` would.
-
-    Built on stripe-python 15's requestor (dj-stripe pins stripe below 16), as
-    ``raw_request`` itself is."""
-    requestor = client()._requestor
-    body, code, headers = requestor.request_raw(
-        method, path, params=params, options={}, base_address="api", api_mode="V1",
-        usage=["raw_request"],
-    )  # fmt: skip
-    if 200 <= code < 300:
-        return fastjson.loads(body)
-    return requestor._interpret_response(body, code, headers, "V1").data  # raises
+def list_pages(
+    *, object_type: str, params: Mapping[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every page of a list as Stripe sent it (``data``, ``has_more``), newest first, 100 to a
+    page: the one way a list is walked to its end."""
+    after = None
+    while True:
+        page = list_page_data(object_type=object_type, params=params, starting_after=after)
+        yield page
+        if not page["has_more"] or not page["data"]:
+            return
+        after = page["data"][-1]["id"]
 
 
 def list_all(
     *, object_type: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[stripe.StripeObject]:
-    """Every object matching ``params``, newest first, fetched 100 to a page."""
-    after = None
-    while True:
-        page = list_page(object_type=object_type, params=params, starting_after=after)
-        yield from page.data
-        if not page.has_more or not page.data:
-            return
-        after = page.data[-1].id
+    """Every object matching ``params``, newest first, as stripe-python's objects."""
+    for page in list_pages(object_type=object_type, params=params):
+        yield from as_stripe_object(page).data
 
 
 def action(

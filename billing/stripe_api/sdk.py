@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
 
-from billing import types
+from billing import fastjson, types
 from billing.stripe_api import policy
 from billing.stripe_api.errors import StripeNotConfigured
 
@@ -123,3 +124,29 @@ def service(object_type: str):
     for part in service_path(object_type).split("."):
         service = getattr(service, part)
     return service
+
+
+def json_request(method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``StripeClient.raw_request``, answering plain dicts: stripe-python parses every answer
+    into OrderedDicts, which cost four times what orjson does and which callers copy again
+    (``sync.objects_write`` writes plain dicts as they are). An error answer goes through
+    stripe-python's own handling and raises as ``raw_request`` would.
+
+    Built on stripe-python 15's requestor (dj-stripe pins stripe below 16), as
+    ``raw_request`` itself is: the one use of stripe-python's private API, checked by
+    ``tests/billing/test_stripe_api.py::test_the_requestor_json_request_relies_on_is_there``."""
+    requestor = client()._requestor
+    body, code, headers = requestor.request_raw(
+        method,
+        path,
+        params=params,
+        options={},
+        base_address="api",
+        api_mode="V1",
+        usage=["raw_request"],
+    )
+    if 200 <= code < 300:
+        return fastjson.loads(body)
+    return requestor._interpret_response(body, code, headers, "V1").data  # raises
+
+

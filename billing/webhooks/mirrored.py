@@ -4,38 +4,39 @@ Business handlers (orders/handlers.py) register their own types; together these 
 webhook endpoints subscribe to.
 """
 
+from billing.consts import EventType as E
 from billing.webhooks.registry import register_mirror
 
 register_mirror(
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-    "product.created",
-    "product.updated",
-    "product.deleted",
-    "price.created",
-    "price.updated",
-    "price.deleted",
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "payment_intent.canceled",
-    "charge.succeeded",
-    "charge.failed",
-    "refund.created",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
+    E.CUSTOMER_CREATED,
+    E.CUSTOMER_UPDATED,
+    E.CUSTOMER_DELETED,
+    E.PRODUCT_CREATED,
+    E.PRODUCT_UPDATED,
+    E.PRODUCT_DELETED,
+    E.PRICE_CREATED,
+    E.PRICE_UPDATED,
+    E.PRICE_DELETED,
+    E.PAYMENT_INTENT_SUCCEEDED,
+    E.PAYMENT_INTENT_PAYMENT_FAILED,
+    E.PAYMENT_INTENT_CANCELED,
+    E.CHARGE_SUCCEEDED,
+    E.CHARGE_FAILED,
+    E.REFUND_CREATED,
+    E.SUBSCRIPTION_CREATED,
+    E.SUBSCRIPTION_UPDATED,
+    E.SUBSCRIPTION_DELETED,
 )
 
 # Since API version 2025-03-31 an invoice no longer names the payment intent that paid it; its
 # payments (included on request, in the same fetch) do. The support console follows them to tie
 # a subscription's charges to its order.
 register_mirror(
-    "invoice.created",
-    "invoice.finalized",
-    "invoice.updated",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.payment_failed",
+    E.INVOICE_CREATED,
+    E.INVOICE_FINALIZED,
+    E.INVOICE_UPDATED,
+    E.INVOICE_PAID,
+    E.INVOICE_PAYMENT_SUCCEEDED,
+    E.INVOICE_PAYMENT_FAILED,
     expand=["payments"],
 )

@@ -16,6 +16,7 @@ from django.utils import timezone
 from billing.models import (
     InboundEvent,
 )
+from config import celery
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ def event_enqueue(*, event_id: str, countdown: float | None = None) -> None:
 
 
 def _publish(*, event_id: str, countdown: float | None) -> None:
-    from billing.tasks import process_event
-
+    process_event = celery.task("billing.process_event")
     try:
         if countdown and process_event.app.conf.task_always_eager:
             time.sleep(countdown)

@@ -63,10 +63,14 @@ def traffic_count(*, now: datetime | None = None) -> int:
             .annotate(events=Count("event", distinct=True))
         )
         rows = [
-            DeliveryCount(hour=row["at"], endpoint_uuid=row["endpoint_uuid"],
-                          api_version=row["event__api_version"] or "", events=row["events"])
+            DeliveryCount(
+                hour=row["at"],
+                endpoint_uuid=row["endpoint_uuid"],
+                api_version=row["event__api_version"] or "",
+                events=row["events"],
+            )
             for row in grouped
-        ]  # fmt: skip
+        ]
         DeliveryCount.objects.bulk_create(rows, ignore_conflicts=True)
         return len(rows)
 

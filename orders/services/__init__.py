@@ -1,5 +1,7 @@
-"""Business actions on orders, by concern: the state machine, the catalog, checkout, payment
-outcomes and subscriptions. Stripe calls go through ``billing.stripe_api`` only, mirror writes
+"""Business actions on orders, by concern: the state (``state``: transitions, history, the
+order an object names), the catalog, checkout, payments as records (``payments``: a Checkout
+Session's outcome; ``invoices``: a subscription's invoices and payment intents made by hand;
+``refunds``), cancellation and subscriptions. Stripe calls go through ``billing.stripe_api`` only, mirror writes
 through ``billing.mirror``. The public actions are importable from here.
 """
 
@@ -13,14 +15,9 @@ from orders.services.checkout import (
     order_payment_start,
     order_return_check,
 )
-from orders.services.payments import (
-    intent_unrecorded,
-    order_fulfil,
-    order_intent_record,
-    order_invoice_paid,
-    order_payments_resolve,
-    order_refund_sync,
-)
+from orders.services.invoices import intent_unrecorded, order_intent_record, order_invoice_paid
+from orders.services.payments import order_payments_resolve, order_session_apply
+from orders.services.refunds import order_refund_sync
 from orders.services.state import CheckoutError, TransitionRefused, order_transition
 from orders.services.subscriptions import (
     order_subscription_cancel,
@@ -38,13 +35,13 @@ __all__ = [
     "order_cancel",
     "order_checkout_start",
     "order_create",
-    "order_fulfil",
     "order_intent_record",
     "order_invoice_paid",
     "order_payment_start",
     "order_payments_resolve",
     "order_refund_sync",
     "order_return_check",
+    "order_session_apply",
     "order_subscription_cancel",
     "order_subscription_resume",
     "order_subscription_sync",

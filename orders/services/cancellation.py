@@ -3,7 +3,7 @@ the same product again (Back, a different quantity, Buy).
 
 Stripe first: an order's open Checkout Session is expired before the order is touched, so it
 can no longer be paid. A session that completed meanwhile wins: it is handed to
-``order_fulfil``, which pays the order or, for a payment still settling (complete but
+``order_session_apply``, which pays the order or, for a payment still settling (complete but
 unpaid), keeps it waiting; either way the order is not cancelled.
 """
 
@@ -20,9 +20,11 @@ from django.utils import timezone
 from djstripe.models import Price
 
 from billing import mirror, stripe_api
+from billing.consts import SessionStatus
 from orders.models import PAYABLE, Order
-from orders.services.payments import order_fulfil
-from orders.services.state import CheckoutError, K, S, _transition
+from orders.services import state
+from orders.services.payments import order_session_apply
+from orders.services.state import CheckoutError, K, S
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def _session_close(*, order: Order, actor: AbstractBaseUser, source: str) -> Ses
     session = mirror.object_sync(
         object_type="checkout.session", stripe_id=order.checkout_session_id
     ).obj
-    if session.get("status") == "open":
+    if session.get("status") == SessionStatus.OPEN:
         started = mirror.fetch_started()
         try:
             expired = stripe_api.action(
@@ -59,17 +61,18 @@ def _session_close(*, order: Order, actor: AbstractBaseUser, source: str) -> Ses
             if exc.kind != "invalid_request":
                 raise
             # Only open sessions can be expired: it completed a moment ago. Look again.
-            logger.info("order %s: %s could not be expired: %s", order.public_id, session["id"],
-                        exc.message)  # fmt: skip
+            logger.info(
+                "order %s: %s could not be expired: %s", order.public_id, session["id"], exc.message
+            )
             session = mirror.object_sync(
                 object_type="checkout.session", stripe_id=session["id"]
             ).obj
         else:
             mirror.object_write(data=stripe_api.as_dict(expired), started_at=started)
             return SessionOutcome.CLOSED
-    if session.get("status") != "complete":
+    if session.get("status") != SessionStatus.COMPLETE:
         return SessionOutcome.CLOSED
-    order_fulfil(session=session, source=source, actor=actor)
+    order_session_apply(session=session, source=source, actor=actor)
     order.refresh_from_db()
     if order.status == S.PAYMENT_PROCESSING:
         return SessionOutcome.SETTLING
@@ -101,8 +104,13 @@ def order_cancel(*, order: Order, user: AbstractBaseUser) -> Order:
         if not locked.is_payable or locked.checkout_session_id != order.checkout_session_id:
             # Paid, or a new payment started in another tab, while we closed the session.
             raise CheckoutError("This order changed a moment ago; please look at it again.")
-        _transition(order=locked, to_status=S.CANCELED, source="customer", actor=user,
-                    kind=K.CANCELED_BY_CUSTOMER)  # fmt: skip
+        state.transition(
+            order=locked,
+            to_status=S.CANCELED,
+            source="customer",
+            actor=user,
+            kind=K.CANCELED_BY_CUSTOMER,
+        )
         locked.save(update_fields=["status", "updated_at"])
         _expiry_not_news(locked, since)
     return locked
@@ -170,8 +178,14 @@ def orders_replace(*, closed: Closed, by: Order, user: AbstractBaseUser) -> None
                 or locked.checkout_session_id != order.checkout_session_id
             ):
                 continue
-            _transition(order=locked, to_status=S.CANCELED, source="customer", actor=user,
-                        kind=K.REPLACED, note=f"replaced by {by.public_id}")  # fmt: skip
+            state.transition(
+                order=locked,
+                to_status=S.CANCELED,
+                source="customer",
+                actor=user,
+                kind=K.REPLACED,
+                note=f"replaced by {by.public_id}",
+            )
             locked.replaced_by = by
             locked.save(update_fields=["status", "replaced_by", "updated_at"])
             _expiry_not_news(locked, closed.since)

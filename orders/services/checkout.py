@@ -14,12 +14,14 @@ from django.urls import reverse
 from djstripe.models import Customer, Price
 
 from billing import mirror, stripe_api
+from billing.consts import SessionStatus
 from billing.customers import customer_get_or_create, customer_replace
 from orders import wording
 from orders.models import PAID_STATES, Order, OrderItem
+from orders.services import state
 from orders.services.cancellation import orders_replace, settling_order, unpaid_orders_close
-from orders.services.payments import order_fulfil, session_payment_record
-from orders.services.state import CheckoutError, S, _record, _transition
+from orders.services.payments import order_session_apply, session_payment_record
+from orders.services.state import CheckoutError, S
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +72,14 @@ def order_create(
                 unit_amount=unit_amount,
                 recurring_interval=recurring.get("interval", ""),
             )
-            _record(order=order, from_status="", to_status=order.status, source="checkout",
-                    actor=user, note=f"{quantity} x {price.id}")  # fmt: skip
+            state.record(
+                order=order,
+                from_status="",
+                to_status=order.status,
+                source="checkout",
+                actor=user,
+                note=f"{quantity} x {price.id}",
+            )
     except IntegrityError:
         # The same form submitted twice at once: the other request created it.
         return Order.objects.get(user=user, request_token=request_token)
@@ -179,8 +187,13 @@ def _session_link(*, order: Order, session: dict[str, Any], attempt: int) -> Ord
         if session.get("amount_total") is not None:
             locked.amount_total = session["amount_total"]
         if locked.status in (S.EXPIRED, S.PAYMENT_FAILED):
-            _transition(order=locked, to_status=S.AWAITING_PAYMENT, source="checkout",
-                        actor=order.user, note=f"new Checkout Session {session['id']}")  # fmt: skip
+            state.transition(
+                order=locked,
+                to_status=S.AWAITING_PAYMENT,
+                source="checkout",
+                actor=order.user,
+                note=f"new Checkout Session {session['id']}",
+            )
         locked.save()
         return locked
 
@@ -214,13 +227,13 @@ def order_payment_start(*, order: Order) -> PaymentStep:
         session = mirror.object_sync(
             object_type="checkout.session", stripe_id=order.checkout_session_id
         ).obj
-        if session.get("status") == "complete":
+        if session.get("status") == SessionStatus.COMPLETE:
             # Paid, or complete but unpaid (a bank debit settling: never start another).
-            order_fulfil(session=session, source="pay again")
+            order_session_apply(session=session, source="pay again")
         order.refresh_from_db()
         if order.status == S.PAYMENT_PROCESSING:
             raise CheckoutError(wording.PAYMENT_SETTLING, order=order)
-        if session.get("status") == "open":
+        if session.get("status") == SessionStatus.OPEN:
             if session.get("expires_at", 0) > time.time() + SESSION_REUSE_MARGIN:
                 return PaymentStep(order=order, url=session["url"])
             try:
@@ -251,6 +264,6 @@ def order_return_check(*, order: Order, session_id: str, user: AbstractBaseUser)
         return order
     session = mirror.object_sync(object_type="checkout.session", stripe_id=session_id).obj
     if (session.get("metadata") or {}).get("order_id") == order.public_id:
-        order_fulfil(session=session, source="return page", actor=user)
+        order_session_apply(session=session, source="return page", actor=user)
     order.refresh_from_db()
     return order

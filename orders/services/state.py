@@ -1,12 +1,20 @@
-"""The order state machine: every status change goes through ``_transition``, recorded in
-history with who or what caused it."""
+"""The order's state: every status change goes through ``transition``, recorded in history with
+who or what caused it (``record``; a fact that changes no status: ``note``); the order an
+object's link keys name, locked (``order_locked``); the order paid (``order_paid``). The
+helpers every service of the shop shares, in one place."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from orders.models import TRANSITIONS, Order, OrderHistory
+
+logger = logging.getLogger(__name__)
 
 S = Order.Status
 K = OrderHistory.Kind
@@ -45,7 +53,7 @@ KIND_FOR_STATUS: dict[str, str] = {
 }
 
 
-def _record(
+def record(
     *,
     order: Order,
     to_status: str,
@@ -80,7 +88,7 @@ def _record(
     )
 
 
-def _transition(
+def transition(
     *,
     order: Order,
     to_status: str,
@@ -93,10 +101,15 @@ def _transition(
     """Change the status of a locked order in memory and record it; the caller saves."""
     if to_status not in TRANSITIONS[order.status]:
         raise TransitionRefused(order, to_status)
-    _record(
-        order=order, to_status=to_status, source=source, actor=actor, event_id=event_id,
-        note=note, kind=kind,
-    )  # fmt: skip
+    record(
+        order=order,
+        to_status=to_status,
+        source=source,
+        actor=actor,
+        event_id=event_id,
+        note=note,
+        kind=kind,
+    )
     order.status = to_status
 
 
@@ -112,15 +125,19 @@ def order_transition(
     """Move an order to ``to_status`` if the state machine allows it; raise ``TransitionRefused``."""
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
-        _transition(
-            order=locked, to_status=to_status, source=source, actor=actor, event_id=event_id,
+        transition(
+            order=locked,
+            to_status=to_status,
+            source=source,
+            actor=actor,
+            event_id=event_id,
             note=note,
-        )  # fmt: skip
+        )
         locked.save(update_fields=["status", "updated_at"])
     return locked
 
 
-def _note(
+def note(
     *,
     order: Order,
     source: str,
@@ -132,7 +149,99 @@ def _note(
 ) -> None:
     """A fact worth keeping that does not change the status (a renewal, a cancellation request);
     shown to the customer only with a ``kind``."""
-    _record(
-        order=order, to_status=order.status, source=source, actor=actor, event_id=event_id,
-        note=note, kind=kind, data=data,
-    )  # fmt: skip
+    record(
+        order=order,
+        to_status=order.status,
+        source=source,
+        actor=actor,
+        event_id=event_id,
+        note=note,
+        kind=kind,
+        data=data,
+    )
+
+
+# --- The order an object names, locked ----------------------------------------------------
+
+
+def order_find(
+    *, metadata: dict[str, Any] | None, fallback: dict[str, str | None] | None = None
+) -> tuple[Order | None, str, str]:
+    """The order an object links to, locked; or None and why (recorded, not raised); and a
+    reason to distrust the link ("" when there is none).
+
+    ``metadata.order_id`` is the link; ``fallback`` (e.g. ``{"payment_intent_id": "pi_..."}``)
+    finds orders for objects Stripe created without our metadata (a renewal's charge, a
+    Payment Link's ``client_reference_id``). A ``user_id`` that disagrees with the order's user
+    means the link was tampered with or copied by mistake: the order is returned with that
+    reason, so a payment can be recorded against it, flagged, and nothing else done.
+    """
+    metadata = metadata or {}
+    order_id = metadata.get("order_id")
+    queryset = Order.objects.select_for_update()
+    order = None
+    if order_id:
+        order = queryset.filter(public_id=order_id).first()
+        if order is None:
+            return None, f"metadata.order_id {order_id} matches no order", ""
+    else:
+        for field, value in (fallback or {}).items():
+            if value:
+                order = queryset.filter(**{field: value}).first()
+                if order is not None:
+                    break
+        if order is None:
+            return None, "no order link (no metadata.order_id); recorded, nothing to do", ""
+    user_id = metadata.get("user_id")
+    if user_id and str(order.user_id) != str(user_id):
+        logger.error("order %s: metadata.user_id %s is not its user", order.public_id, user_id)
+        return order, "", f"metadata.user_id {user_id} is not the order's user"
+    return order, "", ""
+
+
+def order_locked(
+    *, metadata: dict[str, Any] | None, fallback: dict[str, str | None] | None = None
+) -> tuple[Order | None, str]:
+    """``order_find`` for effects that are not payments: a distrusted link is left alone."""
+    order, why, distrust = order_find(metadata=metadata, fallback=fallback)
+    if order is not None and distrust:
+        return None, f"{distrust}; order {order.public_id} left alone"
+    return order, why
+
+
+def link_if_mirrored(order: Order, field: str, model, stripe_id: str | None) -> None:
+    # Only rows the mirror has: the foreign keys are real (PROTECT), not dangling ids.
+    current = getattr(order, f"{field}_id")
+    if stripe_id and current != stripe_id and model.objects.filter(id=stripe_id).exists():
+        setattr(order, f"{field}_id", stripe_id)
+
+
+def order_paid(*, order: Order, source: str, event_id: str, actor=None, note: str = "") -> None:
+    """paid → fulfilled, both recorded. The goods are digital: fulfilling is granting access,
+    which needs nothing beyond confirmed payment, so it follows at once in the same
+    transaction (a shop shipping goods would fulfil later, from its own process)."""
+    now = timezone.now()
+    if order.status == S.EXPIRED:
+        # Its own session paid after the order was marked expired (events out of order).
+        transition(
+            order=order,
+            to_status=S.AWAITING_PAYMENT,
+            source=source,
+            actor=actor,
+            event_id=event_id,
+            note=note,
+            kind="",
+        )
+    order.paid_at = now
+    transition(
+        order=order, to_status=S.PAID, source=source, actor=actor, event_id=event_id, note=note
+    )
+    order.fulfilled_at = now
+    transition(
+        order=order,
+        to_status=S.FULFILLED,
+        source=source,
+        actor=actor,
+        event_id=event_id,
+        note="digital goods: fulfilled on payment",
+    )

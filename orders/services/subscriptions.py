@@ -9,10 +9,10 @@ from django.db import transaction
 from djstripe.models import Subscription
 
 from billing import mirror, stripe_api
+from billing.display import subscription_period_end
 from orders.models import TRANSITIONS, Order, OrderPayment
-from orders.selectors import subscription_period_end
-from orders.services.payments import _link_if_mirrored, _order_locked
-from orders.services.state import CheckoutError, K, S, _note, _transition
+from orders.services import state
+from orders.services.state import CheckoutError, K, S
 
 
 def order_subscription_sync(
@@ -24,7 +24,7 @@ def order_subscription_sync(
     when shown; the order records only what changes its meaning, plus cancellation requests.
     """
     with transaction.atomic():
-        order, why = _order_locked(
+        order, why = state.order_locked(
             metadata=subscription.get("metadata"),
             fallback={"subscription_id": subscription.get("id")},
         )
@@ -40,15 +40,21 @@ def order_subscription_sync(
         )
         if not own:
             return f"order {order.public_id}: subscription {subscription['id']} is not its own"
-        _link_if_mirrored(order, "subscription", Subscription, subscription.get("id"))
+        state.link_if_mirrored(order, "subscription", Subscription, subscription.get("id"))
         status = subscription.get("status")
         if status == "canceled" and S.CANCELED in TRANSITIONS[order.status]:
-            _transition(order=order, to_status=S.CANCELED, source=source, event_id=event_id,
-                        note=f"subscription {subscription['id']} ended",
-                        kind=K.SUBSCRIPTION_ENDED)  # fmt: skip
+            state.transition(
+                order=order,
+                to_status=S.CANCELED,
+                source=source,
+                event_id=event_id,
+                note=f"subscription {subscription['id']} ended",
+                kind=K.SUBSCRIPTION_ENDED,
+            )
         elif changed and "cancel_at_period_end" in changed:
-            _cancel_flag_note(order=order, subscription=subscription, source=source,
-                              event_id=event_id)  # fmt: skip
+            _cancel_flag_note(
+                order=order, subscription=subscription, source=source, event_id=event_id
+            )
         order.save()
         return f"order {order.public_id}: subscription {status}"
 
@@ -66,7 +72,7 @@ def _cancel_flag_note(
         .values_list("kind", flat=True)
         .first()
     )
-    _note(
+    state.note(
         order=order,
         source=source,
         event_id=event_id,

@@ -15,7 +15,8 @@ from django.urls import NoReverseMatch, reverse
 
 from billing import permissions
 from billing.admin.stripe_objects import StripeObjectAdmin
-from orders.admin import OrderAdmin, OrderPaymentAdmin
+from orders.admin.orders import OrderAdmin
+from orders.admin.payments import OrderPaymentAdmin
 from tests.admin.conftest import SECRETS
 
 pytestmark = pytest.mark.django_db(transaction=True)

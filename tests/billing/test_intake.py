@@ -14,7 +14,8 @@ from djstripe.models import Customer, WebhookEndpoint
 from billing import stripe_api
 from billing.models import InboundEvent, WebhookDelivery, WebhookRejectCount, WebhookRejectSample
 from billing.tasks import prune
-from billing.webhooks import endpoints, intake, queue
+from billing.webhooks import endpoints, queue
+from billing.webhooks import intake as webhook_intake
 from config.celery import app as celery_app
 from tests.conftest import signed_body
 
@@ -295,7 +296,7 @@ def test_refusals_are_counted_per_endpoint_kind_and_minute_with_bounded_samples(
     }
     # and only the first few of each kind in detail
     assert WebhookRejectSample.objects.filter(reason="bad_signature").count() == (
-        intake.REJECT_SAMPLES_PER_MINUTE
+        webhook_intake.REJECT_SAMPLES_PER_MINUTE
     )
     assert WebhookRejectSample.objects.filter(reason="unknown_endpoint").count() == 3
     assert WebhookDelivery.objects.count() == 0
@@ -304,12 +305,12 @@ def test_refusals_are_counted_per_endpoint_kind_and_minute_with_bounded_samples(
 def test_reject_samples_keep_only_the_newest(client, webhook_endpoint, customer_event, settings):
     body, header = signed_body(customer_event, "whsec_forged")
     # every refusal on a new endpoint uuid is the first of its kind, so each one is sampled
-    uuids = [uuid.uuid4() for _ in range(intake.REJECT_SAMPLES + 20)]
+    uuids = [uuid.uuid4() for _ in range(webhook_intake.REJECT_SAMPLES + 20)]
     for endpoint_uuid in uuids:
         post(client, endpoint_uuid, body, header)
 
     kept = list(WebhookRejectSample.objects.order_by("pk").values_list("endpoint_uuid", flat=True))
-    assert kept == uuids[-intake.REJECT_SAMPLES :]
+    assert kept == uuids[-webhook_intake.REJECT_SAMPLES :]
 
 
 def test_prune_drops_old_deliveries_and_refusal_counts(

@@ -22,6 +22,7 @@ from djstripe.models import Customer
 from billing import stripe_api
 from billing.models import InboundEvent
 from billing.tasks import process_event
+from billing.webhooks import intake as webhook_intake
 from billing.webhooks import queue
 from config.celery import app as celery_app
 from tests.billing.test_processing import emitted
@@ -321,7 +322,7 @@ def test_events_pending_before_a_worker_with_beat_starts_are_picked_up(
     """An event whose publish was lost (the row says queued long ago) needs no command."""
     events = customers_created(3, "lost")
     for event in events:
-        intake.event_store(payload=event)  # queued on the test broker ...
+        webhook_intake.event_store(payload=event)  # queued on the test broker ...
     celery_app.control.purge()  # ... and lost
     InboundEvent.objects.update(queued_at=None)
 

@@ -14,7 +14,8 @@ from djstripe.models import Customer, Invoice, Product, Subscription
 from billing import mirror, stripe_api
 from billing.mirror import locks
 from billing.models import InboundEvent, ObjectSync, WebhookDelivery, WebhookSecret
-from billing.webhooks import endpoints, intake, processing, queue, registry
+from billing.webhooks import endpoints, processing, queue, registry
+from billing.webhooks import intake as webhook_intake
 from config.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -326,7 +327,7 @@ def stored_not_run():
     def store(event: dict) -> InboundEvent:
         celery_app.conf.task_always_eager = False
         try:
-            intake.event_store(payload=event)
+            webhook_intake.event_store(payload=event)
         finally:
             celery_app.conf.task_always_eager = True
         return InboundEvent.objects.get(pk=event["id"])

@@ -107,3 +107,19 @@ def test_dj_stripe_requests_follow_the_same_retry_policy(stripe_emulator, db):
 
     assert Customer.objects.filter(id=created.id).exists()
     assert stripe_emulator.stats()["by_status"]["429"] >= 1
+
+
+def test_the_requestor_json_request_relies_on_is_there(stripe_emulator):
+    """``sdk.json_request`` is the one use of stripe-python's private API (its requestor, as
+    ``StripeClient.raw_request`` uses it): this fails when an upgrade moves it."""
+    import inspect
+
+    requestor = stripe_api.client()._requestor
+    raw = inspect.signature(requestor.request_raw).parameters
+    for name in ("method", "url", "params", "options", "base_address", "api_mode", "usage"):
+        assert name in raw, (name, list(raw))
+    interpret = list(inspect.signature(requestor._interpret_response).parameters)
+    assert interpret[:4] == ["rbody", "rcode", "rheaders", "api_mode"], interpret
+    # and an error answer still raises stripe-python's error, which the policy translates
+    with pytest.raises(stripe_api.StripeAPIError, match="No such customer"):
+        stripe_api.list_page_data(object_type="customer", params={"starting_after": "cus_nope"})

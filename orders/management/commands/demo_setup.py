@@ -68,10 +68,12 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         admin = _demo_user(username="admin", email="admin@example.com", superuser=True)
         customer = _demo_user(username="customer", email="customer@example.com", superuser=False)
-        support = _demo_user(username="support", email="support@example.com", superuser=False,
-                             group=SUPPORT)  # fmt: skip
-        billing = _demo_user(username="billing", email="billing@example.com", superuser=False,
-                             group=BILLING_ADMIN)  # fmt: skip
+        support = _demo_user(
+            username="support", email="support@example.com", superuser=False, group=SUPPORT
+        )
+        billing = _demo_user(
+            username="billing", email="billing@example.com", superuser=False, group=BILLING_ADMIN
+        )
         created = demo_catalog_seed()
         counts = catalog_sync()
         # A demo kept from before the order references existed: its orders tied now (cheap).
@@ -90,6 +92,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  shop:     {base}/  login {customer[0]} / {customer[1]} (or sign up)")
         self.stdout.write(f"  admin:    {base}/{settings.ADMIN_URL}  login {admin[0]} / {admin[1]}")
-        self.stdout.write(f"            support staff {support[0]} / {support[1]} ({SUPPORT}), "
-                          f"{billing[0]} / {billing[1]} ({BILLING_ADMIN})")  # fmt: skip
+        self.stdout.write(
+            f"            support staff {support[0]} / {support[1]} ({SUPPORT}), "
+            f"{billing[0]} / {billing[1]} ({BILLING_ADMIN})"
+        )
         self.stdout.write("  pay with card 4242 4242 4242 4242 (4000 0000 0000 0002 is declined)")

@@ -53,12 +53,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.requests.invalid_input_middleware",
     "billing.webhooks.views.webhook_middleware",  # deliveries skip the rest (see its docstring)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.requests.private_pages_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "orders.middleware.time_zone_middleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

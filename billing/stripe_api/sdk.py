@@ -148,5 +148,3 @@ def json_request(method: str, path: str, params: dict[str, Any]) -> dict[str, An
     if 200 <= code < 300:
         return fastjson.loads(body)
     return requestor._interpret_response(body, code, headers, "V1").data  # raises
-
-

@@ -23,8 +23,6 @@ from billing import stripe_api
 from billing.models import (
     InboundEvent,
     WebhookDelivery,
-    WebhookRejectCount,
-    WebhookRejectSample,
     WebhookSecret,
 )
 from billing.webhooks import queue
@@ -34,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BODY = 1024 * 1024
 
-# Refused deliveries kept in detail: the first few of each kind per endpoint and minute, and
-# at most this many in all (the newest).
-REJECT_SAMPLES = 100
-REJECT_SAMPLES_PER_MINUTE = 5
 
 
 class DeliveryRejected(Exception):
@@ -52,6 +46,39 @@ class DeliveryRejected(Exception):
 class DeliveryAccepted:
     event_id: str
     created: bool
+
+
+# Stripe's events nest a dozen levels at most; far deeper is no event (and would exhaust the
+# parser's recursion, then every page that shows the payload).
+MAX_DEPTH = 64
+
+
+def _parsed(text: str) -> Any:
+    """The delivery's JSON, refused (400, counted) when malformed or nested beyond reason."""
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise DeliveryRejected(400, f"malformed JSON: {reason}", "malformed_json") from None
+    if _depth(payload) > MAX_DEPTH:
+        raise DeliveryRejected(
+            400, f"malformed JSON: nested more than {MAX_DEPTH} levels", "malformed_json"
+        )
+    return payload
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _event_fields(payload: dict[str, Any]) -> dict[str, Any]:
@@ -100,54 +127,6 @@ def _signature_code(reason: str) -> str:
     if "tolerance" in reason:
         return "stale_timestamp"
     return "bad_signature"
-
-
-def delivery_reject(
-    *,
-    endpoint_uuid: uuid.UUID,
-    status: int,
-    code: str,
-    reason: str,
-    body_size: int,
-    remote_ip: str | None,
-) -> None:
-    """Count a refused delivery (endpoint, kind, minute); keep a few in detail, never a body.
-
-    Anyone can POST to a webhook URL: a refusal costs one upsert, and the detailed samples
-    are bounded (``REJECT_SAMPLES_PER_MINUTE`` of a kind per endpoint and minute,
-    ``REJECT_SAMPLES`` in all).
-    """
-    now = timezone.now()
-    minute = now.replace(second=0, microsecond=0)
-    table = connection.ops.quote_name(WebhookRejectCount._meta.db_table)
-    # The table name comes from the model; every value is a parameter.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (endpoint_uuid, reason, status_code, minute, count) "  # noqa: S608
-            "VALUES (%s, %s, %s, %s, 1) ON CONFLICT (endpoint_uuid, reason, minute) "
-            f"DO UPDATE SET count = {table}.count + 1 RETURNING count",
-            [
-                WebhookRejectCount._meta.get_field("endpoint_uuid").get_db_prep_save(
-                    endpoint_uuid, connection
-                ),
-                code,
-                status,
-                WebhookRejectCount._meta.get_field("minute").get_db_prep_save(minute, connection),
-            ],
-        )
-        (count,) = cursor.fetchone()
-    if count <= REJECT_SAMPLES_PER_MINUTE:
-        sample = WebhookRejectSample.objects.create(
-            endpoint_uuid=endpoint_uuid,
-            reason=code,
-            detail=reason[:500],
-            status_code=status,
-            received_at=now,
-            remote_ip=remote_ip,
-            body_size=body_size,
-        )
-        WebhookRejectSample.objects.filter(pk__lte=sample.pk - REJECT_SAMPLES).delete()
-    logger.warning("webhook delivery rejected (%s) on %s: %s", status, endpoint_uuid, reason)
 
 
 class _EndpointCache:
@@ -250,11 +229,7 @@ def delivery_accept(
     requeue sends it later).
     """
     endpoint, text, signed_at = _endpoint_verified(endpoint_uuid, body, signature)
-    try:
-        payload = json.loads(text)
-    except ValueError as exc:
-        raise DeliveryRejected(400, f"malformed JSON: {exc}", "malformed_json") from None
-    fields = _event_fields(payload)
+    fields = _event_fields(_parsed(text))
 
     delivery = {
         "endpoint": endpoint.pk,

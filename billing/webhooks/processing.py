@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing import mirror
+from billing import mirror, types
 from billing.models import InboundEvent
 from billing.webhooks import queue
 from billing.webhooks.registry import HANDLERS, EventContext
@@ -102,6 +102,10 @@ def _run(event_id: str, claimed_at: datetime) -> str:
         return _finish_claimed(
             event, claimed_at, InboundEvent.Status.PROCESSED, "event has no object to fetch"
         )
+    if mismatch := _object_mismatch(event):
+        # Signed, so not forged by a stranger; but no handler may act on an object other than
+        # the kind its event names (a "session completed" about a payment intent).
+        return _finish_claimed(event, claimed_at, InboundEvent.Status.IGNORED, mismatch)
 
     reused = mirror.coalesced(
         object_type=event.object_type,
@@ -137,6 +141,16 @@ def _run(event_id: str, claimed_at: datetime) -> str:
         event.attempts += 1
         _finish(event, InboundEvent.Status.PROCESSED, "; ".join(notes), started)
         return event.status
+
+
+def _object_mismatch(event: InboundEvent) -> str:
+    """Why the event's object is not of the type its event type names ("" when it is)."""
+    expected = types.for_event(event.type)
+    found = {event.object_type, types.for_id(event.object_id) or event.object_type}
+    if found == {expected}:
+        return ""
+    named = ", ".join(sorted(t for t in found if t)) or "unknown"
+    return f"refused: its object is a {named}, not the {expected} a {event.type} event is about"
 
 
 def _holds(event: InboundEvent, claimed_at: datetime) -> bool:

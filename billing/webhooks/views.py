@@ -8,7 +8,7 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing.webhooks import intake
+from billing.webhooks import intake, refusals
 from billing.webhooks.endpoints import WEBHOOK_PATH
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def webhook(request: HttpRequest, endpoint_uuid):
             remote_ip=_remote_ip(request),
         )
     except intake.DeliveryRejected as exc:
-        intake.delivery_reject(
+        refusals.delivery_reject(
             endpoint_uuid=endpoint_uuid,
             status=exc.status,
             code=exc.code,

@@ -14,8 +14,7 @@ from djstripe.models import Customer, WebhookEndpoint
 from billing import stripe_api
 from billing.models import InboundEvent, WebhookDelivery, WebhookRejectCount, WebhookRejectSample
 from billing.tasks import prune
-from billing.webhooks import endpoints, queue
-from billing.webhooks import intake as webhook_intake
+from billing.webhooks import endpoints, queue, refusals
 from config.celery import app as celery_app
 from tests.conftest import signed_body
 
@@ -292,25 +291,49 @@ def test_refusals_are_counted_per_endpoint_kind_and_minute_with_bounded_samples(
     counts = {(c.endpoint_uuid, c.reason): c.count for c in WebhookRejectCount.objects.all()}
     assert counts == {
         (webhook_endpoint.djstripe_uuid, "bad_signature"): 30,
-        (unknown, "unknown_endpoint"): 3,
+        (refusals.UNKNOWN_ENDPOINTS, "unknown_endpoint"): 3,  # made-up uuids share one
     }
     # and only the first few of each kind in detail
     assert WebhookRejectSample.objects.filter(reason="bad_signature").count() == (
-        webhook_intake.REJECT_SAMPLES_PER_MINUTE
+        refusals.REJECT_SAMPLES_PER_MINUTE
     )
     assert WebhookRejectSample.objects.filter(reason="unknown_endpoint").count() == 3
     assert WebhookDelivery.objects.count() == 0
 
 
-def test_reject_samples_keep_only_the_newest(client, webhook_endpoint, customer_event, settings):
-    body, header = signed_body(customer_event, "whsec_forged")
-    # every refusal on a new endpoint uuid is the first of its kind, so each one is sampled
-    uuids = [uuid.uuid4() for _ in range(webhook_intake.REJECT_SAMPLES + 20)]
-    for endpoint_uuid in uuids:
-        post(client, endpoint_uuid, body, header)
+def test_reject_samples_keep_only_the_newest(
+    client, webhook_endpoint, customer_event, monkeypatch
+):
+    monkeypatch.setattr(refusals, "REJECT_SAMPLES_PER_MINUTE", 1000)  # every refusal sampled
+    for n in range(refusals.REJECT_SAMPLES + 20):
+        body, header = signed_body({**customer_event, "id": f"evt_forged_{n}"}, "whsec_forged")
+        post(client, webhook_endpoint.djstripe_uuid, body, header)
 
-    kept = list(WebhookRejectSample.objects.order_by("pk").values_list("endpoint_uuid", flat=True))
-    assert kept == uuids[-webhook_intake.REJECT_SAMPLES :]
+    sizes = list(WebhookRejectSample.objects.order_by("pk").values_list("body_size", flat=True))
+    assert len(sizes) == refusals.REJECT_SAMPLES
+    assert WebhookRejectSample.objects.order_by("pk").first().pk > 20  # the oldest 20 went
+
+
+def test_made_up_urls_neither_grow_the_counts_nor_push_real_refusals_out(
+    client, webhook_endpoint, customer_event
+):
+    # Given a real refusal on the real endpoint
+    body, header = signed_body(customer_event, "whsec_forged")
+    post(client, webhook_endpoint.djstripe_uuid, body, header)
+
+    # When someone POSTs to many made-up webhook URLs
+    for _ in range(300):
+        post(client, uuid.uuid4(), body, header)
+
+    # Then their refusals are counted in one row per minute (or two, across a minute's end)
+    unknown = WebhookRejectCount.objects.filter(reason="unknown_endpoint")
+    assert unknown.count() <= 2 and sum(unknown.values_list("count", flat=True)) == 300
+    assert set(unknown.values_list("endpoint_uuid", flat=True)) == {refusals.UNKNOWN_ENDPOINTS}
+    # and the real refusal is still kept in detail, beside a few of theirs
+    assert WebhookRejectSample.objects.filter(reason="bad_signature").count() == 1
+    assert WebhookRejectSample.objects.filter(reason="unknown_endpoint").count() <= (
+        refusals.UNKNOWN_ENDPOINT_SAMPLES
+    )
 
 
 def test_prune_drops_old_deliveries_and_refusal_counts(

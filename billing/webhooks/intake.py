@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 MAX_WEBHOOK_BODY = 1024 * 1024
 
 
-
 class DeliveryRejected(Exception):
     def __init__(self, status: int, reason: str, code: str):
         super().__init__(reason)

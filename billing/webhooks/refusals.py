@@ -91,5 +91,3 @@ def _samples_trim(*, unknown: bool) -> None:
     oldest_kept = samples.order_by("-pk").values_list("pk", flat=True)[limit - 1 : limit].first()
     if oldest_kept is not None:
         samples.filter(pk__lt=oldest_kept).delete()
-
-

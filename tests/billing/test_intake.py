@@ -301,9 +301,7 @@ def test_refusals_are_counted_per_endpoint_kind_and_minute_with_bounded_samples(
     assert WebhookDelivery.objects.count() == 0
 
 
-def test_reject_samples_keep_only_the_newest(
-    client, webhook_endpoint, customer_event, monkeypatch
-):
+def test_reject_samples_keep_only_the_newest(client, webhook_endpoint, customer_event, monkeypatch):
     monkeypatch.setattr(refusals, "REJECT_SAMPLES_PER_MINUTE", 1000)  # every refusal sampled
     for n in range(refusals.REJECT_SAMPLES + 20):
         body, header = signed_body({**customer_event, "id": f"evt_forged_{n}"}, "whsec_forged")

@@ -74,6 +74,24 @@ class ConsoleList:
     class Media:
         css = {"all": ("billing/console.css",)}
 
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        """Only what the list's own filters ask for. Django allows a lookup on any local field
+        or JSON path in the query string, and a list that answers whether
+        ``?secret__startswith=whsec_a`` matches gives a masked secret away a letter at a time."""
+        field, _, rest = lookup.partition("__")
+        filters = self.get_list_filter(request) if request is not None else self.list_filter
+        for item in filters:
+            if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+                if lookup == item.parameter_name:
+                    return True
+            elif (item[0] if isinstance(item, tuple | list) else item) == field:
+                return rest in _FILTER_LOOKUPS
+        return False
+
+
+# The lookups Django's field filters make (choices, booleans, relations, empty values).
+_FILTER_LOOKUPS = frozenset({"", "exact", "isnull", "in", "id__exact", "pk__exact"})
+
 
 class ChoicesFilter(admin.SimpleListFilter):
     """A filter on ``field`` whose choices come from ``choices()``, not from the table."""

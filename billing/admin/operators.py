@@ -48,7 +48,6 @@ class BackfillRunAdmin(ReadOnlyAdmin):
 class ReconcileReportAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "fix", "summary", "api_calls")
     list_filter = ("fix",)
-    date_hierarchy = "created_at"
     fields = ("created_at", "fix", "summary", "api_calls", "findings_table")
     readonly_fields = fields
 

@@ -331,6 +331,14 @@ BILLING_EVENT_REQUEUE_AFTER_SECONDS = env.float("BILLING_EVENT_REQUEUE_AFTER_SEC
 BILLING_ENDPOINT_CACHE_SECONDS = env.float("BILLING_ENDPOINT_CACHE_SECONDS", default=5.0)
 # The delivery log and the counts of refused deliveries are kept this long (billing.prune).
 BILLING_WEBHOOK_RETENTION_DAYS = env.int("BILLING_WEBHOOK_RETENTION_DAYS", default=30)
+# The console's share of the account's Stripe rate limit: actions calling Stripe per person
+# and minute (resync, fetch missed events, metadata loads and saves, endpoint list refresh),
+# objects in one background resync job, and resync jobs queued or running at once.
+CONSOLE_STRIPE_CALLS_PER_MINUTE = env.int("CONSOLE_STRIPE_CALLS_PER_MINUTE", default=30)
+CONSOLE_RESYNC_JOB_MAX_OBJECTS = env.int("CONSOLE_RESYNC_JOB_MAX_OBJECTS", default=1000)
+CONSOLE_RESYNC_JOBS_AT_ONCE = env.int("CONSOLE_RESYNC_JOBS_AT_ONCE", default=2)
+# The API versions page lists webhook endpoints from Stripe at most this often.
+CONSOLE_ENDPOINTS_CACHE_SECONDS = env.int("CONSOLE_ENDPOINTS_CACHE_SECONDS", default=300)
 
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

@@ -6,8 +6,13 @@ default site, so ``admin.site`` stays the one every app registers into.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 # The index in the order support works: the order first, then the Stripe objects behind it,
 # then the webhook pipeline. Models not listed follow, grouped by app as Django does.
@@ -52,6 +57,29 @@ class ShopAdminSite(admin.AdminSite):
     # The console's lists are wide (ids, amounts, links); at 1280 px the sidebar hid columns.
     # The index and the breadcrumbs lead everywhere it did.
     enable_nav_sidebar = False
+
+    def has_permission(self, request):
+        """Active staff, and with ``STAFF_TWO_FACTOR`` on, a session verified by a second factor
+        (``orders.login.two_factor``)."""
+        if not super().has_permission(request):
+            return False
+        if not settings.STAFF_TWO_FACTOR:
+            return True
+        from orders.login import two_factor  # its models load after the admin's site
+
+        return two_factor.verified(request)
+
+    def login(self, request, extra_context=None):
+        """A staff member who has given the password but not yet a code goes to the code page,
+        whether they just gave it or an admin page sent them here."""
+        from orders.login import two_factor
+
+        if not two_factor.pending(request):
+            response = super().login(request, extra_context)
+            if not two_factor.pending(request):
+                return response
+        target = request.POST.get("next") or request.GET.get("next") or reverse("admin:index")
+        return HttpResponseRedirect(f"{reverse('two_factor_verify')}?{urlencode({'next': target})}")
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)

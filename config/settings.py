@@ -46,6 +46,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "csp",
     "django_ratelimit",
+    # Staff two-factor (orders.login.two_factor): authenticator apps and backup codes. Before
+    # orders, whose admin takes their model admins out (orders/admin/two_factor.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "config.apps.StripeMirrorConfig",  # dj-stripe
     "billing",
     "orders",
@@ -60,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed two-factor (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "config.requests.private_pages_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "orders.middleware.time_zone_middleware",
@@ -198,14 +205,20 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Rate limits (django-ratelimit, counters in the default cache) ---
-# Each throttled form is limited per client IP and per account it names (the username or
-# email typed, normalised), so neither many accounts from one address nor one account from
-# many addresses gets through. Rates are "count/period" (15m = fifteen minutes).
+# "count/period" (15m = fifteen minutes), keyed on the account a name resolves to (any
+# spelling: orders.auth.account_key). Sign-in and two-factor codes count failures only, per
+# address, per account and per trusted device (orders/login/limits.py: over a limit, trusted
+# devices still get in; the right password elsewhere is mailed a one-time link, "link" mails
+# per account at most). Sign-up and password reset count every request.
 RATE_LIMITS = {
-    "login": {"ip": "30/15m", "account": "10/15m", "account_field": "username"},
+    "login": {"ip": "30/15m", "account": "10/15m", "device": "10/15m", "link": "3/h"},
+    "two_factor": {"ip": "30/15m", "account": "10/15m", "device": "10/15m"},
     "signup": {"ip": "10/h", "account": "3/h", "account_field": "email"},
     "password_reset": {"ip": "10/h", "account": "3/h", "account_field": "email"},
 }
+# Seconds an emailed sign-in link works, and a browser stays trusted after signing in.
+LOGIN_LINK_MAX_AGE = 15 * 60
+TRUSTED_DEVICE_MAX_AGE = 180 * 24 * 3600
 RATELIMIT_USE_CACHE = "default"
 # Behind the TLS proxy the client is the last address it appended to X-Forwarded-For.
 RATELIMIT_IP_META_KEY = "config.throttle.client_ip"
@@ -218,6 +231,11 @@ SILENCED_SYSTEM_CHECKS = [
     # A deployment's own exceptions, e.g. the demo: one web process, whose memory is shared.
     *env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[]),
 ]
+
+# --- Staff two-factor (django-otp): an authenticator app's code after the password, before
+# any admin page. On in production; off in DEBUG and in `make demo` (which sets it false).
+STAFF_TWO_FACTOR = env.bool("STAFF_TWO_FACTOR", default=not DEBUG)
+OTP_TOTP_ISSUER = f"{SHOP_NAME} support"
 
 # --- Celery ---
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")

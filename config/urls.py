@@ -9,6 +9,8 @@ from billing.admin.versions import api_versions_view
 from config.health import healthz
 from config.throttle import throttled
 from orders.forms import LoginForm
+from orders.login import two_factor_views
+from orders.login.views import login_guarded, login_link
 
 
 class StaticRedirect(RedirectView):
@@ -24,8 +26,27 @@ class StaticRedirect(RedirectView):
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    # Rate-limited in front of the admin's own login view (same URL, same form).
-    path(f"{settings.ADMIN_URL}login/", throttled("login")(admin.site.login)),
+    # Limited in front of the admin's own login view (same URL, same form, same counters).
+    path(
+        f"{settings.ADMIN_URL}login/",
+        login_guarded(admin.site.login, home=f"/{settings.ADMIN_URL}"),
+    ),
+    # Staff two-factor: before the admin's own URLs, which need a verified session.
+    path(
+        f"{settings.ADMIN_URL}two-factor/",
+        two_factor_views.verify,
+        name="two_factor_verify",
+    ),
+    path(
+        f"{settings.ADMIN_URL}two-factor/setup/",
+        two_factor_views.setup,
+        name="two_factor_setup",
+    ),
+    path(
+        f"{settings.ADMIN_URL}two-factor/backup-codes/",
+        two_factor_views.backup_codes,
+        name="two_factor_backup_codes",
+    ),
     path(
         f"{settings.ADMIN_URL}billing/api-versions/",
         api_versions_view,
@@ -37,9 +58,13 @@ urlpatterns = [
     path("", include("billing.urls")),
     path(
         "accounts/login/",
-        throttled("login")(auth_views.LoginView.as_view(authentication_form=LoginForm)),
+        login_guarded(
+            auth_views.LoginView.as_view(authentication_form=LoginForm),
+            home=settings.LOGIN_REDIRECT_URL,
+        ),
         name="login",
     ),
+    path("accounts/login/link/<str:token>/", login_link, name="login_link"),
     path(
         "accounts/password_reset/",
         throttled("password_reset")(auth_views.PasswordResetView.as_view()),

@@ -36,7 +36,8 @@ class SignupLinkUsed(Exception):
     """An account already uses the link's address (the link was used, or raced another)."""
 
 
-def _site_url(path: str) -> str:
+def site_url(path: str) -> str:
+    """An absolute URL on the public site (for links in mail)."""
     return urljoin(settings.SITE_URL + "/", path.lstrip("/"))
 
 
@@ -50,14 +51,14 @@ def account_signup_start(*, email: str) -> None:
     if email_in_use(email=email):
         template = "registration/signup_exists_email.txt"
         context = {
-            "login_url": _site_url(reverse("login")),
-            "reset_url": _site_url(reverse("password_reset")),
+            "login_url": site_url(reverse("login")),
+            "reset_url": site_url(reverse("password_reset")),
         }
     else:
         template = "registration/signup_email.txt"
         token = signing.dumps({"email": email}, salt=SIGNUP_SALT)
         context = {
-            "finish_url": _site_url(reverse("orders:signup_finish", args=[token])),
+            "finish_url": site_url(reverse("orders:signup_finish", args=[token])),
             "days": SIGNUP_LINK_MAX_AGE // 86400,
         }
     send_mail(

@@ -14,6 +14,19 @@ class LoginForm(AuthenticationForm):
         self.fields["username"].label = "Email or username"
 
 
+class TwoFactorCodeForm(forms.Form):
+    """A code from the authenticator app, or one of the backup codes."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        help_text="The 6-digit code your authenticator app shows, or one of your backup codes.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "spellcheck": "false"}
+        ),
+    )
+
+
 class SignupForm(forms.Form):
     email = forms.EmailField(
         max_length=254,

@@ -25,6 +25,7 @@ from billing import stripe_api
 from config.throttle import throttled
 from orders import accounts, selectors, services, wording
 from orders.forms import BuyForm, SignupFinishForm, SignupForm, TimeZoneForm
+from orders.login import devices
 from orders.models import PAID_STATES, Order
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,9 @@ def signup_finish(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "registration/signup_link.html", {"used": True}, status=409)
         login(request, user, backend="orders.auth.AccountBackend")
         messages.success(request, f"Welcome, {user.email}.")
-        return _see_other(reverse("orders:catalog"))
+        response = _see_other(reverse("orders:catalog"))
+        devices.device_trust(request, response, user=user)
+        return response
     return render(request, "registration/signup_finish.html", {"form": form, "email": email})
 
 

@@ -9,7 +9,8 @@ class AuditEntry(models.Model):
     """One action taken from the support console on a Stripe object: who, when, what, result.
 
     Metadata edits, resyncs and reprocessing each leave one entry, whether they changed
-    something, changed nothing, were refused or failed. Never edited afterwards.
+    something, changed nothing, were refused or failed; so does a reset of a staff member's
+    two-factor (``orders.login.two_factor``). Never edited afterwards.
     """
 
     class Action(models.TextChoices):
@@ -17,6 +18,8 @@ class AuditEntry(models.Model):
         RESYNC = "resync", "resynced from Stripe"
         REPROCESS = "reprocess", "event reprocessed"
         FETCH_EVENTS = "fetch_events", "missed events fetched"
+        # Not about a Stripe object: the account's username stands in the id column.
+        TWO_FACTOR_RESET = "two_factor_reset", "staff two-factor reset"
 
     class Result(models.TextChoices):
         DONE = "done", "done"

@@ -177,6 +177,9 @@ def production_like(demo_dir: Path) -> dict[str, str]:
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         "DJANGO_STATIC_ROOT": str(demo_dir / "static"),
         "STRIPE_SECRET_KEY": "sk_test_demo00000000000000000000000",
+        # Staff sign in with the password alone, to try the console; production asks them for
+        # an authenticator app's code too (STAFF_TWO_FACTOR, on without DEBUG).
+        "STAFF_TWO_FACTOR": "false",
         # One web process (runserver's threads): rate-limit counters in its memory are shared
         # by every request it serves. Production keeps them in Redis (CACHE_URL).
         "DJANGO_SILENCED_SYSTEM_CHECKS": "django_ratelimit.E003",
@@ -275,6 +278,7 @@ def run() -> int:
         say(f"  admin:    {site}/admin/  log in as admin / {passwords['admin']}")
         say(f"  support staff: support / {passwords['support']} (Support group), "
             f"billing / {passwords['billing']} (Billing admin group)")  # fmt: skip
+        say("  staff sign in with the password only here (production also asks for a code)")
         say("  pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined")
         say("Press Ctrl-C to stop.")
         say("")

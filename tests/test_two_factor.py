@@ -10,6 +10,7 @@ import time
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -250,3 +251,24 @@ def test_customers_are_not_asked_for_a_code(support):
     assert response.status_code == 302 and response["Location"] == "/"
     assert client.get("/orders/").status_code == 200
     assert client.get(VERIFY)["Location"].startswith(LOGIN)
+
+
+def test_the_password_alone_does_not_make_a_staff_browser_trusted(support):
+    enrolled(support)
+    response = password_login(Client(), "support")
+    assert response.status_code == 302 and devices.COOKIE not in response.cookies
+
+
+def test_a_mailed_sign_in_link_still_leaves_the_code_to_give(support):
+    # given the account over its limit, the owner on a new device is mailed a link
+    for n in range(int(settings.RATE_LIMITS["login"]["account"].split("/")[0])):
+        Client().post(LOGIN, {"username": "support", "password": "x"}, REMOTE_ADDR=f"10.7.0.{n}")
+    owner = Client()
+    assert password_login(owner, "support", ip="192.0.2.30").status_code == 429
+    (message,) = mail.outbox
+    link = "/" + re.search(r"https?://\S+", message.body).group(0).split("/", 3)[3]
+    # when they use it, they are signed in, and the admin asks for their code
+    response = owner.post(link)
+    assert response.status_code == 303 and response["Location"] == ADMIN
+    assert owner.get(ADMIN, follow=True).redirect_chain[-1][0].startswith(VERIFY)
+    assert devices.COOKIE not in response.cookies

@@ -6,11 +6,13 @@ by mail. Through the real login pages, the shop's and the admin's."""
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model, user_login_failed
 from django.core import mail
+from django.db import connection
 from django.test import Client
 
 from orders.login import devices
@@ -305,3 +307,26 @@ def test_an_address_far_over_its_limit_is_refused_without_checking_passwords(
     assert statuses == [200] * per_ip + [429] * (per_ip + 5)
     # refused attempts are checked (and counted) up to twice the limit, then not at all
     assert len(failed_logins) == 2 * per_ip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_link_opened_twice_at_once_signs_in_once(support):
+    fail_from_many_addresses("support", limit("login", "account"))
+    login(Client(), "support", PASSWORD, ip="203.0.113.95")
+    link = "/" + link_from(mail.outbox[0])
+    start = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def use():
+        start.wait()
+        try:
+            statuses.append(Client().post(link).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=use) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [303, 400, 400, 400]

@@ -47,7 +47,7 @@ INSTALLED_APPS = [
     "csp",
     "django_ratelimit",
     # Staff two-factor (orders.login.two_factor): authenticator apps and backup codes. Before
-    # orders, whose admin takes their model admins out (orders/admin/two_factor.py).
+    # orders, whose admin takes their model admins out (orders/admin/accounts.py).
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from billing.console import resync
-from billing.webhooks import processing, queue, retention
+from billing.webhooks import processing, queue, retention, traffic
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,6 @@ def prune() -> dict[str, int]:
 @shared_task(name="billing.traffic_count", acks_late=True)
 def traffic_count() -> int:
     """Beat, every few minutes: count the webhooks' traffic of the hours that ended."""
-    from billing import traffic
-
     return traffic.traffic_count()
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from billing import tasks
 from billing.models import DeliveryCount, InboundEvent, WebhookDelivery
 from billing.webhooks import retention, traffic
 
@@ -58,3 +59,10 @@ def test_pruning_counts_the_hours_it_is_about_to_drop():
     retention.deliveries_prune(older_than=timedelta(days=30))
     assert not WebhookDelivery.objects.exists()
     assert not DeliveryCount.objects.filter(hour__lt=timezone.now() - timedelta(days=30)).exists()
+
+
+def test_the_periodic_task_counts_the_hours_that_ended():
+    """``billing.traffic_count`` as beat runs it (it once imported a module that had moved)."""
+    delivered("evt_task", hours_ago=3)
+    assert tasks.traffic_count.apply().get() >= 1
+    assert DeliveryCount.objects.filter(endpoint_uuid=ENDPOINT).exists()

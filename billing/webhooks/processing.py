@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from billing import mirror, types
@@ -44,8 +43,9 @@ def process(event_id: str) -> str:
 
     Three steps, so no transaction or lock is held while Stripe is called:
     1. claim: one conditional UPDATE makes the event ``processing`` with this run's claim
-       time, only if it is due (pending, or retrying with its retry time passed) or its
-       previous claim is older than the lease (that worker died). Any other run of the task
+       time, only if it is due (pending, or retrying with its retry time passed), or once its
+       previous claim, older than the lease (that worker died), is given back
+       (``queue.claims_release``, as the periodic requeue does). Any other run of the task
        for this event (a duplicate, a requeue, a retry not yet due) changes nothing and
        returns at once: one chain of attempts per event, whatever is queued;
     2. fetch the object from Stripe with the registered expansions, outside any transaction,
@@ -70,25 +70,18 @@ def _claim(event_id: str) -> datetime | None:
     """Take the event for this run (see ``process``); None when it is not this run's."""
     now = timezone.now()
     queryset = InboundEvent.objects.filter(pk=event_id)
-    if queryset.filter(queue.due(now)).update(
-        status=InboundEvent.Status.PROCESSING, claimed_at=now
-    ):
+    claim = {"status": InboundEvent.Status.PROCESSING, "claimed_at": now}
+    if queryset.filter(queue.due(now)).update(**claim):
         return now
-    # A claim past its lease: the worker that held it died mid-attempt (kill -9, OOM). The
-    # lost attempt counts, so an event that kills its worker each time still ends "failed".
-    taken_over = queryset.filter(queue.claim_expired(now)).update(
-        status=InboundEvent.Status.PROCESSING,
-        claimed_at=now,
-        attempts=F("attempts") + 1,
-        last_error=(
-            f"lease expired: the worker that claimed this event did not finish within "
-            f"{settings.BILLING_EVENT_LEASE_SECONDS} s (killed?); taken over at {now:%H:%M:%S}"
-        ),
-    )
-    if taken_over:
-        logger.warning("event %s: previous claim past its lease; taking it over", event_id)
-        return now
-    return None
+    # A claim past its lease: the worker that held it died mid-attempt (kill -9, OOM). It is
+    # given back as the periodic requeue gives it back (the lost attempt counts, so an event
+    # that kills its worker each time still ends "failed"), then claimed like any due event.
+    if not queue.claims_release(now=now, event_id=event_id):
+        return None
+    if not queryset.filter(queue.due(now)).update(**claim):
+        return None  # that was its last attempt: it is failed now
+    logger.warning("event %s: previous claim past its lease; taking it over", event_id)
+    return now
 
 
 def _run(event_id: str, claimed_at: datetime) -> str:

@@ -1,6 +1,7 @@
 """The events' queue: storing an event for processing, publishing its task, requeuing what no
-task works on, and putting a failed event back. The rules for an event that is due and for one
-whose claim is stuck are here, once (``due``, ``stuck``)."""
+task works on, giving back claims past their lease, and putting a failed event back. The rules
+for an event that is due and for a claim past its lease are here, once (``due``,
+``claim_expired``, ``claims_release``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from billing.models import (
@@ -51,6 +52,50 @@ def claim_expired(now: datetime) -> Q:
     return Q(status=InboundEvent.Status.PROCESSING, claimed_at__lt=now - lease)
 
 
+def claims_release(*, now: datetime, event_id: str | None = None, limit: int = 1000) -> list[str]:
+    """Give back the claims past their lease (``claim_expired``): each event is due again at
+    once, marked not queued, its lost attempt counted (``failed`` once BILLING_EVENT_MAX_ATTEMPTS
+    are spent). Returns the ids given back.
+
+    This is what bounds a dead worker's claim to its lease plus one periodic requeue, whatever
+    step the worker died at and whatever became of the tasks queued for the event (one waiting
+    behind a backlog, or lost with another worker): the row itself stops being claimed, in the
+    database, when the requeue runs. A late holder finds its claim gone and changes nothing.
+    Rows another transaction has locked are skipped until the next run (SKIP LOCKED): their
+    holder is mid-write, or it is the session of a killed worker still waiting for a lock, which
+    holds the row until it gets that lock and finds its client gone; waiting for it here would
+    stall every other release.
+    """
+    queryset = InboundEvent.objects.filter(claim_expired(now))
+    if event_id is not None:
+        queryset = queryset.filter(pk=event_id)
+    final = settings.BILLING_EVENT_MAX_ATTEMPTS - 1
+    with transaction.atomic():
+        ids = list(
+            queryset.select_for_update(skip_locked=True)
+            .order_by("claimed_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            InboundEvent.objects.filter(pk__in=ids).filter(claim_expired(now)).update(
+                status=Case(
+                    When(attempts__gte=final, then=Value(InboundEvent.Status.FAILED)),
+                    default=Value(InboundEvent.Status.RETRYING),
+                ),
+                attempts=F("attempts") + 1,
+                last_attempt_at=F("claimed_at"),
+                last_error=(
+                    f"lease expired: the worker that claimed this event did not finish within "
+                    f"{settings.BILLING_EVENT_LEASE_SECONDS:g} s (killed?); its claim was given "
+                    f"back at {now:%H:%M:%S} UTC"
+                ),
+                claimed_at=None,
+                next_attempt_at=None,
+                queued_at=None,
+            )
+    return ids
+
+
 def event_enqueue(*, event_id: str, countdown: float | None = None) -> None:
     """Publish ``billing.process_event`` once the current transaction commits.
 
@@ -89,20 +134,23 @@ def events_requeue(
     """Queue the events no task is working on: the periodic ``billing.requeue_events``
     (Celery beat) and ``stripe_process_events --pending``. Returns how many were queued.
 
-    An event is queued when it is due (pending, or retrying with its retry time passed) and
-    no task was queued for it within ``BILLING_EVENT_REQUEUE_AFTER_SECONDS`` (or its publish
-    failed), or when it is stuck: claimed by a worker longer than the lease
-    (``BILLING_EVENT_LEASE_SECONDS``; the worker died). An event waiting for its retry is
-    left alone, and a queued task that finds its event claimed or not due does nothing, so
-    one event never has two attempts running, however often it is queued.
+    First every claim past its lease (``BILLING_EVENT_LEASE_SECONDS``; the worker died) is
+    given back (``claims_release``), every run, whatever was queued for it before. Then an
+    event is queued when it is due (pending, or retrying with its retry time passed) and no
+    task was queued for it within ``BILLING_EVENT_REQUEUE_AFTER_SECONDS`` (or its publish
+    failed, or its claim was just given back). An event waiting for its retry is left alone,
+    and a queued task that finds its event claimed or not due does nothing, so one event
+    never has two attempts running, however often it is queued.
     """
     now = timezone.now()
+    for event_id in claims_release(now=now, limit=limit):
+        logger.warning(
+            "event %s: claim past its lease given back (its worker died?); taking it over",
+            event_id,
+        )
     after = timedelta(seconds=settings.BILLING_EVENT_REQUEUE_AFTER_SECONDS)
     not_queued_lately = Q(queued_at__isnull=True) | Q(queued_at__lte=now - after)
-    # A claim past its lease is taken over at once, unless it was requeued since the claim
-    # (then its task gets ``after`` to start, like any other).
-    stuck = claim_expired(now) & (not_queued_lately | Q(queued_at__lte=F("claimed_at")))
-    queryset = InboundEvent.objects.filter((due(now) & not_queued_lately) | stuck)
+    queryset = InboundEvent.objects.filter(due(now) & not_queued_lately)
     if since is not None:
         queryset = queryset.filter(created__gte=since)
     if types:

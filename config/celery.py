@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, platforms, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -12,6 +12,30 @@ if not app.conf.broker_url:
     # Eager mode never talks to a broker; an in-memory transport keeps kombu quiet about it.
     app.conf.broker_url = "memory://"
 app.autodiscover_tasks()
+
+
+# The pid of this worker's main process, for its embedded beat (``celery worker --beat``).
+_worker_pid: int | None = None
+
+
+@signals.worker_init.connect
+def _worker_pid_note(**kwargs) -> None:
+    global _worker_pid
+    _worker_pid = os.getpid()
+
+
+@signals.beat_embedded_init.connect
+def _beat_dies_with_its_worker(**kwargs) -> None:
+    """The beat a worker runs (``--beat``) is a child process. Celery has the kernel kill the
+    worker's pool processes when the worker dies (``PR_SET_PDEATHSIG``), not its beat: a worker
+    killed with ``kill -9`` (or by the OOM killer) left its beat running on its own, for good,
+    with the old code and schedule, and the worker started again ran a second one on the same
+    schedule file (a shelve, which two writers corrupt). So the beat asks for the same signal:
+    it dies with its worker, and the worker started again runs the one beat, resuming the
+    schedule from its file. Linux only; elsewhere nothing changes."""
+    platforms.set_pdeathsig("SIGKILL")
+    if _worker_pid is not None and os.getppid() != _worker_pid:
+        raise SystemExit("the worker died while its beat was starting")
 
 
 def task(name: str):

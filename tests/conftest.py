@@ -245,11 +245,13 @@ class WorkerPool:
         concurrency: int = 2,
         *,
         beat: bool = False,
+        schedule: Path | None = None,
         broker_url: str | None = None,
         log: Path | None = None,
         **env: str,
     ) -> subprocess.Popen:
-        """A worker (with its beat scheduler when ``beat``), on ``broker_url`` if given."""
+        """A worker (with its beat scheduler when ``beat``, its state in ``schedule`` if given),
+        on ``broker_url`` if given."""
         extra = {
             "DJANGO_DEBUG": "true",
             "STRIPE_API_BASE": settings.STRIPE_API_BASE or "",
@@ -262,7 +264,7 @@ class WorkerPool:
         name = f"test-{os.getpid()}-{len(self.processes)}"
         beat_args = []
         if beat:
-            schedule = Path(tempfile.mkdtemp(prefix="celerybeat-")) / "schedule"
+            schedule = schedule or Path(tempfile.mkdtemp(prefix="celerybeat-")) / "schedule"
             beat_args = ["--beat", "--schedule", str(schedule)]
         output = log.open("ab") if log else subprocess.DEVNULL
         proc = subprocess.Popen(
@@ -293,14 +295,36 @@ class WorkerPool:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
+    def kill_main(self, proc: subprocess.Popen) -> None:
+        """SIGKILL the worker's main process only, as ``kill -9 <pid>`` does."""
+        proc.kill()
+        proc.wait(10)
+
+    @staticmethod
+    def survivors(proc: subprocess.Popen) -> list[str]:
+        """The processes still running in the worker's process group (its pool, its beat)."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after it
+                fields = stat.read_text().rpartition(")")[2].split()
+                if int(fields[2]) == proc.pid and fields[0] != "Z":
+                    found.append((stat.parent / "cmdline").read_bytes().decode(errors="replace"))
+            except OSError:
+                continue  # it ended meanwhile
+        return found
+
     def stop_all(self) -> None:
         for proc in self.processes:
-            if proc.poll() is None:
+            # the group too when the main process is gone: a child left running is stopped
+            try:
                 os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture

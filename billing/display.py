@@ -7,7 +7,6 @@ calls. Used by the support console's pages and the order page.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,32 +18,44 @@ from django.utils import timezone
 
 from billing import types
 from billing.money import format_amount
-from config.logging import SECRET_PATTERN
+from config import sensitive
 
 # --- Secrets ---------------------------------------------------------------------------------
 
 
 def mask(value: str | None) -> str:
     """``sk_test_51Hx…4f2a`` → ``sk_test_…4f2a``: the kind of secret and its last 4, no more."""
-    if not value:
-        return ""
-    value = str(value)
-    tail = value[-4:] if len(value) >= 12 else ""
-    prefix = re.match(r"^((?:sk|rk)_(?:live_|test_)?|whsec_|(?:pi|seti|cs)_)", value)
-    return f"{prefix.group(1) if prefix else ''}…{tail}"
+    return sensitive.mask_secret(str(value)) if value else ""
 
 
 def mask_secrets(text: str) -> str:
-    """Every secret in ``text`` masked (the one pattern the logs redact)."""
-    return SECRET_PATTERN.sub(lambda m: mask(m.group()), text)
+    """Every secret and card number in ``text`` masked (``config.sensitive``'s detector)."""
+    return sensitive.masked(text)
+
+
+HIDDEN = "(hidden)"
+
+
+def hidden(data: Any, key: Any = None) -> Any:
+    """``data`` as a page may show it: the value of a key named like a credential hidden, every
+    string (keys included) masked, lists and dicts walked."""
+    if key is not None and data not in (None, "") and sensitive.is_sensitive_key(str(key)):
+        return HIDDEN
+    if isinstance(data, dict):
+        return {mask_secrets(str(k)): hidden(v, k) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [hidden(item) for item in data]
+    if isinstance(data, str):
+        return mask_secrets(data)
+    if isinstance(data, int) and not isinstance(data, bool):
+        return data if data < 10**12 else mask_secrets(str(data))
+    return data
 
 
 def pretty_json(data: Any) -> str:
-    """Indented JSON, keys sorted, secrets masked: for a collapsed "raw data" block."""
-    return mask_secrets(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-# --- Stripe ids and dashboard links ----------------------------------------------------------
+    """Indented JSON, keys sorted, secrets, card numbers and credentials hidden: for a collapsed
+    "raw data" block."""
+    return json.dumps(hidden(data), indent=2, sort_keys=True, default=str)
 
 
 def stripe_id(value: Any) -> str | None:

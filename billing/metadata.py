@@ -8,12 +8,11 @@ in it: Stripe shows metadata to everyone with Dashboard access and copies it int
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config.logging import SECRET_PATTERN
+from config import sensitive
 
 MAX_KEYS = 50
 MAX_KEY_LENGTH = 40
@@ -23,46 +22,6 @@ MAX_VALUE_LENGTH = 500
 LINK_KEYS = ("order_id", "user_id")
 # Keys nobody edits by hand: dj-stripe reads its endpoint uuid back from this one.
 RESERVED_KEYS = frozenset({"djstripe_uuid"})
-
-# A key named like one of these invites a secret in its value (whole words of the key, so
-# "passenger_count" or "tokenized_at" are fine; "apiKey" and "client_secret" are not).
-_SECRET_KEY_NAME = re.compile(
-    r"(?<![a-z])(pass|password|passwd|passphrase|pwd|secret|token|api_?key|private_?key"
-    r"|credentials?|cvc|cvv)(?![a-z])"
-)
-# 13 to 19 digits, possibly grouped by spaces or dashes, as card numbers are written.
-_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
-
-
-def _words(key: str) -> str:
-    """``apiKey`` → ``api_key``: camelCase split, lower case."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower()
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum every card number satisfies (``4242424242424242`` does)."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-def looks_like_card_number(value: str) -> bool:
-    for match in _DIGIT_RUN.finditer(value):
-        digits = re.sub(r"[ -]", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            return True
-    return False
-
-
-def looks_like_secret(value: str) -> bool:
-    """A Stripe secret or restricted key, a webhook signing secret, or a client secret."""
-    return bool(SECRET_PATTERN.search(value))
 
 
 def key_errors(key: str) -> list[str]:
@@ -76,9 +35,9 @@ def key_errors(key: str) -> list[str]:
         errors.append("Keys cannot contain square brackets ([ or ]).")
     if key != key.strip():
         errors.append("Keys cannot start or end with spaces.")
-    if _SECRET_KEY_NAME.search(_words(key)):
+    if sensitive.is_sensitive_key(key):
         errors.append("Keys named like a password, secret or token are refused: no secrets here.")
-    if looks_like_secret(key) or looks_like_card_number(key):
+    if sensitive.is_sensitive(key):
         errors.append("This key looks like a secret or card number; those never go in metadata.")
     return errors
 
@@ -87,12 +46,12 @@ def value_errors(value: str) -> list[str]:
     errors = []
     if len(value) > MAX_VALUE_LENGTH:
         errors.append(f"Values can be at most {MAX_VALUE_LENGTH} characters ({len(value)} given).")
-    if looks_like_secret(value):
+    if sensitive.is_secret(value):
         errors.append(
             "This value looks like a Stripe secret (sk_, rk_, whsec_ or a client secret); "
             "secrets never go in metadata."
         )
-    if looks_like_card_number(value):
+    if sensitive.is_card_number(value):
         errors.append("This value looks like a card number; card data never goes in metadata.")
     return errors
 
@@ -233,11 +192,16 @@ def tied_stripe_ids(key: str, value: str) -> list[str]:
     return resolver.tied_ids(value)
 
 
-def link_errors(metadata: Mapping[str, str], *, keys: Iterable[str]) -> dict[str, str]:
+def link_errors(
+    metadata: Mapping[str, str], *, keys: Iterable[str], owners: Iterable[str] = ()
+) -> dict[str, str]:
     """Problems with the link keys in ``keys`` as they would be in ``metadata``.
 
-    Each must name an existing row; when both are present the order must belong to the user,
-    or event processing would refuse the link (it treats a mismatch as tampering).
+    Each must name an existing row, and every user the object would then belong to must be
+    the same one: the ``user_id`` key, the named order's user, and ``owners`` (the users the
+    object already belongs to: its customer's, its tied orders'; see ``object_owners``).
+    Checked whenever either key changes, so removing ``user_id`` first and then pointing
+    ``order_id`` at another customer's order is refused too.
     """
     errors: dict[str, str] = {}
     targets = link_targets(metadata)
@@ -247,16 +211,44 @@ def link_errors(metadata: Mapping[str, str], *, keys: Iterable[str]) -> dict[str
             errors[key] = (
                 f"No {noun} {metadata[key]!r} exists; a link must name an existing {noun}."
             )
-    order, user = targets.get("order_id"), targets.get("user_id")
-    touched = set(keys) & {"order_id", "user_id"}
-    if touched and order is not None and user is not None:
+    touched = sorted(set(keys) & set(LINK_KEYS))
+    if not touched or errors:
+        return errors
+    claims: dict[str, str] = {user: "this object's customer or orders" for user in owners}
+    if (user := targets.get("user_id")) is not None:
+        claims.setdefault(user.value, f"user_id {user.value}")
+    if (order := targets.get("order_id")) is not None:
         owner_id = getattr(order.obj, "user_id", None)
-        if owner_id is not None and str(owner_id) != user.value:
-            errors[sorted(touched)[0]] = (
-                f"Order {order.value} belongs to user {owner_id}, not user {user.value}; "
-                "the two link keys must agree."
-            )
+        if owner_id is not None:
+            claims.setdefault(str(owner_id), f"order {order.value}")
+    if len(claims) > 1:
+        errors[touched[0]] = (
+            "The object would belong to more than one user ("
+            + "; ".join(f"user {u} through {why}" for u, why in sorted(claims.items()))
+            + "): a link must agree with the object's customer, its orders and the other key."
+        )
     return errors
+
+
+def object_owners(*, data: Mapping[str, Any]) -> list[str]:
+    """The users an object belongs to now, apart from its own link keys: its customer's
+    subscriber (or the customer itself, for a customer) and the users of the orders it is
+    tied to (``tied_to``)."""
+    from djstripe.models import Customer
+
+    owners: set[str] = set()
+    customer = data.get("id") if data.get("object") == "customer" else data.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    if customer:
+        subscriber = Customer.objects.filter(id=customer).values_list("subscriber_id", flat=True)
+        owners.update(str(user) for user in subscriber if user is not None)
+    resolver = _RESOLVERS.get("order_id")
+    if resolver is not None and resolver.tied_to is not None and data.get("id"):
+        for order in resolver.tied_to(str(data["id"])):
+            if getattr(order, "user_id", None) is not None:
+                owners.add(str(order.user_id))
+    return sorted(owners)
 
 
 def _user_resolver() -> LinkResolver:

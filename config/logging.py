@@ -8,21 +8,8 @@ Two layers, both on the one stdout handler (settings.LOGGING):
 """
 
 import logging
-import re
 
-# Stripe secret and restricted keys (sk_live_, sk_test_ and any other sk_/rk_ form), webhook
-# signing secrets, and client secrets. The one pattern: logs redact it, pages mask it
-# (billing.display.mask_secrets), metadata refuses it (billing.metadata).
-SECRET_PATTERN = re.compile(
-    r"\b(sk|rk)_[0-9A-Za-z_]{6,}"
-    r"|\bwhsec_[0-9A-Za-z+/=_-]+"
-    r"|\b(pi|seti|cs)_[0-9A-Za-z_]+?_secret_[0-9A-Za-z]+"
-)
-
-
-def redact(text: str) -> str:
-    return SECRET_PATTERN.sub("[redacted]", text)
-
+from config.sensitive import redacted as redact
 
 _traceback_formatter = logging.Formatter()
 

@@ -320,7 +320,7 @@ def format_html_rows(changes) -> str:
     return format_html_join(
         "",
         '<tr><td>{}</td><td class="before">{}</td><td class="after">{}</td></tr>',
-        ((field, masked(before), masked(after)) for field, before, after in changes),
+        ((field, masked(before, field), masked(after, field)) for field, before, after in changes),
     )
 
 

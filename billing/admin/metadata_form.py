@@ -1,6 +1,12 @@
 """The "Edit Stripe metadata" form: loaded fresh from Stripe, its rows checked, the link keys
 confirmed on a page naming what they point at, sent as changes only
-(``billing.console.metadata_edit``)."""
+(``billing.console.metadata_edit``).
+
+The metadata as loaded stays on the server (the cache, per user and form, for a day); the page
+carries only a signed token. A row whose key or value is sensitive (a secret, a card number, a
+key named like a password: ``config.sensitive``) is shown masked, with no input holding it: it
+can be kept or removed, never read back.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,15 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.core import signing
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 
 from billing import metadata, permissions
 from billing.admin.views import ConsoleView, stripe_error_text
-from billing.console import metadata_edit
+from billing.console import limits, metadata_edit
 from billing.stripe_api import StripeAPIError
+from config import sensitive
 
 _STATE_SALT = "billing.metadata-form"
 STATE_MAX_AGE = 24 * 3600
@@ -27,8 +35,10 @@ class Row:
     key: str
     value: str
     original: str = ""  # the key this row had when the form loaded ("" for a new row)
+    ref: str = ""  # what the page sends back for ``original``: its position when loaded
     remove: bool = False
     locked: bool = False  # a link key the user may not change
+    hidden: bool = False  # sensitive: never sent to the browser, only kept or removed
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -36,22 +46,43 @@ class Row:
         return not self.key and not self.value and not self.original
 
 
+def is_hidden(key: str, value: str) -> bool:
+    return (
+        sensitive.is_sensitive(key)
+        or sensitive.is_sensitive(value)
+        or (sensitive.is_sensitive_key(key))
+    )
+
+
 def scrub(rows: list[Row]) -> list[Row]:
-    """Refused secrets and card numbers are not echoed back into the page."""
+    """Refused secrets and card numbers typed into a row are not echoed back into the page."""
     for row in rows:
-        for name in ("key", "value"):
-            text = getattr(row, name)
-            if metadata.looks_like_secret(text) or metadata.looks_like_card_number(text):
-                setattr(row, name, "")
-                row.errors.append(f"The {name} was cleared: it is not shown again.")
+        if row.hidden:
+            continue
+        if sensitive.is_sensitive(row.key):
+            row.key = ""
+            row.errors.append("The key was cleared: it is not shown again.")
+        if row.value and (sensitive.is_sensitive(row.value) or sensitive.is_sensitive_key(row.key)):
+            row.value = ""
+            row.errors.append("The value was cleared: it is not shown again.")
     return rows
+
+
+def form_state(user, loaded: dict[str, str], token: str) -> str:
+    """Keep ``loaded`` on the server for ``user``'s form ``token``; the page's signed state."""
+    cache.set(_cache_key(user, token), loaded, STATE_MAX_AGE)
+    return signing.dumps({"token": token}, salt=_STATE_SALT)
+
+
+def _cache_key(user, token: str) -> str:
+    return f"billing:metadata-form:{user.pk}:{token}"
 
 
 class MetadataEditView(ConsoleView):
     """One row per key, fetched fresh from Stripe; rows to add, change and remove.
 
-    The metadata as loaded travels in a signed hidden field; the save compares it with a
-    fresh fetch (the service refuses when they differ). Link key changes need their own
+    The metadata as loaded is kept on the server under the form's token; the save compares it
+    with a fresh fetch (the service refuses when they differ). Link key changes need their own
     permission and a confirmation step naming the order or user.
     """
 
@@ -67,13 +98,20 @@ class MetadataEditView(ConsoleView):
 
     def rows_for(self, loaded: dict[str, str]) -> list[Row]:
         rows = [
-            Row(key=k, value=v, original=k, locked=k in metadata.LINK_KEYS and not self.may_link)
-            for k, v in sorted(loaded.items())
+            Row(
+                key=k,
+                value=v,
+                original=k,
+                ref=str(position),
+                locked=k in metadata.LINK_KEYS and not self.may_link,
+                hidden=is_hidden(k, v),
+            )
+            for position, (k, v) in enumerate(sorted(loaded.items()))
         ]
         return rows + [Row(key="", value="") for _ in range(EXTRA_ROWS)]
 
     def form(self, *, rows: list[Row], loaded: dict[str, str], token: str, **context):
-        state = signing.dumps({"loaded": loaded, "token": token}, salt=_STATE_SALT)
+        state = form_state(self.request.user, loaded, token)
         return self.render(
             self.template,
             title=f"Edit Stripe metadata of {self.obj.id}",
@@ -91,6 +129,9 @@ class MetadataEditView(ConsoleView):
         )
 
     def get(self, request, object_id):
+        if wait := limits.stripe_calls_wait(request.user):
+            messages.error(request, limits.wait_text(wait))
+            return self.back()
         try:
             loaded = metadata_edit.metadata_fetch(
                 object_type=self.object_type, stripe_id=self.obj.id
@@ -107,20 +148,26 @@ class MetadataEditView(ConsoleView):
             state = signing.loads(
                 request.POST.get("state", ""), salt=_STATE_SALT, max_age=STATE_MAX_AGE
             )
-        except signing.BadSignature:
+            token = state["token"]
+            loaded = cache.get(_cache_key(request.user, token))
+        except (signing.BadSignature, KeyError, TypeError):
+            loaded = None
+        if loaded is None:
             messages.warning(
                 request, "The form was too old or damaged; it now shows Stripe's current metadata."
             )
             return HttpResponseRedirect(self.urls["metadata"])
-        loaded, token = state["loaded"], state["token"]
-        rows = self.parse_rows(request)
+        rows = self.parse_rows(request, loaded)
         after, row_errors = self.read(rows)
         changes = metadata.changes_between(loaded, after)
         if metadata.link_keys_in(changes) and not self.may_link:
             raise PermissionDenied("Changing order_id or user_id needs the link key permission.")
         if not row_errors:
             errors = metadata_edit.metadata_errors(
-                object_type=self.object_type, before=loaded, changes=changes
+                object_type=self.object_type,
+                before=loaded,
+                changes=changes,
+                owners=metadata.object_owners(data=self.obj.stripe_data or {}),
             )
             row_errors = self.attach(rows, errors)
         if row_errors:
@@ -134,22 +181,31 @@ class MetadataEditView(ConsoleView):
             )
         return self.save(rows=rows, loaded=loaded, changes=changes, token=token)
 
-    def parse_rows(self, request) -> list[Row]:
+    def parse_rows(self, request, loaded: dict[str, str]) -> list[Row]:
+        """The rows as posted; a hidden row keeps the key and value loaded (its inputs hold
+        nothing), whatever the page sent."""
         keys, values = request.POST.getlist("key"), request.POST.getlist("value")
-        originals = request.POST.getlist("original")
+        refs = request.POST.getlist("original")
         removed = set(request.POST.getlist("remove"))
+        loaded_keys = sorted(loaded)
         rows = []
         for index, key in enumerate(keys):
-            rows.append(
-                Row(
-                    key=key.strip(),
-                    value=values[index] if index < len(values) else "",
-                    original=originals[index] if index < len(originals) else "",
-                    remove=str(index) in removed,
-                )
+            ref = refs[index] if index < len(refs) else ""
+            original = (
+                loaded_keys[int(ref)] if ref.isdigit() and int(ref) < len(loaded_keys) else ""
             )
-        for row in rows:
-            row.locked = row.original in metadata.LINK_KEYS and not self.may_link
+            row = Row(
+                key=key.strip(),
+                value=values[index] if index < len(values) else "",
+                original=original,
+                ref=ref if original else "",
+                remove=str(index) in removed,
+                locked=original in metadata.LINK_KEYS and not self.may_link,
+                hidden=bool(original) and is_hidden(original, loaded[original]),
+            )
+            if row.hidden:
+                row.key, row.value = original, loaded[original]
+            rows.append(row)
         return rows
 
     def read(self, rows: list[Row]) -> tuple[dict[str, str], list[str]]:
@@ -206,6 +262,9 @@ class MetadataEditView(ConsoleView):
 
     def save(self, *, rows, loaded, changes, token):
         request = self.request
+        if wait := limits.stripe_calls_wait(request.user):
+            messages.error(request, limits.wait_text(wait))
+            return self.form(rows=scrub(rows), loaded=loaded, token=token)
         try:
             result = metadata_edit.metadata_update(
                 actor=request.user,
@@ -227,9 +286,16 @@ class MetadataEditView(ConsoleView):
         except metadata_edit.MetadataInvalid as exc:
             errors = self.attach(rows, exc.errors)
             return self.form(rows=scrub(rows), loaded=loaded, token=token, form_errors=errors)
+        except limits.Busy:
+            messages.error(
+                request,
+                "Someone else is saving this object's metadata right now; nothing was sent. "
+                "Save again in a moment (you will see their change first if it touched yours).",
+            )
+            return self.form(rows=scrub(rows), loaded=loaded, token=token)
         except StripeAPIError as exc:
             messages.error(request, f"Stripe did not save the metadata. {stripe_error_text(exc)}")
-            return self.form(rows=rows, loaded=loaded, token=token)
+            return self.form(rows=scrub(rows), loaded=loaded, token=token)
         if not result.sent:
             messages.info(
                 request, "Stripe already has these values (saved once); nothing more was sent."

@@ -1,19 +1,20 @@
 """Admin page: Stripe API versions (pinned, SDK, dj-stripe), endpoints, and events' versions.
 
 Gated by ``djstripe.view_webhookendpoint``: staff without it get 403. Endpoints are read from
-Stripe (one list call); when Stripe cannot be reached, the page falls back to the mirror and
-says so.
+Stripe (one list call, kept ``CONSOLE_ENDPOINTS_CACHE_SECONDS``; "Refresh from Stripe" reads
+it again); when Stripe cannot be reached, the page falls back to the mirror and says so.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from billing import stripe_api
+from billing.console import limits
 from billing.webhooks import endpoints, versions
 
 PERMISSION = "djstripe.view_webhookendpoint"
@@ -24,8 +25,16 @@ def _api_versions(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     pinned = settings.STRIPE_API_VERSION
     stripe_error = None
+    # Stripe's list, read at most every few minutes unless someone asks for it fresh (counted
+    # against their console limit).
+    max_age = settings.CONSOLE_ENDPOINTS_CACHE_SECONDS
+    if "refresh" in request.GET:
+        if wait := limits.stripe_calls_wait(request.user):
+            messages.error(request, limits.wait_text(wait))
+        else:
+            max_age = 0
     try:
-        listed = endpoints.endpoints_list()
+        listed = endpoints.endpoints_list(max_age=max_age)
     except stripe_api.StripeAPIError as exc:
         stripe_error = exc.message
         listed = endpoints.endpoints_list(from_stripe=False)
@@ -47,6 +56,7 @@ def _api_versions(request: HttpRequest) -> HttpResponse:
             for name, version in libraries
         ],
         "endpoints": listed,
+        "endpoints_max_age": settings.CONSOLE_ENDPOINTS_CACHE_SECONDS,
         "stripe_error": stripe_error,
         "versions_seen": versions.api_versions_seen(),
     }

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views import View
 
 from billing import display, metadata, permissions, selectors
-from billing.console import reprocess, resync
+from billing.console import limits, reprocess, resync
 from billing.operators import replay
 from billing.stripe_api import StripeAPIError
 
@@ -123,6 +123,14 @@ class ConsoleView(View):
     def back(self, anchor: str = "") -> HttpResponseRedirect:
         return HttpResponseRedirect(self.urls["change"] + anchor)
 
+    def over_limit(self, anchor: str = "") -> HttpResponseRedirect | None:
+        """Back to the object's page saying when to try again, if this person has made their
+        minute's share of Stripe calls (``billing.console.limits``)."""
+        if wait := limits.stripe_calls_wait(self.request.user):
+            messages.error(self.request, limits.wait_text(wait))
+            return self.back(anchor)
+        return None
+
 
 # --- Resync ------------------------------------------------------------------------------------
 
@@ -148,6 +156,8 @@ class ResyncView(ConsoleView):
         )
 
     def post(self, request, object_id):
+        if refused := self.over_limit():
+            return refused
         try:
             result = resync.object_resync(
                 actor=request.user, object_type=self.object_type, stripe_id=self.obj.id
@@ -163,10 +173,17 @@ def resync_many(model_admin, request: HttpRequest, stripe_ids: list[str]):
     """The changelist action: a few inline, many as a background job with a progress page."""
     object_type = model_admin.object_type
     noun = model_admin.opts.verbose_name_plural
+    if wait := limits.stripe_calls_wait(request.user):
+        messages.error(request, limits.wait_text(wait))
+        return None
     if len(stripe_ids) > resync.RESYNC_INLINE_LIMIT:
-        job = resync.resync_job_start(
-            actor=request.user, object_type=object_type, stripe_ids=stripe_ids
-        )
+        try:
+            job = resync.resync_job_start(
+                actor=request.user, object_type=object_type, stripe_ids=stripe_ids
+            )
+        except resync.ResyncRefused as exc:
+            messages.error(request, str(exc))
+            return None
         url = display.admin_url("billing_resyncjob", job.pk)
         messages.info(
             request,
@@ -233,6 +250,8 @@ class FetchEventsView(ConsoleView):
         return self.back("#event-history")
 
     def post(self, request, object_id):
+        if refused := self.over_limit("#event-history"):
+            return refused
         try:
             result = replay.object_events_fetch(
                 actor=request.user, object_type=self.object_type, stripe_id=self.obj.id

@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from billing import metadata, mirror, permissions, stripe_api
-from billing.console import audit
+from billing.console import audit, limits
 from billing.models import (
     AuditEntry,
 )
@@ -64,10 +64,15 @@ def metadata_fetch(*, object_type: str, stripe_id: str) -> dict[str, str]:
 
 
 def metadata_errors(
-    *, object_type: str, before: dict[str, str], changes: dict[str, str]
+    *,
+    object_type: str,
+    before: dict[str, str],
+    changes: dict[str, str],
+    owners: list[str] | tuple[str, ...] = (),
 ) -> dict[str, list[str]]:
     """Every reason not to send ``changes`` ({} when they may go): Stripe's limits, secrets,
-    card data, reserved keys, and link keys that name no existing row."""
+    card data, reserved keys, link keys that name no existing row or another user's (than
+    ``owners``, the users the object belongs to: ``metadata.object_owners``)."""
     errors: dict[str, list[str]] = {}
     for key, value in changes.items():
         problems = []
@@ -83,7 +88,7 @@ def metadata_errors(
     if count := metadata.count_error(after):
         errors.setdefault("", []).append(count)
     touched = [key for key, value in changes.items() if value != ""]
-    for key, message in metadata.link_errors(after, keys=touched).items():
+    for key, message in metadata.link_errors(after, keys=touched, owners=owners).items():
         errors.setdefault(key, []).append(message)
     return errors
 
@@ -104,6 +109,7 @@ def metadata_update(
     and the edit is refused (``MetadataConflict``) rather than overwrite what they did. The
     update carries an idempotency key from the form's token and content, so a double submit
     is one change. The mirror is written from Stripe's answer through ``billing.mirror``.
+    Raises ``limits.Busy`` when another save of the object holds its lock too long.
     """
     sent = {key: value for key, value in changes.items() if expected.get(key, "") != value}
     audit.require(actor, permissions.metadata_permissions(object_type=object_type, keys=list(sent)))
@@ -112,6 +118,28 @@ def metadata_update(
     if errors := metadata_errors(object_type=object_type, before=expected, changes=sent):
         raise MetadataInvalid(errors)
 
+    # Read, compare and write as one step per object: of two saves from forms loaded at the
+    # same version, the second waits, then sees the first's write and is refused.
+    with limits.one_at_a_time(f"metadata:{stripe_id}"):
+        return _metadata_update_locked(
+            actor=actor,
+            object_type=object_type,
+            stripe_id=stripe_id,
+            expected=expected,
+            sent=sent,
+            request_token=request_token,
+        )
+
+
+def _metadata_update_locked(
+    *,
+    actor: AbstractBaseUser,
+    object_type: str,
+    stripe_id: str,
+    expected: dict[str, str],
+    sent: dict[str, str],
+    request_token: str,
+) -> MetadataUpdated:
     logged = {
         "actor": actor,
         "object_type": object_type,
@@ -119,7 +147,9 @@ def metadata_update(
         "action": AuditEntry.Action.METADATA_UPDATE,
     }
     try:
-        current = metadata_fetch(object_type=object_type, stripe_id=stripe_id)
+        fresh = stripe_api.as_dict(
+            stripe_api.retrieve(object_type=object_type, stripe_id=stripe_id)
+        )
     except stripe_api.StripeAPIError as exc:
         audit.entry(
             **logged,
@@ -129,6 +159,7 @@ def metadata_update(
             message=exc.message,
         )
         raise
+    current = _as_metadata(fresh)
     if current != dict(expected) and current == metadata.apply_changes(expected, sent):
         # Stripe already holds exactly this edit: the same form submitted twice.
         return MetadataUpdated(before=expected, after=current, sent={}, entry=None)
@@ -142,6 +173,13 @@ def metadata_update(
             message=f"refused: changed in Stripe since the form was loaded ({', '.join(keys)})",
         )
         raise MetadataConflict(current=current, keys=keys)
+    # The links checked again against the object as Stripe has it now (its customer, the
+    # orders it is tied to): the decision that counts is the one made under the lock.
+    owners = metadata.object_owners(data=fresh)
+    if errors := metadata_errors(
+        object_type=object_type, before=current, changes=sent, owners=owners
+    ):
+        raise MetadataInvalid(errors)
 
     key = stripe_api.idempotency_key(
         "metadata",
@@ -188,6 +226,3 @@ def metadata_update(
             message=f"Edited Stripe metadata: {', '.join(sorted(sent))}",
         )
     return MetadataUpdated(before=current, after=after, sent=sent, entry=entry)
-
-
-# Fields that say nothing to a person (and are secrets besides).

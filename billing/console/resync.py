@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from billing import mirror, permissions, stripe_api
-from billing.console import audit
+from billing.console import audit, limits
 from billing.mirror import compare
 from billing.models import (
     AuditEntry,
@@ -107,13 +109,38 @@ RESYNC_INLINE_LIMIT = 20
 _JOB_STOPPERS = frozenset({"authentication", "configuration"})
 
 
+class ResyncRefused(Exception):
+    """A resync job was not queued: too many objects, or too many jobs already going."""
+
+
 def resync_job_start(
     *, actor: AbstractBaseUser, object_type: str, stripe_ids: list[str]
 ) -> ResyncJob:
-    """Queue a background resync of many objects; its progress is on the job's admin page."""
+    """Queue a background resync of many objects; its progress is on the job's admin page.
+
+    At most ``settings.CONSOLE_RESYNC_JOB_MAX_OBJECTS`` objects per job and
+    ``CONSOLE_RESYNC_JOBS_AT_ONCE`` jobs queued or running at once (checked under a lock, so
+    two clicks at the same moment cannot both pass); otherwise ``ResyncRefused``.
+    """
     audit.require(actor, permissions.resync_permissions(object_type=object_type))
     ids = list(dict.fromkeys(stripe_ids))
-    with transaction.atomic():
+    most = settings.CONSOLE_RESYNC_JOB_MAX_OBJECTS
+    if len(ids) > most:
+        raise ResyncRefused(
+            f"A resync job takes at most {most:,} objects ({len(ids):,} selected): filter the "
+            "list down, or ask an operator to run manage.py stripe_backfill."
+        )
+    with limits.one_at_a_time("resync-jobs"), transaction.atomic():
+        # A job whose worker died stays "running"; after an hour it no longer holds a place.
+        going = ResyncJob.objects.filter(
+            status__in=[ResyncJob.Status.QUEUED, ResyncJob.Status.RUNNING],
+            created_at__gte=timezone.now() - timedelta(hours=1),
+        ).count()
+        if going >= settings.CONSOLE_RESYNC_JOBS_AT_ONCE:
+            raise ResyncRefused(
+                f"{going} resync jobs are queued or running, the most at once: try again when "
+                "one has finished (their pages show the progress)."
+            )
         job = ResyncJob.objects.create(
             created_by=actor, object_type=object_type, stripe_ids=ids, total=len(ids)
         )

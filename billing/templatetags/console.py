@@ -19,12 +19,13 @@ def pretty_json(value: Any) -> str:
 
 
 @register.filter
-def masked(value: Any) -> str:
-    """A value for display: JSON for structures, secrets masked, "-" for nothing."""
+def masked(value: Any, key: Any = None) -> str:
+    """A value for display (the value of ``key``, when given): JSON for structures, secrets,
+    card numbers and credentials' values hidden, "-" for nothing."""
     if value is None or value == "":
         return "-"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return display.mask_secrets(text)
+    shown = display.hidden(value, key)
+    return shown if isinstance(shown, str) else json.dumps(shown, sort_keys=True, default=str)
 
 
 @register.filter

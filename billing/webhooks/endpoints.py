@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from djstripe.models import WebhookEndpoint
@@ -65,6 +66,7 @@ def webhook_endpoint_write(*, data: dict[str, Any] | Any, started_at: datetime) 
     """
     data = stripe_api.as_dict(data)
     secret = data.pop("secret", None)
+    cache.delete(_LISTED_KEY)
     with transaction.atomic():
         endpoint = mirror.object_write(data=data, started_at=started_at).mirror
         if secret:
@@ -153,16 +155,30 @@ def _received_since(endpoints: dict[str, WebhookEndpoint], since: datetime) -> d
     return {endpoint_id: delivered[row.djstripe_uuid] for endpoint_id, row in endpoints.items()}
 
 
-def endpoints_list(*, from_stripe: bool = True) -> list[Endpoint]:
+# What Stripe listed last, for pages that may show it a few minutes old (max_age).
+_LISTED_KEY = "billing:webhook-endpoints:listed"
+
+
+def _stripe_endpoints(max_age: int) -> dict[str, dict[str, Any]]:
+    if max_age and (listed := cache.get(_LISTED_KEY)) is not None:
+        return listed
+    listed = {}
+    for obj in stripe_api.list_all(object_type="webhook_endpoint"):
+        data = stripe_api.as_dict(obj)
+        data.pop("secret", None)
+        listed[data["id"]] = data
+    cache.set(_LISTED_KEY, listed, settings.CONSOLE_ENDPOINTS_CACHE_SECONDS)
+    return listed
+
+
+def endpoints_list(*, from_stripe: bool = True, max_age: int = 0) -> list[Endpoint]:
     """Every endpoint in Stripe and in the local mirror, newest first.
 
-    ``from_stripe=False`` reads the mirror only (no API call), for pages and system checks.
+    ``from_stripe=False`` reads the mirror only (no API call), for pages and system checks;
+    ``max_age`` (seconds) accepts Stripe's list read that long ago (forgotten whenever this
+    deployment writes an endpoint).
     """
-    remote: dict[str, dict[str, Any]] = {}
-    if from_stripe:
-        for obj in stripe_api.list_all(object_type="webhook_endpoint"):
-            data = stripe_api.as_dict(obj)
-            remote[data["id"]] = data
+    remote = _stripe_endpoints(max_age) if from_stripe else {}
     local = {row.id: row for row in WebhookEndpoint.objects.all()}
     received = _received_since(local, timezone.now() - timedelta(hours=24))
     result = []

@@ -280,4 +280,4 @@ def webhook_endpoint_delete(*, endpoint_id: str) -> None:
         webhook_endpoint_disable(endpoint_id=endpoint_id)
     started = mirror.fetch_started()
     deleted = stripe_api.delete(object_type="webhook_endpoint", stripe_id=endpoint_id)
-    mirror.object_write(data=deleted, started_at=started)
+    webhook_endpoint_write(data=deleted, started_at=started)

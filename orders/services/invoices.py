@@ -30,10 +30,7 @@ def _own_subscription(
     completion), one of the order's Stripe customer whose metadata links it (``linked``)."""
     if not subscription_id:
         return False
-    if order.subscription_id:
-        return order.subscription_id == subscription_id
-    own_session = order.payments.filter(subscription_id=subscription_id).exclude(flag=F.UNEXPECTED)
-    return own_session.exists() or (
+    return state.order_owns(order, subscription_id=subscription_id) or (
         linked
         and order.mode == Order.Mode.SUBSCRIPTION
         and bool(customer_id)

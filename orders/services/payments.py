@@ -242,10 +242,7 @@ def order_session_apply(
             payment = OrderPayment.objects.filter(checkout_session_id=session["id"]).first()
         # Its own: a session it created (recorded then, unflagged), or its current session
         # (orders from before payments were recorded).
-        own = not distrust and (
-            (payment is not None and payment.flag != F.UNEXPECTED)
-            or (payment is None and order.checkout_session_id == session["id"])
-        )
+        own = not distrust and state.order_owns(order, checkout_session_id=session["id"])
         if payment is None:
             payment = OrderPayment(
                 order=order,

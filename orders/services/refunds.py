@@ -17,14 +17,18 @@ logger = logging.getLogger(__name__)
 
 
 def order_refund_sync(*, charge: dict[str, Any], source: str, event_id: str = "") -> str:
-    """Bring the order's refunded amount and status in line with the charge's refunds."""
+    """Bring the order's refunded amount and status in line with the charge's refunds.
+
+    The order is the one whose own payment the charge is (``state.order_owning``): its
+    metadata is not asked, so a charge pointed at another order changes only its own.
+    """
     with transaction.atomic():
-        order, why = state.order_locked(
-            metadata=charge.get("metadata"),
-            fallback={"payment_intent_id": stripe_id(charge.get("payment_intent"))},
+        order = state.order_owning(
+            payment_intent_id=stripe_id(charge.get("payment_intent")),
+            invoice_id=stripe_id(charge.get("invoice")),
         )
         if order is None:
-            return why
+            return f"charge {charge['id']} is no order's payment; recorded, nothing to do"
         refunded = int(charge.get("amount_refunded") or 0)
         if refunded == order.amount_refunded:
             return f"order {order.public_id}: refunds unchanged"

@@ -10,9 +10,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from orders.models import TRANSITIONS, Order, OrderHistory
+from orders.models import TRANSITIONS, Order, OrderHistory, OrderPayment
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,53 @@ def order_locked(
     if order is not None and distrust:
         return None, f"{distrust}; order {order.public_id} left alone"
     return order, why
+
+
+# Stripe ids an order may link to itself (its current session, intent, subscription).
+_ORDER_LINKS = ("checkout_session_id", "payment_intent_id", "subscription_id")
+
+
+def order_owns(order: Order, **ids: str | None) -> bool:
+    """The one ownership rule: a Stripe object acts on ``order`` only when it is the order's.
+
+    ``ids`` are the object's own Stripe ids by payment field (``checkout_session_id``,
+    ``payment_intent_id``, ``invoice_id``, ``subscription_id``). It is the order's when the
+    order links one of them, or one of the order's payments that was not flagged as
+    unexpected recorded it: metadata naming the order is never enough (anyone with the API
+    key or the link permission can write it). Payments, subscriptions, invoices and refunds
+    all decide with this.
+    """
+    links, recorded = _owned(ids)
+    if any(getattr(order, field) == value for field, value in links.items()):
+        return True
+    return recorded is not None and order.payments.filter(recorded).exists()
+
+
+def order_owning(**ids: str | None) -> Order | None:
+    """The order that owns the object with these ids (``order_owns``), locked; or None."""
+    links, recorded = _owned(ids)
+    if recorded is None:
+        return None
+    order_id = OrderPayment.objects.filter(recorded).values_list("order_id", flat=True).first()
+    queryset = Order.objects.select_for_update()
+    if order_id is not None:
+        return queryset.get(pk=order_id)
+    for field, value in links.items():
+        if (order := queryset.filter(**{field: value}).first()) is not None:
+            return order
+    return None
+
+
+def _owned(ids: dict[str, str | None]) -> tuple[dict[str, str], Q | None]:
+    """The ids an order may link itself, and a filter for payments recording any of them."""
+    given = {field: value for field, value in ids.items() if value}
+    if not given:
+        return {}, None
+    recorded = Q()
+    for field, value in given.items():
+        recorded |= Q(**{field: value})
+    recorded &= ~Q(flag=OrderPayment.Flag.UNEXPECTED)
+    return {f: v for f, v in given.items() if f in _ORDER_LINKS}, recorded
 
 
 def link_if_mirrored(order: Order, field: str, model, stripe_id: str | None) -> None:

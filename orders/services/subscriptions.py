@@ -10,7 +10,7 @@ from djstripe.models import Subscription
 
 from billing import mirror, stripe_api
 from billing.display import subscription_period_end
-from orders.models import TRANSITIONS, Order, OrderPayment
+from orders.models import TRANSITIONS, Order
 from orders.services import state
 from orders.services.state import CheckoutError, K, S
 
@@ -30,15 +30,8 @@ def order_subscription_sync(
         )
         if order is None:
             return why
-        # Only the order's own subscription (one its payment started) changes it: metadata
-        # naming the order is not enough (anyone with the API key can copy it).
-        own = order.subscription_id == subscription.get("id") or (
-            not order.subscription_id
-            and order.payments.filter(subscription_id=subscription.get("id"))
-            .exclude(flag=OrderPayment.Flag.UNEXPECTED)
-            .exists()
-        )
-        if not own:
+        # Only the order's own subscription (one its payment started) changes it.
+        if not state.order_owns(order, subscription_id=subscription.get("id")):
             return f"order {order.public_id}: subscription {subscription['id']} is not its own"
         state.link_if_mirrored(order, "subscription", Subscription, subscription.get("id"))
         status = subscription.get("status")

@@ -20,6 +20,8 @@ class AuditEntry(models.Model):
         FETCH_EVENTS = "fetch_events", "missed events fetched"
         # Not about a Stripe object: the account's username stands in the id column.
         TWO_FACTOR_RESET = "two_factor_reset", "staff two-factor reset"
+        # An order's payment, by the Stripe id it carries (its session, invoice or intent).
+        PAYMENT_RESOLVE = "payment_resolve", "flagged payment resolved"
 
     class Result(models.TextChoices):
         DONE = "done", "done"

@@ -22,20 +22,31 @@ def new_public_id() -> str:
 
 class Order(models.Model):
     class Status(models.TextChoices):
-        AWAITING_PAYMENT = "awaiting_payment", "awaiting payment"
+        # The labels are the words customers and support both read (``orders.wording``).
+        AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
         # A payment that settles later (a bank debit) was made: nothing new may be started.
-        PAYMENT_PROCESSING = "payment_processing", "payment processing"
-        PAID = "paid", "paid"
-        FULFILLED = "fulfilled", "fulfilled"
-        PAYMENT_FAILED = "payment_failed", "payment failed"
-        EXPIRED = "expired", "expired"
-        CANCELED = "canceled", "canceled"
-        REFUNDED = "refunded", "refunded"
-        PARTIALLY_REFUNDED = "partially_refunded", "partially refunded"
+        PAYMENT_PROCESSING = "payment_processing", "Payment processing"
+        PAID = "paid", "Paid"
+        FULFILLED = "fulfilled", "Complete"
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        EXPIRED = "expired", "Not paid"  # Checkout closed before payment
+        CANCELED = "canceled", "Cancelled"
+        REFUNDED = "refunded", "Refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partly refunded"
 
     class Mode(models.TextChoices):
         PAYMENT = "payment", "one-time payment"
         SUBSCRIPTION = "subscription", "subscription"
+
+    class Disputed(models.TextChoices):
+        """Whether a payment of the order is disputed (``OrderDispute``), apart from its status:
+        the money's state derives from payments and refunds; a dispute may be won."""
+
+        NO = "", "not disputed"
+        OPEN = "open", "disputed: open"
+        WON = "won", "dispute won"
+        LOST = "lost", "dispute lost"
+        CLOSED = "closed", "inquiry closed"
 
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
     user = models.ForeignKey(
@@ -51,6 +62,9 @@ class Order(models.Model):
     currency = models.CharField(max_length=3)
     amount_total = models.PositiveBigIntegerField(help_text="In the currency's minor unit")
     amount_refunded = models.PositiveBigIntegerField(default=0)
+    disputed = models.CharField(
+        max_length=8, choices=Disputed.choices, default=Disputed.NO, blank=True
+    )
     # Which Checkout Session attempt is current; part of the session's idempotency key, so a
     # double submit reuses the session and paying again after expiry makes a new one.
     checkout_attempt = models.PositiveIntegerField(default=1)
@@ -113,6 +127,7 @@ class Order(models.Model):
             models.Index(fields=["created_at", "id"], name="order_list"),
             models.Index(fields=["status", "created_at", "id"], name="order_list_status"),
             models.Index(fields=["user", "created_at"], name="order_user_list"),
+            models.Index(fields=["disputed", "created_at", "id"], name="order_list_disputed"),
         ]
 
     def __str__(self) -> str:
@@ -148,8 +163,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.EXPIRED: frozenset({S.AWAITING_PAYMENT, S.CANCELED}),
     S.PAID: frozenset({S.FULFILLED, S.REFUNDED, S.PARTIALLY_REFUNDED, S.CANCELED}),
     S.FULFILLED: frozenset({S.REFUNDED, S.PARTIALLY_REFUNDED, S.CANCELED}),
-    S.PARTIALLY_REFUNDED: frozenset({S.REFUNDED, S.CANCELED}),
-    S.REFUNDED: frozenset(),
+    # A refund that fails later gives the money back to the shop: the order returns to the
+    # state its refunds leave it in (``orders.services.refunds``).
+    S.PARTIALLY_REFUNDED: frozenset({S.REFUNDED, S.CANCELED, S.PAID, S.FULFILLED}),
+    S.REFUNDED: frozenset({S.PARTIALLY_REFUNDED, S.PAID, S.FULFILLED}),
     S.CANCELED: frozenset(),
 }
 PAYABLE = frozenset({S.AWAITING_PAYMENT, S.PAYMENT_FAILED, S.EXPIRED})
@@ -196,6 +213,8 @@ class OrderHistory(models.Model):
         PAID = "paid", "payment received"
         FULFILLED = "fulfilled", "fulfilled"
         PAYMENT_FAILED = "payment_failed", "payment failed"
+        # An attempt declined while the order stays payable (a card refused on Checkout).
+        PAYMENT_DECLINED = "payment_declined", "payment attempt declined"
         EXPIRED = "expired", "checkout expired"
         CANCELED = "canceled", "canceled"
         CANCELED_BY_CUSTOMER = "canceled_by_customer", "canceled by the customer"
@@ -203,6 +222,7 @@ class OrderHistory(models.Model):
         SUBSCRIPTION_ENDED = "subscription_ended", "subscription ended"
         REFUNDED = "refunded", "refunded"
         PARTIALLY_REFUNDED = "partially_refunded", "partially refunded"
+        REFUND_FAILED = "refund_failed", "a refund failed"
         RENEWED = "renewed", "subscription renewed"
         CANCEL_SCHEDULED = "cancel_scheduled", "subscription set to end"
         CANCEL_UNDONE = "cancel_undone", "subscription resumed"
@@ -250,11 +270,12 @@ class OrderPayment(models.Model):
         PAYMENT_INTENT = "payment_intent", "payment intent (outside Checkout)"
 
     class Status(models.TextChoices):
-        PENDING = "pending", "pending"  # created, not paid (an open session)
-        PROCESSING = "processing", "processing"  # paid with a method that settles later
-        SUCCEEDED = "succeeded", "succeeded"
-        FAILED = "failed", "failed"
-        CANCELED = "canceled", "canceled"  # the session expired unpaid
+        # The same words as the order's statuses (``Order.Status``).
+        PENDING = "pending", "Awaiting payment"  # created, not paid (an open session)
+        PROCESSING = "processing", "Payment processing"  # a method that settles later
+        SUCCEEDED = "succeeded", "Paid"
+        FAILED = "failed", "Payment failed"
+        CANCELED = "canceled", "Not paid"  # the session expired unpaid
 
     class Flag(models.TextChoices):
         NONE = "", "none"
@@ -318,7 +339,7 @@ class OrderPayment(models.Model):
         permissions = [("resolve_orderpayment", "Can mark flagged payments resolved")]
 
     def __str__(self) -> str:
-        return self.checkout_session_id or self.invoice_id or f"payment {self.pk}"
+        return self.stripe_id or f"payment {self.pk}"
 
     @property
     def stripe_id(self) -> str:
@@ -359,3 +380,7 @@ class CustomerSettings(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.time_zone or 'default time zone'}"
+
+
+# Refunds and disputes as records (their own module; see its docstring).
+from orders.records import OrderDispute, OrderRefund  # noqa: E402, F401

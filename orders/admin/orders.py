@@ -10,7 +10,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from billing import permissions
 from billing import selectors as billing_selectors
@@ -19,9 +19,10 @@ from billing.admin.base import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from billing.console import reprocess
 from billing.display import admin_url, when
 from billing.money import format_amount
-from orders import selectors
-from orders.admin.payments import flag_text, payment_stripe_link
+from orders import selectors, totals
+from orders.admin.payments import flag_text, payment_stripe_link, resolve_url
 from orders.models import Order, OrderItem, OrderPayment
+from orders.services import flags
 
 
 class OrderItemInline(ReadOnlyInline):
@@ -120,7 +121,7 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
                 )
             },
         ),
-        ("Totals", {"fields": ("total", "refunded", "net")}),
+        ("Money", {"fields": ("total", "money")}),
         (
             "Stripe links",
             {
@@ -146,8 +147,7 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
         "fulfilled_at",
         "updated_at",
         "total",
-        "refunded",
-        "net",
+        "money",
         "session_link",
         "payment_intent_link",
         "customer_link",
@@ -194,17 +194,59 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
             '<a href="{}">{} ({})</a>', url, order.user.get_username(), order.user_id
         )
 
-    @admin.display(description="total", ordering="amount_total")
+    @admin.display(description="order total", ordering="amount_total")
     def total(self, order: Order) -> str:
         return format_amount(order.amount_total, order.currency)
 
-    @admin.display(description="refunded")
-    def refunded(self, order: Order) -> str:
-        return format_amount(order.amount_refunded, order.currency)
-
-    @admin.display(description="net (total less refunds)")
-    def net(self, order: Order) -> str:
-        return format_amount(order.amount_net, order.currency)
+    @admin.display(description="paid, refunded, net")
+    def money(self, order: Order) -> str:
+        """Every payment's money, flagged ones marked, and the sums per currency: a second
+        payment and its refunds count (the customer paid them), apart from the order's own."""
+        money = totals.order_money(order=order)
+        if not money.totals:
+            return "nothing paid yet"
+        rows = format_html_join(
+            "",
+            '<tr class="{}"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    "money-flagged" if line.flagged else "",
+                    payment_stripe_link(line.payment),
+                    line.payment.get_status_display(),
+                    format_amount(line.paid, line.payment.currency),
+                    format_amount(line.refunded, line.payment.currency),
+                    format_amount(line.net, line.payment.currency),
+                    line.payment.get_flag_display() if line.flagged else "",
+                )
+                for line in money.lines
+            ),
+        )
+        sums = format_html_join(
+            "",
+            '<tr class="money-total"><th>all payments</th><td></td><th>{}</th><th>{}</th>'
+            "<th>{}</th><td>{}</td></tr>",
+            (
+                (
+                    format_amount(t.paid, t.currency),
+                    format_amount(t.refunded, t.currency),
+                    format_amount(t.net, t.currency),
+                    format_html(
+                        "of which flagged: {} paid, {} refunded",
+                        format_amount(t.flagged_paid, t.currency),
+                        format_amount(t.flagged_refunded, t.currency),
+                    )
+                    if t.flagged_paid
+                    else "",
+                )
+                for t in money.totals
+            ),
+        )
+        return format_html(
+            '<table id="order-money"><thead><tr><th>payment</th><th>status</th><th>paid</th>'
+            "<th>refunded</th><th>net</th><th>flag</th></tr></thead><tbody>{}{}</tbody></table>",
+            rows,
+            sums,
+        )
 
     @admin.display(description="flagged payments")
     def flagged_payments(self, order: Order) -> str:
@@ -248,7 +290,11 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
         history = list(order.history.select_related("actor").order_by("-at", "-pk"))
         events = billing_selectors.event_history(stripe_ids=ids)
         audits = billing_selectors.audit_entries(stripe_ids=ids)
+        open_flagged = list(order.payments.exclude(flag="").filter(resolved_at=None))
+        may_resolve = request.user.has_perm(flags.RESOLVE_PERMISSION)
         return {
+            "open_flagged": open_flagged,
+            "resolve_url": resolve_url(open_flagged) if open_flagged and may_resolve else "",
             "linked_objects": linked,
             "refunds": [obj for obj in linked if obj.object_type == "refund"],
             "timeline": selectors.order_timeline(

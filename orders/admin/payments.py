@@ -4,7 +4,11 @@ at (a payment the order did not expect, for another amount or currency, or a sec
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -12,15 +16,18 @@ from billing import selectors as billing_selectors
 from billing.admin.base import ReadOnlyAdmin, admin_link
 from billing.display import admin_url
 from billing.money import format_amount
-from orders import selectors, staff
-from orders import services as order_services
+from orders import selectors
 from orders.models import Order, OrderPayment
+from orders.services import flags
 
 
 def payment_stripe_link(payment: OrderPayment) -> str:
+    """The payment's own Stripe object: its session, its invoice, or its payment intent."""
     if payment.checkout_session_id:
         return admin_link("checkout.session", payment.checkout_session_id)
-    return admin_link("invoice", payment.invoice_id)
+    if payment.invoice_id:
+        return admin_link("invoice", payment.invoice_id)
+    return admin_link("payment_intent", payment.payment_intent_id)
 
 
 def flag_text(payment: OrderPayment) -> str:
@@ -34,6 +41,12 @@ def flag_text(payment: OrderPayment) -> str:
         state,
         payment.flag_note,
     )
+
+
+def resolve_url(payments: list[OrderPayment]) -> str:
+    """The page resolving these flagged payments (a note, then a confirmation)."""
+    ids = ",".join(str(p.pk) for p in payments)
+    return f"{reverse('admin:orders_orderpayment_resolve')}?ids={ids}"
 
 
 PAYMENT_ID_FIELDS = {
@@ -160,14 +173,63 @@ class OrderPaymentAdmin(ReadOnlyAdmin):
         separator = mark_safe("<br>")
         return format_html_join(separator, "{}", ((link,) for link in links)) or "-"
 
-    @admin.action(
-        description="Mark the selected flagged payments resolved", permissions=["resolve"]
-    )
+    @admin.action(description="Resolve the selected flagged payments…", permissions=["resolve"])
     def mark_resolved(self, request, queryset):
-        marked = order_services.order_payments_resolve(
-            actor=request.user, payment_ids=list(queryset.values_list("pk", flat=True))
-        )
-        messages.success(request, f"{marked} flagged payment(s) marked resolved.")
+        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True)[:100])
+        return HttpResponseRedirect(f"{reverse('admin:orders_orderpayment_resolve')}?ids={ids}")
 
     def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm(staff.RESOLVE_PAYMENT)
+        return request.user.has_perm(flags.RESOLVE_PERMISSION)
+
+    def get_urls(self):
+        return [
+            path(
+                "resolve/",
+                self.admin_site.admin_view(self.resolve_view),
+                name="orders_orderpayment_resolve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def resolve_view(self, request):
+        """Resolve flagged payments: what they are, a note saying how each was handled, then
+        a confirmation; the note goes in the order's history and the audit log."""
+        if not self.has_resolve_permission(request):
+            raise PermissionDenied
+        source = request.POST if request.method == "POST" else request.GET
+        ids = [int(i) for i in source.get("ids", "").split(",") if i.strip().isdigit()][:100]
+        payments = list(
+            OrderPayment.objects.filter(pk__in=ids, resolved_at=None)
+            .exclude(flag="")
+            .select_related("order")
+        )
+        note = request.POST.get("note", "").strip()
+        if request.method == "POST" and payments:
+            try:
+                marked = flags.order_payments_resolve(
+                    actor=request.user, payment_ids=[p.pk for p in payments], note=note
+                )
+            except flags.ResolveRefused as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"{marked} flagged payment(s) marked resolved: {note}")
+                if len({p.order_id for p in payments}) == 1:
+                    return HttpResponseRedirect(
+                        admin_url("orders_order", payments[0].order.public_id)
+                    )
+                return HttpResponseRedirect(reverse("admin:orders_orderpayment_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/orders/orderpayment/resolve.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Resolve flagged payments",
+                "payments": [
+                    (p, payment_stripe_link(p), format_amount(p.amount, p.currency), flag_text(p))
+                    for p in payments
+                ],
+                "ids": ",".join(str(p.pk) for p in payments),
+                "note": note,
+            },
+        )

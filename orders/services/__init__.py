@@ -15,8 +15,10 @@ from orders.services.checkout import (
     order_payment_start,
     order_return_check,
 )
+from orders.services.declines import order_charge_declined
+from orders.services.flags import order_payments_resolve
 from orders.services.invoices import intent_unrecorded, order_intent_record, order_invoice_paid
-from orders.services.payments import order_payments_resolve, order_session_apply
+from orders.services.payments import order_session_apply
 from orders.services.refunds import order_refund_sync
 from orders.services.state import CheckoutError, TransitionRefused, order_transition
 from orders.services.subscriptions import (
@@ -33,6 +35,7 @@ __all__ = [
     "customer_time_zone_set",
     "intent_unrecorded",
     "order_cancel",
+    "order_charge_declined",
     "order_checkout_start",
     "order_create",
     "order_intent_record",

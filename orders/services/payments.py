@@ -16,16 +16,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 from djstripe.models import Customer, PaymentIntent, Session, Subscription
 
 from billing.consts import IntentStatus, SessionPaymentStatus
 from billing.display import stripe_id
+from billing.money import format_amount
 from orders.models import PAID_STATES, PAYABLE, TRANSITIONS, Order, OrderPayment
 from orders.services import state
 from orders.services.state import S
+from orders.wording import status_words
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _problems(*, order: Order, payment: OrderPayment, own: bool, distrust: str) 
     problems = []
     paid_by = order.payments.filter(applied=True).exclude(pk=payment.pk).first()
     if paid_by is not None or order.status in PAID_STATES:
-        problems.append((F.SECOND_PAYMENT, f"order already paid ({paid_by or 'before records'})"))
+        problems.append((F.SECOND_PAYMENT, f"order already paid ({paid_by or 'before payments were recorded'})"))
     if payment.currency.lower() != order.currency.lower():
         problems.append(
             (
@@ -105,13 +106,14 @@ def _problems(*, order: Order, payment: OrderPayment, own: bool, distrust: str) 
         problems.append(
             (
                 F.AMOUNT_MISMATCH,
-                f"amount {payment.amount} but the order totals {order.amount_total}",
+                f"amount {format_amount(payment.amount, payment.currency)} but the order "
+                f"totals {format_amount(order.amount_total, order.currency)}",
             )
         )
     if not own:
-        problems.append((F.UNEXPECTED, distrust or f"not a payment {order.public_id} started"))
+        problems.append((F.UNEXPECTED, distrust or "not paid through the order's own checkout"))
     if order.status == S.CANCELED and paid_by is None:
-        problems.append((F.UNEXPECTED, "the order is canceled"))
+        problems.append((F.UNEXPECTED, "the order is cancelled"))
     return problems
 
 
@@ -139,7 +141,10 @@ def _flag(*, order: Order, payment: OrderPayment, problems: list, source: str, e
         flag,
         why,
     )
-    return f"order {order.public_id}: payment {payment.stripe_id} flagged {flag} ({why})"
+    return (
+        f"order {order.public_id}: payment {payment.stripe_id} not applied, flagged for "
+        f"support ({F(flag).label}: {why})"
+    )
 
 
 def payment_settle(
@@ -156,7 +161,10 @@ def payment_settle(
     label = f"{payment.get_kind_display()} {payment.stripe_id}"
     if payment.applied:
         payment.save()
-        return f"order {order.public_id} already {order.status} by {payment.stripe_id}"
+        return (
+            f"order {order.public_id} is already {status_words(order.status)}, paid by "
+            f"{payment.stripe_id}; nothing to change"
+        )
     if payment.status in (P.SUCCEEDED, P.PROCESSING):
         problems = _problems(order=order, payment=payment, own=own, distrust=distrust)
         if problems:
@@ -165,7 +173,10 @@ def payment_settle(
             )
     if not own:
         payment.save()
-        return f"order {order.public_id}: {label} is not its own; {payment.status}, recorded"
+        return (
+            f"order {order.public_id}: {label} was not started by this order; recorded as "
+            f"{payment.get_status_display().lower()}, the order is unchanged"
+        )
     current = payment.checkout_session_id == order.checkout_session_id or (
         payment.kind == OrderPayment.Kind.INVOICE
     )
@@ -175,7 +186,7 @@ def payment_settle(
         state.order_paid(
             order=order, source=source, event_id=event_id, actor=actor, note=f"{label} paid"
         )
-        return f"order {order.public_id} paid and fulfilled"
+        return f"order {order.public_id} paid: {status_words(order.status)}"
     payment.save()
     if payment.status == P.PROCESSING and order.status in PAYABLE:
         state.transition(
@@ -186,15 +197,21 @@ def payment_settle(
             event_id=event_id,
             note=f"{label}: payment processing",
         )
-        return f"order {order.public_id}: payment processing"
+        return f"order {order.public_id}: payment made, waiting for the bank to confirm it"
     to_status = {P.FAILED: S.PAYMENT_FAILED, P.CANCELED: S.EXPIRED}.get(payment.status)
     if to_status is None:
-        return f"order {order.public_id}: {label} {payment.status}"
+        return f"order {order.public_id}: {label} {payment.get_status_display().lower()}"
     # A replaced session ending later says nothing about the order's current one.
     if not current:
-        return f"order {order.public_id}: {payment.stripe_id} is not its current session"
+        return (
+            f"order {order.public_id}: {payment.stripe_id} is not its current session (a newer "
+            "checkout replaced it); the order is unchanged"
+        )
     if order.status == to_status or to_status not in TRANSITIONS[order.status]:
-        return f"order {order.public_id} is {order.status}; not {to_status}"
+        return (
+            f"order {order.public_id} is {status_words(order.status)}; left as it is, not "
+            f"changed to {status_words(to_status)}"
+        )
     state.transition(
         order=order,
         to_status=to_status,
@@ -203,7 +220,7 @@ def payment_settle(
         event_id=event_id,
         note=f"{label} {payment.status}",
     )
-    return f"order {order.public_id} {to_status}"
+    return f"order {order.public_id}: {status_words(to_status)}"
 
 
 def payment_order(**match: str) -> tuple[Order | None, OrderPayment | None]:
@@ -281,32 +298,3 @@ def order_session_apply(
             state.link_if_mirrored(order, "subscription", Subscription, payment.subscription_id)
         order.save()
         return outcome
-
-
-def order_payments_resolve(*, actor, payment_ids: list[int], note: str = "") -> int:
-    """Support has handled these flagged payments (refunded, explained): mark them resolved,
-    by whom and when, in each order's history. Unflagged or already resolved ones are left as
-    they are. Returns how many were marked. Needs ``orders.resolve_orderpayment``."""
-    if not actor.has_perm("orders.resolve_orderpayment"):
-        raise PermissionDenied("Marking payments resolved needs the resolve permission.")
-    marked = 0
-    with transaction.atomic():
-        wanted = OrderPayment.objects.filter(pk__in=payment_ids).exclude(flag=F.NONE)
-        order_ids = sorted(set(wanted.values_list("order_id", flat=True)))
-        # Orders locked in one order (by pk), as every payment writer locks its order first.
-        orders = {
-            o.pk: o
-            for o in Order.objects.select_for_update().filter(pk__in=order_ids).order_by("pk")
-        }
-        for payment in wanted.filter(resolved_at=None).order_by("order_id", "pk"):
-            payment.resolved_at, payment.resolved_by = timezone.now(), actor
-            payment.save(update_fields=["resolved_at", "resolved_by", "updated_at"])
-            state.note(
-                order=orders[payment.order_id],
-                source="support console",
-                actor=actor,
-                note=f"flagged payment {payment.stripe_id} ({payment.flag}) marked resolved"
-                + (f": {note}" if note else ""),
-            )
-            marked += 1
-    return marked

@@ -110,8 +110,8 @@ def test_a_cheap_session_naming_the_order_does_not_pay_it(shop, catalog, stripe_
         order, P.SUCCEEDED, 50, False,
     )  # fmt: skip
     assert payment.flag == F.AMOUNT_MISMATCH
-    assert "amount 50 but the order totals 188100" in payment.flag_note
-    assert "not a payment" in payment.flag_note  # nor was it the order's own session
+    assert "amount $0.50 but the order totals $1,881.00" in payment.flag_note
+    assert "not paid through the order's own checkout" in payment.flag_note  # nor its session
     _flagged_in_admin(admin_client, cheap, F.AMOUNT_MISMATCH)
     # and the order's own session still pays it
     _paid(stripe_emulator, order.checkout_session_id)
@@ -212,12 +212,21 @@ def test_support_marks_a_flagged_payment_resolved(shop, catalog, stripe_emulator
     # Billing admin resolves it: who and when, in the order's history too
     billing = staff.client("billing")
     assert 'value="mark_resolved"' in billing.get(PAYMENTS).content.decode()
-    assert billing.post(PAYMENTS, form).status_code == 302
+    # the action leads to a page asking how it was handled; the note makes it resolved
+    to_confirm = billing.post(PAYMENTS, form)
+    assert to_confirm.status_code == 302
+    payment.refresh_from_db()
+    assert payment.resolved_at is None
+    note = "explained to the customer"
+    assert (
+        billing.post(to_confirm["Location"], {"ids": str(payment.pk), "note": note}).status_code
+        == 302
+    )
     payment.refresh_from_db()
     assert payment.resolved_at is not None and payment.resolved_by == staff.billing
     assert cheap not in billing.get(f"{PAYMENTS}?flagged=yes").content.decode()
     assert cheap in billing.get(f"{PAYMENTS}?flagged=resolved").content.decode()
-    assert order.history.filter(note__contains="marked resolved", actor=staff.billing).exists()
+    assert order.history.filter(note__contains=note, actor=staff.billing).exists()
     # searching by the number the customer reads out finds it
     assert cheap in billing.get(f"{PAYMENTS}?q={order.number}").content.decode()
 
@@ -435,7 +444,8 @@ def test_a_payment_intent_made_by_hand_is_recorded_and_flagged(
     assert (payment.order, payment.kind, payment.status, payment.amount, payment.applied) == (
         order, OrderPayment.Kind.PAYMENT_INTENT, P.SUCCEEDED, order.amount_total, False,
     )  # fmt: skip
-    assert payment.flag == F.SECOND_PAYMENT and "not a payment" in payment.flag_note
+    assert payment.flag == F.SECOND_PAYMENT
+    assert "not paid through the order's own checkout" in payment.flag_note
     order.refresh_from_db()
     assert (order.status, order.payment_intent_id) == (S.FULFILLED, own_intent)
     _flagged_in_admin(admin_client, by_hand, F.SECOND_PAYMENT)

@@ -46,6 +46,13 @@ def charge_refunded(ctx: EventContext) -> str | None:
     return services.order_refund_sync(charge=ctx.obj, **_source(ctx))
 
 
+# A card declined on Checkout: the failed charge (it stays failed, whatever happens next) is
+# noted in the order's history; the order stays payable.
+@register(E.CHARGE_FAILED, expand=CHARGE_EXPAND)
+def charge_failed(ctx: EventContext) -> str | None:
+    return services.order_charge_declined(charge=ctx.obj, **_source(ctx))
+
+
 @register(E.SUBSCRIPTION_UPDATED, E.SUBSCRIPTION_DELETED)
 def subscription_changed(ctx: EventContext) -> str | None:
     changed = (ctx.event.payload.get("data") or {}).get("previous_attributes") or {}

@@ -24,8 +24,18 @@ SUPPORT = "Support"
 BILLING_ADMIN = "Billing admin"
 
 RESOLVE_PAYMENT = "orders.resolve_orderpayment"
+# Refunds: any amount, and approving Support's requests (Billing admin); up to the approval
+# threshold, and requesting more (Support). Notes on disputes (both).
+REFUND = "orders.refund"
+REQUEST_REFUND = "orders.request_refund"
+NOTE_DISPUTE = "orders.note_orderdispute"
 # Custom permissions by the model declaring them (a default permission names it itself).
-PERMISSION_MODELS = {RESOLVE_PAYMENT: "orderpayment"}
+PERMISSION_MODELS = {
+    RESOLVE_PAYMENT: "orderpayment",
+    REFUND: "orderrefund",
+    REQUEST_REFUND: "orderrefund",
+    NOTE_DISPUTE: "orderdispute",
+}
 
 # The mirrored Stripe objects support reads (dj-stripe model names).
 STRIPE_OBJECT_MODELS = tuple(t.model.lower() for t in types.TYPES if t.support_reads)
@@ -35,6 +45,10 @@ SUPPORT_PERMISSIONS = (
     "orders.view_orderitem",
     "orders.view_orderhistory",
     "orders.view_orderpayment",
+    "orders.view_orderrefund",
+    "orders.view_orderdispute",
+    REQUEST_REFUND,
+    NOTE_DISPUTE,
     *(f"djstripe.view_{model}" for model in STRIPE_OBJECT_MODELS),
     "billing.view_inboundevent",
     "billing.view_webhookdelivery",
@@ -53,6 +67,7 @@ BILLING_ADMIN_PERMISSIONS = (
     REPROCESS,
     MANAGE_WEBHOOK_ENDPOINTS,
     RESOLVE_PAYMENT,
+    REFUND,
     "djstripe.view_webhookendpoint",
     # what the operators' commands and webhook intake leave for them to read
     "billing.view_backfillrun",

@@ -9,27 +9,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.utils import timezone
-from django.utils.dateformat import format as date_format
+from django.utils.formats import date_format
 
 from orders.models import Order, OrderHistory
 
 S = Order.Status
 K = OrderHistory.Kind
 
-DATE = "j M Y"  # 12 Jan 2027
-DATE_TIME = "j M Y, H:i T"  # 12 Jan 2027, 14:05 CET
+# The site's formats (config/formats/en): 12 Jan 2027, and 12 Jan 2027, 14:05 CET.
+DATE = "DATE_FORMAT"
+DATE_TIME = "DATETIME_FORMAT"
 
-STATUS: dict[str, str] = {
-    S.AWAITING_PAYMENT: "Awaiting payment",
-    S.PAYMENT_PROCESSING: "Payment processing",
-    S.PAID: "Paid",
-    S.FULFILLED: "Complete",
-    S.PAYMENT_FAILED: "Payment failed",
-    S.EXPIRED: "Not paid",
-    S.CANCELED: "Cancelled",
-    S.REFUNDED: "Refunded",
-    S.PARTIALLY_REFUNDED: "Partly refunded",
-}
+# One set of words for statuses, on the customer's pages and in the console alike: the
+# order's (and a payment record's) are their model choices' labels.
+STATUS: dict[str, str] = dict(S.choices)
 
 # Stripe's subscription statuses.
 SUBSCRIPTION: dict[str, str] = {
@@ -51,6 +44,7 @@ HISTORY: dict[str, str] = {
     K.PAID: "Payment received",
     K.FULFILLED: "Order complete",
     K.PAYMENT_FAILED: "The payment did not go through",
+    K.PAYMENT_DECLINED: "A payment attempt was declined: {reason}. Nothing was charged",
     K.EXPIRED: "Checkout closed before payment",
     K.CANCELED: "Order cancelled",
     K.CANCELED_BY_CUSTOMER: "You cancelled this order",
@@ -62,6 +56,16 @@ HISTORY: dict[str, str] = {
     K.CANCEL_SCHEDULED: "Subscription will end on {date}",
     K.CANCEL_UNDONE: "Subscription resumed: it renews on {date}",
 }
+# Why a card was declined (Stripe's decline codes), as a customer may be told: a lost or
+# stolen card is told only that it was declined.
+DECLINE_REASONS: dict[str, str] = {
+    "insufficient_funds": "the card has insufficient funds",
+    "expired_card": "the card has expired",
+    "incorrect_cvc": "the card's security code was incorrect",
+    "incorrect_number": "the card number was incorrect",
+    "processing_error": "the card could not be processed; please try again",
+}
+DECLINED = "your card was declined"
 # The same lines when the date is not known.
 UNDATED: dict[str, str] = {
     K.CANCEL_SCHEDULED: "Subscription will end at the close of the current period",
@@ -88,6 +92,11 @@ def status_label(status: str) -> str:
     return STATUS.get(status, status.replace("_", " ").capitalize())
 
 
+def status_words(status: str) -> str:
+    """The status inside a sentence support reads ("order ord_… is already complete")."""
+    return status_label(status).lower()
+
+
 def subscription_label(status: str, ending: bool = False) -> str:
     if ending and status != "canceled":
         return "Ending"
@@ -97,6 +106,8 @@ def subscription_label(status: str, ending: bool = False) -> str:
 def history_line(entry: OrderHistory) -> str | None:
     """The customer's words for one history entry; None for internal entries."""
     line = HISTORY.get(entry.kind)
+    if line is not None and "{reason}" in line:
+        return line.format(reason=DECLINE_REASONS.get(entry.data.get("reason"), DECLINED))
     if line is None or "{date}" not in line:
         return line
     timestamp = entry.data.get("date")

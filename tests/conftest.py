@@ -29,7 +29,7 @@ pytest_plugins = ["fakestripe.pytest_plugin"]
 def django_db_setup(django_db_setup, django_db_blocker):
     """The suite builds tables from the models (--no-migrations); add the schema that only a
     migration creates: the unique index on LOWER(auth_user.email) (orders.0003), and the
-    console's indexes stated in SQL (orders.0007, billing.0009)."""
+    console's indexes stated in SQL (orders.0007 and 0009, billing.0009)."""
     from config.schema import indexes_create
 
     user_email_index = importlib.import_module("orders.migrations.0003_user_email_unique_ci")
@@ -37,7 +37,8 @@ def django_db_setup(django_db_setup, django_db_blocker):
         with connection.cursor() as cursor:
             cursor.execute(user_email_index.CREATE_INDEX)
         for module in ("orders.migrations.0007_console_at_scale",
-                       "billing.migrations.0009_console_at_scale"):  # fmt: skip
+                       "billing.migrations.0009_console_at_scale",
+                       "orders.migrations.0009_refunds_disputes"):  # fmt: skip
             indexes_create(connection, importlib.import_module(module).INDEXES)
 
 

@@ -36,6 +36,12 @@ ALLOWED = {
     (S.FULFILLED, S.CANCELED),
     (S.PARTIALLY_REFUNDED, S.REFUNDED),
     (S.PARTIALLY_REFUNDED, S.CANCELED),
+    # a refund that fails later: back to what the other refunds leave
+    (S.PARTIALLY_REFUNDED, S.PAID),
+    (S.PARTIALLY_REFUNDED, S.FULFILLED),
+    (S.REFUNDED, S.PARTIALLY_REFUNDED),
+    (S.REFUNDED, S.PAID),
+    (S.REFUNDED, S.FULFILLED),
 }
 PAIRS = list(itertools.product(S.values, S.values))
 

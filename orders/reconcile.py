@@ -13,7 +13,9 @@ finding:
   payment intent has (Stripe does not copy metadata onto related objects);
 - ``unrecorded_payment``: a succeeded payment intent that names an order but is none of its
   recorded payments (made by hand, outside its session and subscription; its event missed,
-  or it arrived while the order's own session was still open).
+  or it arrived while the order's own session was still open);
+- ``duplicate_subscription``: a customer with several live subscriptions to one plan (from the
+  mirror, one grouped query: ``orders.services.plans.subscriptions_duplicated``); needs a person.
 
 With ``fix``, what the product's own services can repair is repaired, each from the object
 as Stripe has it now: a paid order is fulfilled (``order_session_apply`` / ``order_invoice_paid``
@@ -42,6 +44,7 @@ from orders.models import PAID_STATES, Order
 from orders.services import (
     intent_unrecorded,
 )
+from orders.services.plans import subscriptions_duplicated
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ KINDS = (
     "unfulfilled_payment",
     "missing_link_keys",
     "unrecorded_payment",
+    "duplicate_subscription",
 )
 
 
@@ -143,7 +147,20 @@ class Reconciler:
         self._walk("payment_intent", {}, self._check_intent)
         self._walk("charge", {"expand": ["data.payment_intent"]}, self._check_charge)
         self._check_orders_not_seen()
+        self._check_plans()
         return self.findings
+
+    def _check_plans(self) -> None:
+        for duplicate in subscriptions_duplicated(since=self.since):
+            self._found(
+                Finding(
+                    kind="duplicate_subscription",
+                    object_type="customer",
+                    stripe_id=duplicate.customer_id,
+                    order=duplicate.orders[0] if duplicate.orders else "",
+                    detail=duplicate.detail,
+                )
+            )
 
     def _check_plain(self, obj: dict[str, Any]):
         self._resolve(obj)

@@ -27,6 +27,7 @@ from orders import accounts, selectors, services, wording
 from orders.forms import BuyForm, SignupFinishForm, SignupForm, TimeZoneForm
 from orders.login import devices
 from orders.models import PAID_STATES, Order
+from orders.services import plans
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,12 @@ def _order_action(
 @never_cache  # a new purchase token per view of the page, Back included
 @require_GET
 def catalog(request: HttpRequest) -> HttpResponse:
+    # Each product with the plan the customer holds of it ("Your plan" / Manage), if any.
+    entries = plans.catalog_plans(entries=selectors.catalog(), user=request.user)
     return render(
         request,
         "orders/catalog.html",
-        {"entries": selectors.catalog(), "request_token": secrets.token_urlsafe(24)},
+        {"entries": entries, "request_token": secrets.token_urlsafe(24)},
     )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 from djstripe.models import Customer, Price
 
 from billing import mirror, stripe_api
@@ -18,7 +20,7 @@ from billing.consts import SessionStatus
 from billing.customers import customer_get_or_create, customer_replace
 from orders import wording
 from orders.models import PAID_STATES, Order, OrderItem
-from orders.services import state
+from orders.services import plans, state
 from orders.services.cancellation import orders_replace, settling_order, unpaid_orders_close
 from orders.services.payments import order_session_apply, session_payment_record
 from orders.services.state import CheckoutError, S
@@ -50,6 +52,8 @@ def order_create(
         raise CheckoutError("This product is not on sale any more.")
     if not 1 <= quantity <= MAX_QUANTITY:
         raise CheckoutError(f"Choose a quantity between 1 and {MAX_QUANTITY}.")
+    # A plan the customer holds is not sold twice, however the order is asked for.
+    plans.plan_refuse_held(user=user, price=price)
     unit_amount = price.stripe_data.get("unit_amount")
     if unit_amount is None:
         raise CheckoutError("This price cannot be bought here (it has no fixed amount).")
@@ -101,8 +105,14 @@ def order_checkout_start(
 
     A new order of a product replaces the customer's unpaid orders of the same product (their
     sessions expired in Stripe first), so Back, another quantity and Buy leave one order.
+    A plan (a subscription product) is sold once per customer: ``_plan_checkout_start``.
     """
     repeat = Order.objects.filter(user=user, request_token=request_token).exists()
+    price = None if repeat else Price.objects.select_related("product").filter(id=price_id).first()
+    if price is not None and plans.plan_of(price) is not None:
+        return _plan_checkout_start(
+            user=user, price=price, quantity=quantity, request_token=request_token
+        )
     stale = None if repeat else unpaid_orders_close(user=user, price_id=price_id)
     if not repeat and (settling := settling_order(user=user, price_id=price_id)) is not None:
         # Its payment may still arrive: a new order now could charge the customer twice.
@@ -111,6 +121,66 @@ def order_checkout_start(
         user=user, price_id=price_id, quantity=quantity, request_token=request_token
     )
     if stale is not None and stale.orders:
+        orders_replace(closed=stale, by=order, user=user)
+    return order_payment_start(order=order)
+
+
+# An unpaid order this young without a session may be another request's, still in Stripe.
+PLAN_ORDER_STARTING = timedelta(minutes=2)
+# Another request of the customer's is starting a checkout for the plan at another price.
+PLAN_CHECKOUT_BUSY = (
+    "A checkout for this plan was started a moment ago, in another window. Please finish it "
+    "there, or try again in a minute."
+)
+
+
+def _plan_order_claim(
+    *, user: AbstractBaseUser, price: Price, quantity: int, request_token: str, closed=None
+) -> tuple[Order | None, bool]:
+    """Under the customer's row lock: refuse a plan they hold; reuse their unpaid order of it
+    at the same price and quantity (returned with True). With ``closed`` (the unpaid orders of
+    the plan whose sessions ``unpaid_orders_close`` closed), create the order, unless an unpaid
+    order of the plan appeared since (another request's, at another price): that is refused, so
+    two checkouts of one plan are never open at once."""
+    with transaction.atomic():
+        plans.user_lock(user)
+        plans.plan_refuse_held(user=user, price=price)
+        product_id = plans.plan_of(price)
+        others = plans.plan_orders_open(user=user, product_id=product_id)
+        for order, price_id, ordered in others:
+            if price_id == price.id and ordered == quantity:
+                return order, True
+        starting = timezone.now() - PLAN_ORDER_STARTING
+        if any(not o.checkout_session_id and o.created_at > starting for o, _, _ in others):
+            # Its session, being created, could not be closed: it would stay open beside ours.
+            raise CheckoutError(PLAN_CHECKOUT_BUSY)
+        if closed is None:
+            return None, False
+        if {order.pk for order, _, _ in others} - {order.pk for order in closed.orders}:
+            raise CheckoutError(PLAN_CHECKOUT_BUSY)
+        order = order_create(
+            user=user, price_id=price.id, quantity=quantity, request_token=request_token
+        )
+        return order, False
+
+
+def _plan_checkout_start(
+    *, user: AbstractBaseUser, price: Price, quantity: int, request_token: str
+) -> PaymentStep:
+    """The buy button for a plan (``orders.services.plans``): one Checkout at a time.
+
+    Decided twice under the user's row lock, with Stripe called in between with nothing held:
+    first refuse or reuse; then close the sessions of the plan's unpaid orders at other prices
+    (Stripe first, as for any product); then, locked again, refuse (one of those sessions was
+    paid meanwhile), reuse (a concurrent request made the same order) or create the order,
+    which replaces the closed ones."""
+    claim = {"user": user, "price": price, "quantity": quantity, "request_token": request_token}
+    order, reused = _plan_order_claim(**claim)
+    if order is not None:
+        return order_payment_start(order=order)
+    stale = unpaid_orders_close(user=user, price_id=price.id)
+    order, reused = _plan_order_claim(**claim, closed=stale)
+    if not reused and stale.orders:
         orders_replace(closed=stale, by=order, user=user)
     return order_payment_start(order=order)
 
@@ -212,6 +282,14 @@ def _attempt_next(*, order: Order, dead_session_id: str) -> int:
         return locked.checkout_attempt
 
 
+def _plan_refuse_held(order: Order) -> None:
+    """Paying an unpaid order of a plan the customer has come to hold another way (another
+    order, the Dashboard) would bill them twice: refused."""
+    if order.mode == Order.Mode.SUBSCRIPTION and order.is_payable:
+        for item in order.items.select_related("price__product"):
+            plans.plan_refuse_held(user=order.user, price=item.price)
+
+
 def order_payment_start(*, order: Order) -> PaymentStep:
     """A Checkout Session that can pay ``order`` now: the open one, or a new one.
 
@@ -233,6 +311,7 @@ def order_payment_start(*, order: Order) -> PaymentStep:
         order.refresh_from_db()
         if order.status == S.PAYMENT_PROCESSING:
             raise CheckoutError(wording.PAYMENT_SETTLING, order=order)
+        _plan_refuse_held(order)
         if session.get("status") == SessionStatus.OPEN:
             if session.get("expires_at", 0) > time.time() + SESSION_REUSE_MARGIN:
                 return PaymentStep(order=order, url=session["url"])
@@ -249,6 +328,7 @@ def order_payment_start(*, order: Order) -> PaymentStep:
         attempt = _attempt_next(order=order, dead_session_id=session["id"])
     if not order.is_payable:
         return PaymentStep(order=order, url=None)
+    _plan_refuse_held(order)
     session = _session_create(order=order, attempt=attempt)
     order = _session_link(order=order, session=session, attempt=attempt)
     return PaymentStep(order=order, url=session["url"])

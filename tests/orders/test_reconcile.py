@@ -146,6 +146,7 @@ def test_reports_are_kept_and_a_clean_run_exits_zero(client, customer, catalog, 
             "unfulfilled_payment",
             "missing_link_keys",
             "unrecorded_payment",
+            "duplicate_subscription",
         ),
         0,
     )

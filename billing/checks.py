@@ -5,7 +5,8 @@ quietly when its tables do not exist yet (before ``migrate``) or it cannot be re
 database is not what ``check`` is about. Production-only checks run with ``--deploy``.
 
 ids: E001-E002 key, E003 live key with DEBUG, E004 version format, W002-W003 version against
-the libraries, E005-E006 and W004-W006 webhook endpoints, E007-E009 production services.
+the libraries, E005-E006 and W004-W006 webhook endpoints, E007-E009 production services, E010
+the payload style.
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ def check_stripe_configuration(app_configs=None, **kwargs):
                 f"STRIPE_API_BASE points the product at {settings.STRIPE_API_BASE}, not Stripe.",
                 hint="Unset STRIPE_API_BASE in production; it exists for the emulator.",
                 id="billing.W001",
+            )
+        )
+    if settings.STRIPE_EVENT_PAYLOAD not in ("snapshot", "thin"):
+        messages.append(
+            checks.Error(
+                f"STRIPE_EVENT_PAYLOAD is {settings.STRIPE_EVENT_PAYLOAD!r}.",
+                hint="Set it to snapshot (a webhook endpoint) or thin (an event destination).",
+                id="billing.E010",
             )
         )
     messages += _check_pinned_version()

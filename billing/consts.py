@@ -59,6 +59,21 @@ class RefundStatus:
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    ACTIVE = (PENDING, REQUIRES_ACTION, SUCCEEDED)  # money on its way back, or back
+    REASONS = ("requested_by_customer", "duplicate", "fraudulent")  # what a refund may give
+
+
+class DisputeStatus:
+    WARNING_NEEDS_RESPONSE = "warning_needs_response"  # an inquiry
+    WARNING_UNDER_REVIEW = "warning_under_review"
+    WARNING_CLOSED = "warning_closed"
+    NEEDS_RESPONSE = "needs_response"  # a chargeback: funds withdrawn
+    UNDER_REVIEW = "under_review"
+    WON = "won"
+    LOST = "lost"
+    PREVENTED = "prevented"
+    NEEDS_RESPONSE_ANY = (WARNING_NEEDS_RESPONSE, NEEDS_RESPONSE)  # evidence is due
+    OPEN = (*NEEDS_RESPONSE_ANY, WARNING_UNDER_REVIEW, UNDER_REVIEW)
 
 
 class EventType:
@@ -84,6 +99,13 @@ class EventType:
     CHARGE_FAILED = "charge.failed"
     CHARGE_REFUNDED = "charge.refunded"
     REFUND_CREATED = "refund.created"
+    REFUND_UPDATED = "refund.updated"
+    REFUND_FAILED = "refund.failed"
+    CHARGE_DISPUTE_CREATED = "charge.dispute.created"
+    CHARGE_DISPUTE_UPDATED = "charge.dispute.updated"
+    CHARGE_DISPUTE_CLOSED = "charge.dispute.closed"
+    CHARGE_DISPUTE_FUNDS_WITHDRAWN = "charge.dispute.funds_withdrawn"
+    CHARGE_DISPUTE_FUNDS_REINSTATED = "charge.dispute.funds_reinstated"
     SUBSCRIPTION_CREATED = "customer.subscription.created"
     SUBSCRIPTION_UPDATED = "customer.subscription.updated"
     SUBSCRIPTION_DELETED = "customer.subscription.deleted"

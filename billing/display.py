@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from billing import types
 from billing.money import format_amount
@@ -91,7 +92,7 @@ def _first_item_price(data: dict[str, Any]) -> dict[str, Any]:
 def amount_of(object_type: str, data: dict[str, Any]) -> tuple[int | None, str | None]:
     """The amount a person means for this type, in minor units, and its currency."""
     currency = data.get("currency")
-    if object_type in ("charge", "payment_intent", "refund"):
+    if object_type in ("charge", "payment_intent", "refund", "dispute"):
         return data.get("amount"), currency
     if object_type == "checkout.session":
         return data.get("amount_total"), currency
@@ -130,9 +131,10 @@ def amount_text(object_type: str, data: dict[str, Any]) -> str:
 # --- Status in words -------------------------------------------------------------------------
 
 
-def _day(value: Any) -> str:
+def day(value: Any) -> str:
+    """A Stripe timestamp's date in the site's ``DATE_FORMAT``."""
     when = timestamp(value)
-    return f"{when:%Y-%m-%d}" if when else ""
+    return date_format(timezone.localtime(when), "DATE_FORMAT") if when else ""
 
 
 def _charge_status(data: dict[str, Any]) -> str:
@@ -178,7 +180,7 @@ def _session_status(data: dict[str, Any]) -> str:
     if status == "complete":
         return "complete, paid" if paid in ("paid", "no_payment_required") else "complete, unpaid"
     if status == "open":
-        return f"open, awaiting payment (expires {_day(data.get('expires_at'))})".replace(
+        return f"open, awaiting payment (expires {day(data.get('expires_at'))})".replace(
             " (expires )", ""
         )
     if status == "expired":
@@ -210,7 +212,7 @@ def _subscription_status(data: dict[str, Any]) -> str:
     words = _SUBSCRIPTION_WORDS.get(status, status or "unknown")
     if status in ("active", "trialing") and data.get("cancel_at_period_end"):
         ends = subscription_period_end(data)
-        words += f", cancels at period end ({_day(ends)})" if ends else ", cancels at period end"
+        words += f", cancels at period end ({day(ends)})" if ends else ", cancels at period end"
     return words
 
 
@@ -240,6 +242,27 @@ def _refund_status(data: dict[str, Any]) -> str:
     return words
 
 
+_DISPUTE_WORDS = {
+    "warning_needs_response": "inquiry: response needed",
+    "warning_under_review": "inquiry: under review",
+    "warning_closed": "inquiry closed",
+    "needs_response": "chargeback: response needed",
+    "under_review": "chargeback: evidence under review",
+    "won": "won",
+    "lost": "lost",
+    "prevented": "prevented",
+}
+
+
+def dispute_status(data: dict[str, Any]) -> str:
+    status = data.get("status") or ""
+    words = _DISPUTE_WORDS.get(status, status or "unknown")
+    if status in ("needs_response", "warning_needs_response"):
+        due = day((data.get("evidence_details") or {}).get("due_by"))
+        words += f" by {due}" if due else ""
+    return words
+
+
 def status_text(object_type: str, data: dict[str, Any]) -> str:
     """The object's state as a support person would say it."""
     if data.get("deleted"):
@@ -257,6 +280,8 @@ def status_text(object_type: str, data: dict[str, Any]) -> str:
         return _INVOICE_WORDS.get(status, status or "unknown")
     if object_type == "refund":
         return _refund_status(data)
+    if object_type == "dispute":
+        return dispute_status(data)
     if object_type in ("product", "price"):
         return "active" if data.get("active") else "archived"
     if object_type == "webhook_endpoint":
@@ -348,7 +373,8 @@ def order_ids(data: dict[str, Any]) -> list[str]:
 
 
 def when(value: datetime | None) -> str:
-    """One way to show a moment across the console: ``2026-11-27 13:40:17 UTC``."""
+    """One way to show a moment, in the console as on the customer's pages: the site's
+    ``DATETIME_FORMAT`` (``27 Nov 2026, 13:40 UTC``, config/formats)."""
     if value is None:
         return "-"
-    return f"{timezone.localtime(value):%Y-%m-%d %H:%M:%S %Z}"
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")

@@ -120,6 +120,9 @@ class LinkResolver:
     tied_to: Callable[[str], list[Any]] | None = None
     # The other way: the Stripe ids tied to the row a value names (an order's objects).
     tied_ids: Callable[[str], list[str]] | None = None
+    # ``tied_to`` for a page of objects at once, as the values the key would hold (one query):
+    # a list's column finds what each object's page finds.
+    tied_values: Callable[[list[str]], dict[str, list[str]]] | None = None
 
 
 _RESOLVERS: dict[str, LinkResolver] = {}
@@ -166,6 +169,15 @@ def tied_targets(key: str, stripe_id: str) -> list[LinkTarget]:
         )
         for obj in resolver.tied_to(stripe_id)
     ]
+
+
+def tied_values(key: str, stripe_ids: list[str]) -> dict[str, list[str]]:
+    """For objects without ``key`` in their metadata: the values it would hold, by the rows
+    they are tied to (a subscription's charges and their order), for many objects in one query."""
+    resolver = _RESOLVERS.get(key)
+    if resolver is None or resolver.tied_values is None or not stripe_ids:
+        return {}
+    return resolver.tied_values(stripe_ids)
 
 
 # How the app owning the link keys keeps its own links of an object (orders fills an order's

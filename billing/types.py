@@ -35,10 +35,10 @@ class StripeType:
 
 
 # The order is the backfill's: a price's product, a subscription's customer and prices, an
-# invoice's subscription, a charge's payment intent, a refund's charge, a session's customer,
-# payment intent and subscription are mirrored first, so dj-stripe finds their rows instead of
-# fetching them. Payment methods have no list of their own (Stripe lists them per customer):
-# they come expanded where they are used.
+# invoice's subscription, a charge's payment intent, a refund's and a dispute's charge, a
+# session's customer, payment intent and subscription are mirrored first, so dj-stripe finds
+# their rows instead of fetching them. Payment methods have no list of their own (Stripe lists
+# them per customer): they come expanded where they are used.
 TYPES: tuple[StripeType, ...] = (
     StripeType("account", "accounts", ("acct_",)),
     StripeType("product", "products", ("prod_",), "Product", "products", support_reads=True,
@@ -62,10 +62,11 @@ TYPES: tuple[StripeType, ...] = (
     StripeType("refund", "refunds", ("re_", "pyr_"), "Refund", "refunds",
                event_prefixes=("refund.", "charge.refund."), support_reads=True, backfill=True,
                list_expand=("data.balance_transaction",)),
+    # Stripe's ids: du_ (dp_ for older disputes); its balance transactions come whole.
+    StripeType("dispute", "disputes", ("du_", "dp_"), "Dispute", "disputes",
+               event_prefixes=("charge.dispute.",), support_reads=True, backfill=True),
     StripeType("checkout.session", "checkout.sessions", ("cs_",), "Session",
                "checkout/sessions", support_reads=True, backfill=True),
-    StripeType("dispute", "disputes", ("du_", "dp_"), dashboard="disputes",
-               event_prefixes=("charge.dispute.",)),
     StripeType("payment_method", "payment_methods", ("pm_",), "PaymentMethod"),
     StripeType("balance_transaction", "balance_transactions", ("txn_",)),
     StripeType("webhook_endpoint", "webhook_endpoints", ("we_",), "WebhookEndpoint", "webhooks"),

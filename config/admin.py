@@ -50,6 +50,15 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
 ]
 
 
+def section_of(opts) -> tuple[str, str]:
+    """The index section a model is listed under, as (name, its app label): breadcrumbs name
+    the section the index shows it in. A model in no section is under its app's name."""
+    for name, main_app, labels in SECTIONS:
+        if opts.label_lower in labels:
+            return name, main_app
+    return str(opts.app_config.verbose_name), opts.app_label
+
+
 class ShopAdminSite(admin.AdminSite):
     site_header = "Shop support console"
     site_title = "Shop support"
@@ -80,6 +89,12 @@ class ShopAdminSite(admin.AdminSite):
                 return response
         target = request.POST.get("next") or request.GET.get("next") or reverse("admin:index")
         return HttpResponseRedirect(f"{reverse('two_factor_verify')}?{urlencode({'next': target})}")
+
+    def index(self, request, extra_context=None):
+        """The front page: work to do, webhook health and one search box above the lists."""
+        from billing.admin import front  # the admin modules load after the site
+
+        return super().index(request, {**front.front_context(request), **(extra_context or {})})
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)

@@ -4,6 +4,7 @@ from djstripe.apps import DjstripeAppConfig
 
 
 class StripeMirrorConfig(DjstripeAppConfig):
-    """dj-stripe, named as support sees it (breadcrumbs and the app page said "Djstripe")."""
+    """dj-stripe, named as support sees it (breadcrumbs and the app page said "Djstripe"): the
+    name of its section on the admin index (``config.admin.SECTIONS``)."""
 
-    verbose_name = "Stripe objects (mirror)"
+    verbose_name = "Customers and payments"

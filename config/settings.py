@@ -156,6 +156,19 @@ STORAGES = {
 # The shop's name on its pages and in page titles.
 SHOP_NAME = env.str("SHOP_NAME", default="Corner Shop")
 
+# Digital products' files (a product's Stripe metadata ``download=<file name>``): kept in a
+# private folder outside the static files, served only through signed, expiring links to the
+# order's owner (``orders.downloads``). A "downloads" storage, so production may swap the
+# backend (an S3 bucket without public access) in STORAGES.
+SHOP_DOWNLOADS_ROOT = env.path("SHOP_DOWNLOADS_ROOT", default=BASE_DIR / "private" / "downloads")
+STORAGES["downloads"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(SHOP_DOWNLOADS_ROOT)},
+}
+# How long a download link works (seconds): those mailed on payment, and those on the order
+# page (made afresh at each view).
+SHOP_DOWNLOAD_LINK_MAX_AGE = env.int("SHOP_DOWNLOAD_LINK_MAX_AGE", default=7 * 24 * 3600)
+
 ADMIN_URL = env.str("ADMIN_URL", default="admin/")
 if not ADMIN_URL.endswith("/"):
     ADMIN_URL += "/"
@@ -318,6 +331,11 @@ STRIPE_SECRET_KEY = env.str(
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="") or None
 # Pinned explicitly so an upgrade of stripe-python never changes the shapes we receive.
 STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-08-26.dahlia")
+# How Stripe sends this deployment its events: "snapshot" (a v1 webhook endpoint, each event
+# carrying the object at STRIPE_API_VERSION) or "thin" (an API v2 event destination, each
+# notification naming the object, fetched at STRIPE_API_VERSION). `stripe_webhooks sync`
+# creates the receiver of this style; replays read the matching events list.
+STRIPE_EVENT_PAYLOAD = env.str("STRIPE_EVENT_PAYLOAD", default="snapshot")
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith(("sk_live_", "rk_live_"))
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=3)
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=30.0)
@@ -359,6 +377,19 @@ CONSOLE_RESYNC_JOB_MAX_OBJECTS = env.int("CONSOLE_RESYNC_JOB_MAX_OBJECTS", defau
 CONSOLE_RESYNC_JOBS_AT_ONCE = env.int("CONSOLE_RESYNC_JOBS_AT_ONCE", default=2)
 # The API versions page lists webhook endpoints from Stripe at most this often.
 CONSOLE_ENDPOINTS_CACHE_SECONDS = env.int("CONSOLE_ENDPOINTS_CACHE_SECONDS", default=300)
+# The two-person rule for refunds: Support refunds up to this amount (in the currency's minor
+# unit: "usd:5000,jpy:7000") at once; above it, or in a currency not listed, a Billing admin
+# approves the request (``orders.services.refund_console``).
+REFUND_APPROVAL_THRESHOLDS = {
+    currency.strip().lower(): int(amount)
+    for currency, amount in (
+        pair.split(":", 1)
+        for pair in env.list(
+            "REFUND_APPROVAL_THRESHOLDS", default=["usd:5000", "eur:5000", "gbp:4000", "jpy:7000"]
+        )
+        if pair.strip()
+    )
+}
 
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

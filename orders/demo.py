@@ -12,18 +12,21 @@ from billing import stripe_api
 DEMO_CATALOG: list[dict[str, Any]] = [
     {
         "key": "webhooks-guide",
+        "download": "field-guide-to-stripe-webhooks.pdf",
         "name": "Field Guide to Stripe Webhooks (ebook)",
         "description": "Events late, twice and out of order, and what to do about it.",
         "prices": [{"currency": "usd", "unit_amount": 1900}],
     },
     {
         "key": "ramen",
+        "download": "tokyo-ramen-recipes.pdf",
         "name": "Tokyo Ramen Recipes (ebook)",
         "description": "Priced in yen, a zero-decimal currency.",
         "prices": [{"currency": "jpy", "unit_amount": 1500}],
     },
     {
         "key": "stickers",
+        "download": "sticker-pack.zip",
         "name": "Sticker pack (download)",
         "description": "Printable stickers, priced in euros.",
         "prices": [{"currency": "eur", "unit_amount": 350}],
@@ -50,13 +53,14 @@ def demo_catalog_seed() -> int:
     created = 0
     for entry in DEMO_CATALOG:
         if entry["key"] in existing:
+            _download_declare(existing[entry["key"]], entry)
             continue
         product = stripe_api.create(
             object_type="product",
             params={
                 "name": entry["name"],
                 "description": entry["description"],
-                "metadata": {"demo_key": entry["key"]},
+                "metadata": _metadata(entry),
             },
             idempotency_key=stripe_api.idempotency_key("demo-product", entry["key"]),
         )
@@ -68,3 +72,17 @@ def demo_catalog_seed() -> int:
             )
         created += 1
     return created
+
+
+def _metadata(entry: dict[str, Any]) -> dict[str, str]:
+    # A digital product names its file (``orders.downloads``); ``demo_downloads_write`` makes it.
+    download = {"download": entry["download"]} if entry.get("download") else {}
+    return {"demo_key": entry["key"], **download}
+
+
+def _download_declare(product: Any, entry: dict[str, Any]) -> None:
+    """A demo product from before downloads were delivered: its file named now."""
+    wanted = _metadata(entry)
+    if all((product.metadata or {}).get(k) == v for k, v in wanted.items()):
+        return
+    stripe_api.update(object_type="product", stripe_id=product.id, params={"metadata": wanted})

@@ -38,7 +38,9 @@ def session_changed(ctx: EventContext) -> str | None:
 # Expansions are per object type, so these serve every charge fetch (charge.succeeded too):
 # dj-stripe would otherwise retrieve the payment intent, its payment method and the balance
 # transaction one by one while mirroring the charge.
-CHARGE_EXPAND = ["payment_intent.payment_method", "balance_transaction"]
+# A charge's refunds come with it (Stripe includes them only when asked, since 2022-11-15), so
+# ``charge.refunded`` records each from the mirror the same fetch wrote.
+CHARGE_EXPAND = ["payment_intent.payment_method", "balance_transaction", "refunds"]
 
 
 @register(E.CHARGE_REFUNDED, expand=CHARGE_EXPAND)
@@ -53,9 +55,10 @@ def charge_failed(ctx: EventContext) -> str | None:
     return services.order_charge_declined(charge=ctx.obj, **_source(ctx))
 
 
-@register(E.SUBSCRIPTION_UPDATED, E.SUBSCRIPTION_DELETED)
+# It reads what the update changed (a snapshot's previous_attributes, a thin event's changes).
+@register(E.SUBSCRIPTION_UPDATED, E.SUBSCRIPTION_DELETED, reads_event=True)
 def subscription_changed(ctx: EventContext) -> str | None:
-    changed = (ctx.event.payload.get("data") or {}).get("previous_attributes") or {}
+    changed = ctx.previous_attributes
     return services.order_subscription_sync(subscription=ctx.obj, changed=changed, **_source(ctx))
 
 
@@ -69,3 +72,28 @@ def invoice_paid(ctx: EventContext) -> str | None:
 @register(E.PAYMENT_INTENT_SUCCEEDED)
 def payment_intent_succeeded(ctx: EventContext) -> str | None:
     return services.order_intent_record(intent=ctx.obj, **_source(ctx))
+
+
+# Refunds, whoever made them (the console, Stripe's Dashboard, the API): each recorded as the
+# mirror has it now, so refund.updated after refund.failed (or before charge.refunded) changes
+# nothing the later fetch did not already say.
+@register(
+    E.REFUND_CREATED,
+    E.REFUND_UPDATED,
+    E.REFUND_FAILED,
+    expand=["balance_transaction", "failure_balance_transaction"],
+)
+def refund_changed(ctx: EventContext) -> str | None:
+    return services.refund_record(refund=ctx.obj, **_source(ctx))
+
+
+# Disputes: one handler for every step, decided from the dispute as Stripe has it now.
+@register(
+    E.CHARGE_DISPUTE_CREATED,
+    E.CHARGE_DISPUTE_UPDATED,
+    E.CHARGE_DISPUTE_CLOSED,
+    E.CHARGE_DISPUTE_FUNDS_WITHDRAWN,
+    E.CHARGE_DISPUTE_FUNDS_REINSTATED,
+)
+def dispute_changed(ctx: EventContext) -> str | None:
+    return services.dispute_record(dispute=ctx.obj, **_source(ctx))

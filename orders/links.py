@@ -20,7 +20,7 @@ from billing.display import admin_url
 from billing.metadata import LinkResolver, link_keeper_register, link_keys, link_register
 from billing.money import format_amount
 from orders.models import Order
-from orders.references import orders_tied, stripe_ids_tied
+from orders.references import orders_tied, public_ids_tied, stripe_ids_tied
 from orders.services import state
 
 
@@ -51,6 +51,7 @@ def register() -> None:
             admin_url=_admin_url,
             tied_to=_tied_to,
             tied_ids=lambda public_id: stripe_ids_tied(public_id=public_id),
+            tied_values=lambda ids: public_ids_tied(stripe_ids=ids),
         ),
     )
     link_keeper_register(lambda obj, write: object_link(obj=obj, write=write).status)

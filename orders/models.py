@@ -383,4 +383,6 @@ class CustomerSettings(models.Model):
 
 
 # Refunds and disputes as records (their own module; see its docstring).
+# Digital goods delivered: downloads counted per order item (their own module).
+from orders.delivery import ItemDownload  # noqa: E402, F401
 from orders.records import OrderDispute, OrderRefund  # noqa: E402, F401

@@ -4,17 +4,17 @@ lookups (pretix's ``ReferencedStripeObject``), never by JSON paths or ``LIKE '%â
 
 Kept on the one mirror write path: ``billing.mirror`` hands every batch of objects it writes to
 ``references_record`` (registered in ``OrdersConfig.ready``), inside the batch's transaction.
-The objects of one purchase (a Checkout Session, its payment intent and charges, their refunds;
-a subscription, its invoices, their payment intents and charges) name each other, so within a
-batch they form groups, and each group is tied to
+The objects of one purchase (a Checkout Session, its payment intent and charges, their refunds
+and disputes; a subscription, its invoices, their payment intents and charges) name each other,
+so within a batch they form groups, and each group is tied to
 - the order its objects' link key names (``metadata.order_id``; an invoice's from its
   subscription's metadata; a Checkout Session's ``client_reference_id``), and
 - the orders any of its ids is tied to already (a renewal's charge through its invoice's
-  payment intent, a refund through its charge).
+  payment intent, a refund or a dispute through its charge).
 Every id of the group is then tied to those orders, and so is the customer it names (a
 customer has many orders, so it joins no group). An id tied for the first time ties the
-charges and refunds the mirror already holds that point at it: an invoice written after its
-charge brings the charge along. References are only ever added: an object keeps the orders
+charges, refunds and disputes the mirror already holds that point at it: an invoice written
+after its charge brings the charge along. References are only ever added: an object keeps the orders
 it was once tied to (a link key edited away still finds the old order too).
 """
 
@@ -24,7 +24,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import Max
-from djstripe.models import Charge, Invoice, PaymentIntent, Refund, Session, Subscription
+from djstripe.models import (
+    Charge,
+    Dispute,
+    Invoice,
+    PaymentIntent,
+    Refund,
+    Session,
+    Subscription,
+)
 
 from billing.display import order_ids, related_ids, stripe_id
 from billing.selectors import object_type_for_id
@@ -32,7 +40,7 @@ from orders.models import Order, OrderPayment, OrderReference
 
 # The Stripe types that make up a purchase.
 PURCHASE_TYPES = frozenset(
-    {"checkout.session", "payment_intent", "charge", "refund", "invoice", "subscription"}
+    {"checkout.session", "payment_intent", "charge", "refund", "dispute", "invoice", "subscription"}
 )
 
 
@@ -127,7 +135,11 @@ def _new_ties(wanted: dict[str, set[int]], existing: dict[str, set[int]]) -> lis
 # Mirrored rows that point at an object of their purchase: (model, its column, the type of what
 # it points at). A charge written before the invoice that paid with its payment intent was
 # tied to nothing then; it is tied when that payment intent is.
-_DEPENDENTS = ((Charge, "payment_intent_id", "payment_intent"), (Refund, "charge_id", "charge"))
+_DEPENDENTS = (
+    (Charge, "payment_intent_id", "payment_intent"),
+    (Refund, "charge_id", "charge"),
+    (Dispute, "charge_id", "charge"),
+)
 
 
 def _dependents_tied(new: list[tuple[str, int]], *, in_batch: set[str]) -> list[tuple[str, int]]:
@@ -179,6 +191,18 @@ def orders_tied(*, stripe_id: str) -> list[int]:
     )
 
 
+def public_ids_tied(*, stripe_ids: list[str]) -> dict[str, list[str]]:
+    """The public ids of the orders each of ``stripe_ids`` is tied to: a page of a console
+    list at once (one indexed lookup, whatever the number of rows)."""
+    tied: dict[str, list[str]] = {}
+    rows = OrderReference.objects.filter(stripe_id__in=stripe_ids).values_list(
+        "stripe_id", "order__public_id"
+    )
+    for tied_id, public_id in rows.order_by("stripe_id", "order_id"):
+        tied.setdefault(tied_id, []).append(public_id)
+    return tied
+
+
 def ids_tied(*, order: Order) -> dict[str, list[str]]:
     """The Stripe ids tied to ``order``, by object type (one indexed lookup)."""
     tied: dict[str, list[str]] = {}
@@ -200,7 +224,7 @@ def stripe_ids_tied(*, public_id: str) -> list[str]:
 # --- Filling them in for a shop that had orders before references existed --------------------
 
 # Parents before the objects that name them, so each batch finds its group's ties in place.
-FILL_MODELS = (Session, Subscription, Invoice, PaymentIntent, Charge, Refund)
+FILL_MODELS = (Session, Subscription, Invoice, PaymentIntent, Charge, Refund, Dispute)
 FILL_BATCH = 500
 
 

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
-from djstripe.models import Charge, Invoice, Price, Product, Refund
+from djstripe.models import Charge, Invoice, Price, Product
 
 from billing import selectors as billing_selectors
 from billing import types
@@ -25,7 +25,9 @@ from billing.display import (
 )
 from billing.models import AuditEntry, InboundEvent
 from orders import references, wording
-from orders.models import CustomerSettings, Order, OrderHistory
+from orders.models import CustomerSettings, Order, OrderHistory, OrderRefund
+
+R = OrderRefund.Status
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,11 @@ def customer_saved_time_zone(*, user: AbstractBaseUser) -> str:
     )
 
 
-def order_refunds(*, order: Order) -> list[Refund]:
-    if not order.payment_intent_id:
-        return []
-    return list(
-        Refund.objects.filter(charge__payment_intent_id=order.payment_intent_id).order_by("created")
-    )
+def order_refunds(*, order: Order) -> list[OrderRefund]:
+    """The refunds Stripe has of the order's payments, oldest first, for the customer's page
+    (requests awaiting approval, refused ones and canceled ones are support's, not theirs)."""
+    shown = (R.PENDING, R.REQUIRES_ACTION, R.SUCCEEDED, R.FAILED)
+    return list(order.refunds.filter(status__in=shown).order_by("created_at", "pk"))
 
 
 def order_receipt_url(*, order: Order) -> str:
@@ -173,7 +174,7 @@ def order_search(*, term: str) -> OrderSearch | None:
       also be a username;
     - an email address, whatever its case, as ordered with or as the account has it now; its
       beginning followed by ``*`` (at least three characters);
-    - any Stripe id tied to an order (``cs_ pi_ ch_ re_ in_ sub_ cus_ dp_``, through the
+    - any Stripe id tied to an order (``cs_ pi_ ch_ re_ du_ dp_ in_ sub_ cus_``, through the
       order references), an event's (``evt_``: its object's), or an invoice number;
     - otherwise a username, or the beginning of an email address.
     """
@@ -256,6 +257,7 @@ LINKED_TYPES = (
     "payment_intent",
     "charge",
     "refund",
+    "dispute",
     "customer",
     "subscription",
     "invoice",
@@ -311,6 +313,22 @@ class TimelineEntry:
     url: str
 
 
+def _history_title(entry: OrderHistory) -> str:
+    """A status change in the words the customer reads too ("Paid → Complete"); a note that
+    changed no status says the status it left."""
+    to = wording.status_label(entry.to_status)
+    if not entry.from_status:
+        return f"Order placed · {to}"
+    if entry.from_status == entry.to_status:
+        return f"Note · {to}"
+    return f"{wording.status_label(entry.from_status)} → {to}"
+
+
+def _customer_read(entry: OrderHistory) -> str:
+    line = wording.history_line(entry)
+    return f"the customer reads “{line}”" if line else ""
+
+
 def order_timeline(
     *,
     order: Order,
@@ -323,10 +341,15 @@ def order_timeline(
         TimelineEntry(
             at=h.at,
             kind="order",
-            title=f"{h.from_status or 'new'} → {h.to_status}".replace("_", " "),
+            title=_history_title(h),
             detail=" · ".join(
                 part
-                for part in (h.source, h.actor.get_username() if h.actor else "", h.note)
+                for part in (
+                    _customer_read(h),
+                    h.source,
+                    h.actor.get_username() if h.actor else "",
+                    h.note,
+                )
                 if part
             ),
             outcome=h.event_id,

@@ -14,6 +14,8 @@ urlpatterns = [
     path("orders/", views.order_list, name="list"),
     path("orders/<str:public_id>/", views.order_detail, name="detail"),
     path("orders/<str:public_id>/pay/", views.pay, name="pay"),
+    # A digital item's file: a signed, expiring link for the order's owner.
+    path("downloads/<str:token>/", views.download, name="download"),
     path("orders/<str:public_id>/return/", views.checkout_return, name="return"),
     # Stripe Checkout's cancel_url: the customer left Checkout without paying.
     path("orders/<str:public_id>/cancel/", views.checkout_cancel, name="cancel"),

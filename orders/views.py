@@ -14,7 +14,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing import stripe_api
 from config.throttle import throttled
-from orders import accounts, selectors, services, wording
+from orders import accounts, downloads, selectors, services, wording
 from orders.forms import BuyForm, SignupFinishForm, SignupForm, TimeZoneForm
 from orders.login import devices
 from orders.models import PAID_STATES, Order
@@ -245,11 +245,26 @@ def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "refunds": selectors.order_refunds(order=order),
         "receipt_url": selectors.order_receipt_url(order=order),
         "subscription": subscription,
+        "deliveries": downloads.order_deliveries(order=order),
         "subscription_active": subscription is not None
         and subscription.status != "canceled"
         and order.status in (Order.Status.PAID, Order.Status.FULFILLED),
     }
     return render(request, "orders/order_detail.html", context)
+
+
+@login_required
+@never_cache
+@require_GET
+def download(request: HttpRequest, token: str) -> HttpResponse:
+    """A digital item's file, streamed from storage to the order's owner (``orders.downloads``);
+    anyone else, an expired link or a refunded order gets a page saying why."""
+    try:
+        opened = downloads.download_open(token=token, user=request.user)
+    except downloads.DownloadRefused as refused:
+        context = {"message": refused.message}
+        return render(request, "orders/download_refused.html", context, status=refused.status)
+    return FileResponse(opened.file, as_attachment=True, filename=opened.file_name)
 
 
 @login_required

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from billing.money import format_amount
 from orders.models import Order, OrderHistory
 
 S = Order.Status
@@ -52,6 +53,7 @@ HISTORY: dict[str, str] = {
     K.SUBSCRIPTION_ENDED: "Subscription ended",
     K.REFUNDED: "Refunded in full",
     K.PARTIALLY_REFUNDED: "Partly refunded",
+    K.REFUND_FAILED: "A refund could not be completed; we will contact you about it",
     K.RENEWED: "Subscription renewed: payment received",
     K.CANCEL_SCHEDULED: "Subscription will end on {date}",
     K.CANCEL_UNDONE: "Subscription resumed: it renews on {date}",
@@ -150,3 +152,17 @@ def trouble(action: str, *, retryable: bool) -> str:
     """What to tell a customer whose ``action`` failed on the payment service's side."""
     outage, refused = TROUBLE[action]
     return outage if retryable else refused
+
+
+# --- Refunds, as the customer's order page lists them ----------------------------------------
+
+
+def refund_line(refund) -> str:
+    """One refund in plain words: "$5.00 refunded on 12 Jan 2027" (an ``OrderRefund``)."""
+    money = format_amount(refund.amount, refund.currency)
+    day = when(refund.refunded_at or refund.created_at, DATE)
+    if refund.status == "succeeded":
+        return f"{money} refunded on {day}"
+    if refund.status == "failed":
+        return f"A refund of {money} on {day} could not be completed; we will contact you about it"
+    return f"{money} refund on its way since {day}; banks take up to 10 days to show it"

@@ -217,6 +217,13 @@ class MetadataEditView(ConsoleView):
                 continue
             if not row.key:
                 row.errors.append("A key is required (or clear the value to leave the row out).")
+            elif row.key in metadata.LINK_KEYS and row.key != row.original and not self.may_link:
+                # Said before "appears twice": the object may hold the key already, locked.
+                row.errors.append(
+                    f"{row.key} is a link key: it ties this object to an order or a user, so "
+                    "adding or changing it needs the link permission (the Billing admin group "
+                    "has it). Leave this row empty, or ask someone in Billing admin."
+                )
             elif row.key in after:
                 row.errors.append(f"{row.key} appears twice; each key once.")
             elif not row.value:

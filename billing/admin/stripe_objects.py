@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q
 from django.http import Http404
 from django.urls import path
@@ -50,6 +51,21 @@ class StatusFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(**{self.status_field: self.value()})
         return queryset
+
+
+class StripeObjectList(ChangeList):
+    """A page of Stripe objects, each without ``order_id`` in its metadata told the orders it
+    is tied to (a subscription's charges, through their invoice), as its own page tells them:
+    one query for the page, whatever its length."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        if "order" not in self.list_display:
+            return
+        untagged = [obj for obj in self.result_list if not (obj.metadata or {}).get("order_id")]
+        tied = metadata.tied_values("order_id", [obj.id for obj in untagged])
+        for obj in untagged:
+            obj._console_tied_orders = tied.get(obj.id, [])
 
 
 class StripeObjectAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
@@ -158,9 +174,16 @@ class StripeObjectAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
         customer = obj.id if self.object_type == "customer" else self.data(obj).get("customer")
         return admin_link("customer", display.stripe_id(customer))
 
+    def get_changelist(self, request, **kwargs):
+        return StripeObjectList
+
     @admin.display(description="order")
     def order(self, obj) -> str:
-        return order_link((obj.metadata or {}).get("order_id"))
+        linked = (obj.metadata or {}).get("order_id")
+        if linked:
+            return order_link(linked)
+        tied = getattr(obj, "_console_tied_orders", None) or []
+        return format_html_join(", ", "{}", ((order_link(p),) for p in tied)) or "-"
 
     @admin.display(description="linked order")
     def linked_order(self, obj) -> str:

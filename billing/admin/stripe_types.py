@@ -216,6 +216,37 @@ class RefundAdmin(StripeObjectAdmin):
         ]
 
 
+@register("dispute")
+class DisputeAdmin(StripeObjectAdmin):
+    """The mirrored dispute as Stripe has it (the shop's list with deadlines: Disputes, under
+    Orders). Evidence is submitted in Stripe's Dashboard, not here."""
+
+    statuses = ("needs_response", "under_review", "warning_needs_response", "won", "lost")
+    list_filter = (StatusFilter,)
+    list_display = (
+        "stripe_id",
+        "status_words",
+        "amount_formatted",
+        "charge_link",
+        "created_in_stripe",
+    )
+    id_fields = {"charge": "charge_id", "payment_intent": "payment_intent_id"}
+    search_help_text = "A dispute id (du_... or dp_...), a charge id (ch_...) or an order id."
+
+    @admin.display(description="charge")
+    def charge_link(self, obj) -> str:
+        return admin_link("charge", obj.charge_id)
+
+    def type_facts(self, data, obj):
+        details = data.get("evidence_details") or {}
+        return [
+            ("reason", (data.get("reason") or "").replace("_", " ")),
+            ("evidence due by", display.timestamp(details.get("due_by"))),
+            ("evidence submitted", f"{details.get('submission_count') or 0} time(s)"),
+            ("charge refundable", "yes" if data.get("is_charge_refundable") else "no"),
+        ]
+
+
 @register("subscription")
 class SubscriptionAdmin(StripeObjectAdmin):
     statuses = ("active", "trialing", "past_due", "canceled", "unpaid", "incomplete")
@@ -272,12 +303,9 @@ class InvoiceAdmin(StripeObjectAdmin):
             (
                 "period",
                 " → ".join(
-                    f"{t:%Y-%m-%d}"
-                    for t in (
-                        display.timestamp(data.get("period_start")),
-                        display.timestamp(data.get("period_end")),
-                    )
-                    if t
+                    display.day(t)
+                    for t in (data.get("period_start"), data.get("period_end"))
+                    if display.timestamp(t)
                 ),
             ),
         ]

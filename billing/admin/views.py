@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -45,6 +47,26 @@ def stripe_error_text(exc: StripeAPIError) -> str:
 # --- Context shared by every mirrored object's page ----------------------------------------
 
 
+@dataclass(frozen=True)
+class ObjectAction:
+    """A link another app offers on an object's page (the shop's Refund on a charge)."""
+
+    label: str
+    url: str
+    element_id: str
+
+
+# Object type -> callables (request, row) -> the actions this person may take on it; the shop
+# registers its own from its AppConfig, so billing never imports it.
+OBJECT_ACTIONS: dict[str, list[Callable[[HttpRequest, Any], list[ObjectAction]]]] = {}
+
+
+def object_action_register(object_type: str, actions: Callable) -> None:
+    registered = OBJECT_ACTIONS.setdefault(object_type, [])
+    if actions not in registered:
+        registered.append(actions)
+
+
 def object_urls(model_admin, stripe_id: str) -> dict[str, str]:
     info = model_admin.opts.app_label, model_admin.opts.model_name
     return {
@@ -77,6 +99,11 @@ def object_context(model_admin, request: HttpRequest, obj) -> dict[str, Any]:
         "can_resync": model_admin.has_resync_permission(request),
         "can_reprocess": user.has_perm(permissions.REPROCESS),
         "can_fetch_events": user.has_perm(permissions.RESYNC),
+        "object_actions": [
+            action
+            for actions in OBJECT_ACTIONS.get(model_admin.object_type, ())
+            for action in actions(request, obj)
+        ],
     }
 
 

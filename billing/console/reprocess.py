@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from billing import permissions
+from billing import display, permissions
 from billing.console import audit
 from billing.models import (
     AuditEntry,
@@ -30,7 +30,7 @@ class Reprocessed:
 
 def _not_requeued_reason(event: InboundEvent) -> str:
     if event.status == InboundEvent.Status.RETRYING:
-        when = f" at {event.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC" if event.next_attempt_at else ""
+        when = f" at {display.when(event.next_attempt_at)}" if event.next_attempt_at else ""
         return (
             f"not requeued: waiting for its retry{when} (attempt {event.attempts + 1} of "
             f"{settings.BILLING_EVENT_MAX_ATTEMPTS}); it runs then, and a second chain of "
@@ -41,7 +41,7 @@ def _not_requeued_reason(event: InboundEvent) -> str:
             "not requeued: a worker is processing it now; if that worker died, it is taken "
             f"over once its claim is {settings.BILLING_EVENT_LEASE_SECONDS:.0f} s old"
         )
-    when = f" on {event.processed_at:%Y-%m-%d %H:%M} UTC" if event.processed_at else ""
+    when = f" on {display.when(event.processed_at)}" if event.processed_at else ""
     if event.status == InboundEvent.Status.IGNORED:
         return (
             f"not requeued: ignored{when}, no handler is registered for {event.type}, "

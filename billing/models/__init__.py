@@ -6,6 +6,7 @@ fresh the mirror of each object is (the ordering guard).
 """
 
 from billing.models.console import AuditEntry, ResyncJob
+from billing.models.destinations import EventDestination, PayloadStyle
 from billing.models.inbox import (
     DeliveryCount,
     InboundEvent,
@@ -31,8 +32,10 @@ __all__ = [
     "BackfillProgress",
     "BackfillRun",
     "DeliveryCount",
+    "EventDestination",
     "InboundEvent",
     "ObjectSync",
+    "PayloadStyle",
     "ReconcileReport",
     "RejectReason",
     "ResyncJob",

@@ -9,8 +9,9 @@ class AuditEntry(models.Model):
     """One action taken from the support console on a Stripe object: who, when, what, result.
 
     Metadata edits, resyncs and reprocessing each leave one entry, whether they changed
-    something, changed nothing, were refused or failed; so does a reset of a staff member's
-    two-factor (``orders.login.two_factor``). Never edited afterwards.
+    something, changed nothing, were refused or failed; so do a reset of a staff member's
+    two-factor (``orders.login.two_factor``), and refunds, refund requests and their decisions,
+    and notes on disputes. Never edited afterwards.
     """
 
     class Action(models.TextChoices):
@@ -20,6 +21,13 @@ class AuditEntry(models.Model):
         FETCH_EVENTS = "fetch_events", "missed events fetched"
         # Not about a Stripe object: the account's username stands in the id column.
         TWO_FACTOR_RESET = "two_factor_reset", "staff two-factor reset"
+        # The shop's money after the sale (``orders.services.refund_console``, ``disputes``):
+        # on the charge refunded (or the refund made), the dispute noted.
+        REFUND = "refund", "refund issued"
+        REFUND_REQUEST = "refund_request", "refund requested for approval"
+        REFUND_APPROVE = "refund_approve", "refund request approved"
+        REFUND_REJECT = "refund_reject", "refund request rejected"
+        DISPUTE_NOTE = "dispute_note", "dispute noted"
         # An order's payment, by the Stripe id it carries (its session, invoice or intent).
         PAYMENT_RESOLVE = "payment_resolve", "flagged payment resolved"
 

@@ -4,6 +4,8 @@ hour, rotated-out signing secrets."""
 from django.db import models
 from django.utils import timezone
 
+from billing.models.destinations import PayloadStyle
+
 
 class InboundEvent(models.Model):
     """One Stripe event, stored once whatever the number of deliveries or endpoints."""
@@ -15,8 +17,9 @@ class InboundEvent(models.Model):
         PROCESSED = "processed", "processed"
         IGNORED = "ignored", "ignored (no handler)"
         FAILED = "failed", "failed (retries exhausted)"
+        DUPLICATE = "duplicate", "duplicate (the same change, applied by its twin)"
 
-    FINAL = (Status.PROCESSED, Status.IGNORED)
+    FINAL = (Status.PROCESSED, Status.IGNORED, Status.DUPLICATE)
 
     id = models.CharField(primary_key=True, max_length=255, help_text="Stripe event id (evt_...)")
     type = models.CharField(max_length=255)
@@ -28,6 +31,19 @@ class InboundEvent(models.Model):
     request_id = models.CharField(max_length=255, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     payload = models.JSONField(help_text="The event as first delivered (a snapshot, not acted on)")
+    # Thin events (API v2 event destinations): the notification is the payload; the full v2
+    # event is fetched only when needed (a handler reads its changes, or its twin is sought).
+    payload_style = models.CharField(
+        max_length=8, choices=PayloadStyle.choices, default=PayloadStyle.SNAPSHOT
+    )
+    snapshot_event = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="A thin event about a v1 object: the snapshot event it stands for (its twin)",
+    )
+    fetched_event = models.JSONField(
+        null=True, blank=True, help_text="A thin event's full v2 event, when it was fetched"
+    )
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -59,6 +75,12 @@ class InboundEvent(models.Model):
             ),
             models.Index(fields=["object_id", "-created"], name="inbound_event_object"),
             models.Index(fields=["request_id"], name="inbound_event_request"),
+            # A snapshot event's thin twin (only thin events have one: a small index).
+            models.Index(
+                fields=["snapshot_event"],
+                name="inbound_event_twin",
+                condition=~models.Q(snapshot_event=""),
+            ),
         ]
 
     def __str__(self) -> str:

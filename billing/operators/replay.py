@@ -1,11 +1,14 @@
 """Fetch the events that never reached us (``manage.py stripe_replay_events``, and the
 admin's "fetch missed events" for one object).
 
-Stripe keeps a list of events for 30 days. Each listed event not already in the inbox is
-stored exactly as a webhook delivery of it would be (``billing.webhooks.intake.event_store``: unique
-on the event id, queued for processing on commit), then processed by the normal pipeline,
-which acts on the object's latest state. Running a replay twice stores nothing the second
-time: every event is known by then.
+Stripe keeps a list of events for 30 days: v1 (snapshot) events at ``/v1/events``, v2 (thin)
+events at ``/v2/core/events``. A deployment on thin events (``STRIPE_EVENT_PAYLOAD=thin``)
+replays from the v2 list, which filters by object itself; otherwise from the v1 list. Each
+listed event not already in the inbox is stored exactly as a webhook delivery of it would be
+(``billing.webhooks.intake.event_store``: unique on the event id, queued for processing on
+commit; a thin event with its full event, which the v2 list brings whole), then processed by
+the normal pipeline, which acts on the object's latest state (and applies a change once if
+it is stored both ways). Running a replay twice stores nothing the second time.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from billing import permissions, stripe_api
 from billing import types as stripe_types
 from billing.console import audit
-from billing.models import AuditEntry, InboundEvent
-from billing.webhooks import intake, registry
+from billing.models import AuditEntry, InboundEvent, PayloadStyle
+from billing.stripe_api import v2
+from billing.webhooks import intake, registry, thin
 
 # How far back Stripe lists events, and how many types one list call may name.
 WINDOW = timedelta(days=30)
@@ -62,11 +67,16 @@ def _types_checked(types: Iterable[str] | None) -> list[str]:
 
 
 def events_replay(
-    *, since: datetime, types: Iterable[str] | None = None, object_id: str | None = None
+    *,
+    since: datetime,
+    types: Iterable[str] | None = None,
+    object_id: str | None = None,
+    style: str | None = None,
 ) -> ReplayResult:
     """Store and queue every event since ``since`` (of ``types``; by default those webhook
     endpoints subscribe to) that is not in the inbox yet; with ``object_id``, only events
-    about that object. Raises ``ReplayError`` for a time outside Stripe's 30-day window."""
+    about that object. ``style`` (default ``STRIPE_EVENT_PAYLOAD``): ``thin`` reads the v2
+    events list. Raises ``ReplayError`` for a time outside Stripe's 30-day window."""
     now = timezone.now()
     if since < now - WINDOW:
         raise ReplayError(
@@ -77,6 +87,10 @@ def events_replay(
         raise ReplayError(f"{since:%Y-%m-%d %H:%M} is in the future.")
     result = ReplayResult()
     calls_at = stripe_api.calls_total()
+    if (style or settings.STRIPE_EVENT_PAYLOAD) == PayloadStyle.THIN:
+        _thin_replay(since=since, types=_types_checked(types), object_id=object_id, result=result)
+        result.api_calls = stripe_api.calls_total() - calls_at
+        return result
     for chunk in _chunks(_types_checked(types), TYPES_PER_LIST):
         params = {"types": chunk, "created": {"gte": int(since.timestamp())}}
         for page in stripe_api.list_pages(object_type="event", params=params):
@@ -109,6 +123,32 @@ def _page_store(listed: list[dict], result: ReplayResult) -> None:
                 result.stored += 1
             else:
                 result.known += 1  # arrived by webhook since the page was read
+
+
+def _thin_replay(
+    *, since: datetime, types: list[str], object_id: str | None, result: ReplayResult
+) -> None:
+    """The v2 events list, which filters by object and by exact type (no ``*``)."""
+    if any("*" in t for t in types):
+        raise ReplayError("Thin events are listed by exact type: name each (no customer.*).")
+    for chunk in _chunks(thin.thin_types(types), TYPES_PER_LIST):
+        params = {"types": chunk, "created": {"gte": thin.iso(since)}, "limit": 100}
+        if object_id is not None:
+            params["object_id"] = object_id
+        for page in v2.event_pages(params=params):
+            listed = page["data"]
+            result.listed += len(listed)
+            ids = [e["id"] for e in listed]
+            known = set(InboundEvent.objects.filter(id__in=ids).values_list("id", flat=True))
+            with transaction.atomic():
+                for event in reversed(listed):  # oldest first, as in ``_page_store``
+                    stored = event["id"] not in known and intake.event_store(
+                        payload=thin.notification_of(event), fetched=event
+                    )
+                    if stored and stored.created:
+                        result.stored += 1
+                    else:
+                        result.known += 1
 
 
 def object_events_fetch(*, actor, object_type: str, stripe_id: str) -> ReplayResult:

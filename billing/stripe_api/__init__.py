@@ -16,7 +16,8 @@ calls it did not make itself.
 
 - ``errors``: the product's exceptions; ``sdk``: the client and stripe-python's module configuration;
   ``policy``: counting, limits, budgets, retries; ``calls``: the operations by object type;
-  ``signatures``: webhook signatures.
+  ``signatures``: webhook signatures and thin notifications; ``v2``: event destinations and
+  v2 (thin) events.
 """
 
 from billing.stripe_api.calls import (
@@ -49,7 +50,12 @@ from billing.stripe_api.policy import (
     throttle,
 )
 from billing.stripe_api.sdk import client, configure_module
-from billing.stripe_api.signatures import SignatureInvalid, signature_header, signature_verify
+from billing.stripe_api.signatures import (
+    SignatureInvalid,
+    event_notification,
+    signature_header,
+    signature_verify,
+)
 
 __all__ = [
     "SignatureInvalid",
@@ -68,6 +74,7 @@ __all__ = [
     "create",
     "customer_facing",
     "delete",
+    "event_notification",
     "idempotency_key",
     "list_all",
     "list_page",

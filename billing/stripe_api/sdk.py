@@ -126,7 +126,9 @@ def service(object_type: str):
     return service
 
 
-def json_request(method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+def json_request(
+    method: str, path: str, params: dict[str, Any], *, api_mode: str = "V1"
+) -> dict[str, Any]:
     """``StripeClient.raw_request``, answering plain dicts: stripe-python parses every answer
     into OrderedDicts, which cost four times what orjson does and which callers copy again
     (``sync.objects_write`` writes plain dicts as they are). An error answer goes through
@@ -134,7 +136,8 @@ def json_request(method: str, path: str, params: dict[str, Any]) -> dict[str, An
 
     Built on stripe-python 15's requestor (dj-stripe pins stripe below 16), as
     ``raw_request`` itself is: the one use of stripe-python's private API, checked by
-    ``tests/billing/test_stripe_api.py::test_the_requestor_json_request_relies_on_is_there``."""
+    ``tests/billing/test_stripe_api.py::test_the_requestor_json_request_relies_on_is_there``.
+    ``api_mode="V2"`` for ``/v2`` paths (v2 lists, followed by their ``next_page_url``)."""
     requestor = client()._requestor
     body, code, headers = requestor.request_raw(
         method,
@@ -142,9 +145,9 @@ def json_request(method: str, path: str, params: dict[str, Any]) -> dict[str, An
         params=params,
         options={},
         base_address="api",
-        api_mode="V1",
+        api_mode=api_mode,
         usage=["raw_request"],
     )
     if 200 <= code < 300:
         return fastjson.loads(body)
-    return requestor._interpret_response(body, code, headers, "V1").data  # raises
+    return requestor._interpret_response(body, code, headers, api_mode).data  # raises

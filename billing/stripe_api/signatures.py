@@ -1,4 +1,4 @@
-"""Webhook signatures: verification is local, but it is stripe-python's code."""
+"""Webhook signatures, and thin notifications read: local work, but stripe-python's code."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import stripe
+from stripe.v2.core import EventNotification
+
+from billing.stripe_api.sdk import client
 
 
 class SignatureInvalid(Exception):
@@ -57,3 +61,11 @@ def signature_header(*, payload: str, secret: str, timestamp: int) -> str:
     signed = f"{timestamp}.{payload}".encode()
     signature = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={signature}"
+
+
+def event_notification(payload: dict[str, Any]) -> EventNotification:
+    """A thin event notification read as stripe-python reads it
+    (``StripeClient.parse_event_notification``, whose signature check ``signature_verify``
+    has made already): raises ``ValueError``, ``KeyError`` or ``TypeError`` for a body it
+    cannot read. Nothing is requested from Stripe."""
+    return EventNotification.from_json(payload, client())

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 
 from billing import display
+from config.admin import section_of
 
 register = template.Library()
 
@@ -43,3 +44,15 @@ def result_count(changelist) -> str:
     if getattr(paginator, "capped", False):
         return f"more than {paginator.cap:,}"
     return f"{changelist.result_count:,}"
+
+
+@register.filter
+def section_name(opts) -> str:
+    """The name of the index section a model is listed under (breadcrumbs use it)."""
+    return section_of(opts)[0]
+
+
+@register.filter
+def section_app(opts) -> str:
+    """The app label of the index section a model is listed under (its breadcrumb's link)."""
+    return section_of(opts)[1]

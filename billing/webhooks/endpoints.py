@@ -111,6 +111,13 @@ class Endpoint:
     received_24h: int = 0
     missing_types: list[str] = field(default_factory=list)  # handled but not subscribed
     extra_types: list[str] = field(default_factory=list)  # subscribed but handled by nobody
+    # What Stripe sends it: snapshot (v1 events, at api_version) or thin (unversioned).
+    payload: str = "snapshot"
+    uuid: str = ""  # the local uuid in its URL ("" when this deployment has no row for it)
+
+    @property
+    def kind(self) -> str:
+        return "event destination" if self.id.startswith("ed_") else "webhook endpoint"
 
     @property
     def enabled(self) -> bool:
@@ -118,7 +125,13 @@ class Endpoint:
 
     @property
     def version_matches(self) -> bool:
-        return self.api_version == settings.STRIPE_API_VERSION
+        """Thin events are unversioned: their objects are fetched at the pinned version."""
+        return self.payload == "thin" or self.api_version == settings.STRIPE_API_VERSION
+
+    def takes(self, event_type: str) -> bool:
+        """Whether Stripe sends it events of this (v1) type, in its payload style."""
+        enabled = set(self.enabled_events)
+        return "*" in enabled or event_type in enabled or f"v1.{event_type}" in enabled
 
     @property
     def usable(self) -> bool:
@@ -133,9 +146,14 @@ class Endpoint:
         return self.url.split(WEBHOOK_PATH, 1)[0]
 
 
-def types_difference(enabled_events: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(handled types the endpoint misses, subscribed types no code handles)."""
+def types_difference(
+    enabled_events: Iterable[str], *, thin: bool = False
+) -> tuple[list[str], list[str]]:
+    """(handled types the endpoint misses, subscribed types no code handles); a thin
+    destination's are named ``v1.<type>``."""
     wanted = set(registry.subscribed_event_types())
+    if thin:
+        wanted = {f"v1.{t}" for t in wanted}
     subscribed = set(enabled_events or ())
     if "*" in subscribed:
         return [], ["*"]
@@ -205,6 +223,7 @@ def endpoints_list(*, from_stripe: bool = True, max_age: int = 0) -> list[Endpoi
                 received_24h=received.get(endpoint_id, 0),
                 missing_types=missing,
                 extra_types=extra,
+                uuid=str(row.djstripe_uuid) if row is not None else "",
             )
         )
     epoch = datetime.min.replace(tzinfo=UTC)

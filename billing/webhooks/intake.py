@@ -1,31 +1,25 @@
-"""Webhook intake: verify a delivery against its endpoint's secrets, store the event once,
-count a refusal. No Stripe call and no business work happens here."""
+"""Webhook intake: verify a delivery against its endpoint's or event destination's secrets
+(``receivers``), store the event once, snapshot or thin (``thin``), count a refusal. No Stripe
+call and no business work happens here."""
 
 from __future__ import annotations
 
 import functools
 import json
 import logging
-import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
-from djstripe.models import WebhookEndpoint
 
 from billing import stripe_api
-from billing.models import (
-    InboundEvent,
-    WebhookDelivery,
-    WebhookSecret,
-)
-from billing.webhooks import queue
+from billing.models import InboundEvent, PayloadStyle, WebhookDelivery
+from billing.webhooks import queue, thin
+from billing.webhooks.receivers import Receiver, receiver_cache, receiver_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +75,13 @@ def _depth(value: Any) -> int:
 
 
 def _event_fields(payload: dict[str, Any]) -> dict[str, Any]:
-    """Validate the shape of a Stripe event and pick what the inbox indexes."""
+    """Validate the shape of a Stripe event, snapshot or thin, and pick what the inbox
+    indexes."""
+    if isinstance(payload, dict) and payload.get("object") == thin.V2_EVENT:
+        try:
+            return thin.notification_fields(payload)
+        except ValueError as exc:
+            raise DeliveryRejected(400, f"thin event: {exc}", "not_an_event") from None
     if not isinstance(payload, dict) or payload.get("object") != "event":
         raise DeliveryRejected(400, "body is not a Stripe event object", "not_an_event")
     event_id, event_type = payload.get("id"), payload.get("type")
@@ -104,18 +104,8 @@ def _event_fields(payload: dict[str, Any]) -> dict[str, Any]:
         "object_id": str(obj.get("id") or "")[:255],
         "request_id": str(request.get("id") or "")[:255],
         "idempotency_key": str(request.get("idempotency_key") or "")[:255],
+        "payload_style": PayloadStyle.SNAPSHOT,
     }
-
-
-def endpoint_secrets(endpoint: WebhookEndpoint) -> Iterator[str]:
-    """The current secret, then rotated-out ones still inside their overlap.
-
-    Lazy: the rotated-out secrets are read only when the current one does not verify, so an
-    ordinary delivery costs no query for them.
-    """
-    yield endpoint.secret
-    previous = WebhookSecret.objects.filter(endpoint=endpoint, expires_at__gt=timezone.now())
-    yield from previous.values_list("secret", flat=True)
 
 
 def _signature_code(reason: str) -> str:
@@ -128,66 +118,26 @@ def _signature_code(reason: str) -> str:
     return "bad_signature"
 
 
-class _EndpointCache:
-    """Endpoints as this process last read them, for intake: a delivery that verifies against
-    a recent read costs no query for its endpoint.
-
-    An entry serves for ``BILLING_ENDPOINT_CACHE_SECONDS``. It can only let a delivery in:
-    anything it would refuse (an unknown or disabled endpoint, a signature that does not
-    verify, e.g. just after a secret rotation) is decided again on a fresh read. Saving or
-    deleting an endpoint drops its entry in the process that does it; elsewhere a disabled or
-    deleted endpoint stops accepting within that time.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[uuid.UUID, tuple[float, WebhookEndpoint]] = {}
-
-    def get(self, endpoint_uuid: uuid.UUID) -> WebhookEndpoint | None:
-        entry = self._entries.get(endpoint_uuid)
-        if entry is None or time.monotonic() - entry[0] > settings.BILLING_ENDPOINT_CACHE_SECONDS:
-            return None
-        return entry[1]
-
-    def read(self, endpoint_uuid: uuid.UUID) -> WebhookEndpoint | None:
-        endpoint = (
-            WebhookEndpoint.objects.filter(djstripe_uuid=endpoint_uuid)
-            .only("djstripe_id", "id", "secret", "status", "djstripe_tolerance", "djstripe_uuid")
-            .first()
-        )
-        if endpoint is None:
-            self._entries.pop(endpoint_uuid, None)
-        else:
-            self._entries[endpoint_uuid] = (time.monotonic(), endpoint)
-        return endpoint
-
-    def drop(self, endpoint_uuid: uuid.UUID) -> None:
-        self._entries.pop(endpoint_uuid, None)
-
-
-endpoint_cache = _EndpointCache()
-
-
-def _endpoint_verified(
-    endpoint_uuid: uuid.UUID, body: bytes, signature: str
-) -> tuple[WebhookEndpoint, str, int]:
-    """The endpoint, the body as text and the signature's timestamp; a refusal raises.
-
-    Tried on the cached endpoint first; a refusal is only ever decided on a fresh read.
-    """
-    cached = endpoint_cache.get(endpoint_uuid)
+def _receiver_verified(
+    receiver_uuid: uuid.UUID, body: bytes, signature: str
+) -> tuple[Receiver, str, int]:
+    """The endpoint or destination, the body as text and the signature's timestamp; a
+    refusal raises. Tried on the cached receiver first; a refusal is only ever decided on a
+    fresh read."""
+    cached = receiver_cache.get(receiver_uuid)
     if cached is not None:
         try:
             return _verified(cached, body, signature)
         except DeliveryRejected:
             pass
-    return _verified(endpoint_cache.read(endpoint_uuid), body, signature)
+    return _verified(receiver_cache.read(receiver_uuid), body, signature)
 
 
-def _verified(
-    endpoint: WebhookEndpoint | None, body: bytes, signature: str
-) -> tuple[WebhookEndpoint, str, int]:
-    if endpoint is None or endpoint.status == "disabled":
-        raise DeliveryRejected(404, "unknown or disabled webhook endpoint", "unknown_endpoint")
+def _verified(receiver: Receiver | None, body: bytes, signature: str) -> tuple[Receiver, str, int]:
+    if receiver is None or not receiver.enabled:
+        raise DeliveryRejected(
+            404, "unknown or disabled webhook endpoint or event destination", "unknown_endpoint"
+        )
     if len(body) > MAX_WEBHOOK_BODY:
         raise DeliveryRejected(
             413, f"body of {len(body)} bytes is over {MAX_WEBHOOK_BODY}", "too_large"
@@ -200,14 +150,14 @@ def _verified(
         signed_at = stripe_api.signature_verify(
             payload=text,
             header=signature,
-            secrets=endpoint_secrets(endpoint),
-            tolerance=endpoint.djstripe_tolerance,
+            secrets=receiver_secrets(receiver),
+            tolerance=receiver.tolerance,
         )
     except stripe_api.SignatureInvalid as exc:
         raise DeliveryRejected(
             400, f"signature: {exc.reason}", _signature_code(exc.reason)
         ) from None
-    return endpoint, text, signed_at
+    return receiver, text, signed_at
 
 
 def delivery_accept(
@@ -227,11 +177,11 @@ def delivery_accept(
     are written, and a broker that cannot take it does not fail the delivery (the periodic
     requeue sends it later).
     """
-    endpoint, text, signed_at = _endpoint_verified(endpoint_uuid, body, signature)
+    receiver, text, signed_at = _receiver_verified(endpoint_uuid, body, signature)
     fields = _event_fields(_parsed(text))
 
     delivery = {
-        "endpoint": endpoint.pk,
+        "endpoint": receiver.endpoint_pk,
         "endpoint_uuid": endpoint_uuid,
         "event": fields["id"],
         "status_code": 200,
@@ -341,14 +291,21 @@ def _insert_values(model: type, values: dict[str, Any]) -> tuple[str, list[Any]]
     return sql, params
 
 
-def event_store(*, payload: dict[str, Any]) -> DeliveryAccepted:
+def event_store(
+    *, payload: dict[str, Any], fetched: dict[str, Any] | None = None
+) -> DeliveryAccepted:
     """Store one Stripe event once (unique on its id) and queue its processing on commit.
 
     The inbox of every way an event reaches us besides webhook intake: the replay of events
-    Stripe lists that never arrived (``billing.operators.replay``). Raises ``DeliveryRejected`` for
-    something that is not an event.
+    Stripe lists that never arrived (``billing.operators.replay``). ``payload`` is the event as
+    a delivery would bring it (for a thin event, its notification); ``fetched`` is a thin
+    event's full v2 event, when it is at hand (a v2 list brings it whole). Raises
+    ``DeliveryRejected`` for something that is not an event.
     """
     fields = _event_fields(payload)
+    if fetched is not None and fields["payload_style"] == PayloadStyle.THIN:
+        fields["fetched_event"] = fetched
+        fields["snapshot_event"] = str(fetched.get("snapshot_event") or "")[:255]
     created = _event_insert(fields=fields, payload_json=json.dumps(payload))
     if created:
         queue.event_enqueue(event_id=fields["id"])

@@ -11,6 +11,10 @@ Rules this module keeps (see DESIGN.md):
 - an event's effects happen once: a run claims the event with a conditional UPDATE (a lease),
   and the claim is checked again, row locked, in the transaction that applies the effects;
   handlers are idempotent themselves as a second layer;
+- a change's effects happen once whatever payload style brings it: a thin event and the
+  snapshot event of the same change (``twins``) apply it once, the other is a ``duplicate``;
+  a thin event is otherwise processed as a snapshot event is (its related object re-fetched),
+  and its full v2 event is fetched only when a handler reads the event (``thin``);
 - retries follow the event's own ``attempts`` and ``next_attempt_at``, never the task's: a
   run for an event that is not due does nothing, so requeuing cannot start a second chain.
 """
@@ -26,9 +30,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import mirror, types
-from billing.models import InboundEvent
-from billing.webhooks import queue
-from billing.webhooks.registry import HANDLERS, EventContext
+from billing.models import InboundEvent, PayloadStyle
+from billing.webhooks import queue, thin, twins
+from billing.webhooks.registry import HANDLERS, READS_EVENT, EventContext
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +91,35 @@ def _claim(event_id: str) -> datetime | None:
 def _run(event_id: str, claimed_at: datetime) -> str:
     event = InboundEvent.objects.get(pk=event_id)
     started = timezone.now()
+    if early := thin.early_outcome(event):  # a ping, an object this shop does not mirror
+        return _finish_claimed(event, claimed_at, *early)
     if event.type not in HANDLERS:
         return _finish_claimed(
-            event, claimed_at, InboundEvent.Status.IGNORED, "no handler registered for this type"
+            event, claimed_at, InboundEvent.Status.IGNORED, "nothing to do for this kind of event"
         )
     if not event.object_id:
         return _finish_claimed(
-            event, claimed_at, InboundEvent.Status.PROCESSED, "event has no object to fetch"
+            event,
+            claimed_at,
+            InboundEvent.Status.PROCESSED,
+            "the event names no object; nothing to do",
         )
     if mismatch := _object_mismatch(event):
         # Signed, so not forged by a stranger; but no handler may act on an object other than
         # the kind its event names (a "session completed" about a payment intent).
         return _finish_claimed(event, claimed_at, InboundEvent.Status.IGNORED, mismatch)
+    # The same change may have come as a snapshot event and as a thin event (both receivers
+    # live during an upgrade): the first applies it, the other has nothing to do.
+    twins.pair(event)
+    if twin := twins.applied_twin(event):
+        status, outcome = InboundEvent.Status.DUPLICATE, twins.duplicate_outcome(twin)
+        return _finish_claimed(event, claimed_at, status, outcome)
+    # A thin event carries no changes: fetched (once) for a handler that reads them.
+    full_missing = (
+        event.payload_style == PayloadStyle.THIN
+        and event.type in READS_EVENT
+        and thin.full_event(event) is None
+    )
 
     reused = mirror.coalesced(
         object_type=event.object_type,
@@ -112,25 +133,41 @@ def _run(event_id: str, claimed_at: datetime) -> str:
     )
 
     with transaction.atomic():
+        twins.change_lock(event)
         event = InboundEvent.objects.select_for_update().get(pk=event_id)
         if not _holds(event, claimed_at):
             return "skipped: the claim was taken over after its lease expired"
+        if twin := twins.applied_twin(event):  # it applied the change while we fetched
+            event.attempts += 1
+            _finish(event, InboundEvent.Status.DUPLICATE, twins.duplicate_outcome(twin), started)
+            return event.status
         synced = reused or mirror.object_write(
             data=fetched.data, started_at=fetched.started_at, expand=fetched.expand
         )
         handler = HANDLERS[event.type]
-        notes = ["mirror reused (coalesced)" if synced.coalesced else "object fetched"]
+        # In words support reads on the event's page (the flags themselves are on the row).
+        notes = [
+            "used the copy fetched from Stripe moments ago for another event"
+            if synced.coalesced
+            else "fetched from Stripe"
+        ]
         if fetched is not None and not synced.written:
-            notes.append("mirror already held a later fetch; kept it")
+            notes.append("a newer copy was already saved; kept that one")
         if synced.deleted:
-            notes.append("object deleted in Stripe; marked deleted in the mirror")
+            notes.append("deleted in Stripe; marked deleted here")
         if handler is not None:
             context = EventContext(
-                event=event, obj=synced.obj, mirror=synced.mirror, coalesced=synced.coalesced
+                event=event,
+                obj=synced.obj,
+                mirror=synced.mirror,
+                coalesced=synced.coalesced,
+                previous_attributes=thin.previous_attributes(event),
             )
             result = handler(context)
             if result:
                 notes.append(result)
+        if full_missing:
+            notes.append("its full event is gone from Stripe: the handler saw no changes")
         event.attempts += 1
         _finish(event, InboundEvent.Status.PROCESSED, "; ".join(notes), started)
         return event.status

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from billing import mirror, types
@@ -23,6 +23,9 @@ class EventContext:
     obj: dict[str, Any]  # the object as Stripe has it now, with the registered expansions
     mirror: Any | None  # the dj-stripe row just upserted (None for types without a model)
     coalesced: bool  # True when an earlier fetch (started after this event arrived) served it
+    # What the change altered, as it was before, for handlers registered with ``reads_event``:
+    # a snapshot event's ``previous_attributes``, a thin event's ``changes.before``.
+    previous_attributes: dict[str, Any] = field(default_factory=dict)
 
 
 Handler = Callable[[EventContext], str | None]
@@ -31,14 +34,20 @@ Handler = Callable[[EventContext], str | None]
 HANDLERS: dict[str, Handler | None] = {}
 # Stripe object type -> expansions to ask for whenever that object is fetched.
 EXPANSIONS = mirror.EXPANSIONS
+# Event types whose handler reads the event, not only the object (for a thin event, the full
+# v2 event is fetched before it runs: one more request).
+READS_EVENT: set[str] = set()
 
 
 def object_type_for_event_type(event_type: str) -> str:
     return types.for_event(event_type)
 
 
-def register(*event_types: str, expand: Iterable[str] = ()) -> Callable[[Handler], Handler]:
-    """Register a business handler for event types, with the expansions it reads.
+def register(
+    *event_types: str, expand: Iterable[str] = (), reads_event: bool = False
+) -> Callable[[Handler], Handler]:
+    """Register a business handler for event types, with the expansions it reads; with
+    ``reads_event``, it reads ``EventContext.previous_attributes`` too.
 
     Handlers must be idempotent (state check under ``select_for_update``): the pipeline
     processes each event once, but the same business fact can arrive as several events.
@@ -49,6 +58,8 @@ def register(*event_types: str, expand: Iterable[str] = ()) -> Callable[[Handler
             if HANDLERS.get(event_type) not in (None, fn):
                 raise ValueError(f"{event_type} already has a handler: {HANDLERS[event_type]}")
             HANDLERS[event_type] = fn
+            if reads_event:
+                READS_EVENT.add(event_type)
             EXPANSIONS.setdefault(object_type_for_event_type(event_type), set()).update(expand)
         return fn
 

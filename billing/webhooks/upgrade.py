@@ -26,6 +26,7 @@ from django.utils import timezone
 from billing import mirror, stripe_api
 from billing.models import InboundEvent, WebhookDelivery
 from billing.webhooks import registry
+from billing.webhooks.destinations import receiver_get, receivers_list
 from billing.webhooks.endpoints import (
     Endpoint,
     EndpointError,
@@ -59,7 +60,7 @@ def webhook_endpoint_sync(*, base_url: str) -> SyncResult:
     An endpoint's version cannot be changed in Stripe: when this deployment's endpoint is at
     another version, use ``webhook_endpoint_upgrade`` (a second endpoint), not sync.
     """
-    base_url = _base_url_validate(base_url)
+    base_url = base_url_validate(base_url)
     version = settings.STRIPE_API_VERSION
     wanted = registry.subscribed_event_types()
     ours = [e for e in endpoints_list() if e.in_stripe and e.is_for(base_url)]
@@ -104,7 +105,7 @@ def webhook_endpoint_sync(*, base_url: str) -> SyncResult:
     )
 
 
-def _base_url_validate(base_url: str) -> str:
+def base_url_validate(base_url: str) -> str:
     base_url = (base_url or "").rstrip("/")
     if not re.match(r"^https?://[^/\s]+(/\S*)?$", base_url):
         raise EndpointError(
@@ -149,7 +150,7 @@ def webhook_endpoint_upgrade(*, to_version: str, base_url: str | None = None) ->
                 "name this deployment's with --base-url."
             )
         base_url = bases.pop() if bases else settings.SITE_URL
-    base_url = _base_url_validate(base_url)
+    base_url = base_url_validate(base_url)
     target = next(
         (e for e in endpoints if e.usable and e.is_for(base_url) and e.api_version == to_version),
         None,
@@ -168,24 +169,25 @@ def webhook_endpoint_upgrade(*, to_version: str, base_url: str | None = None) ->
 
 
 def upgrade_overlap(*, new: Endpoint, base_url: str) -> list[Overlap]:
-    """Per endpoint of this deployment: events received since ``new`` was created."""
+    """Per endpoint or event destination of this deployment: changes received since ``new``
+    was created. A change is an event, or a snapshot event and its thin twin together (known
+    once the thin one is processed: until then it counts on its own)."""
     since = new.created or timezone.now()
-    ours = [e for e in endpoints_list() if e.is_for(base_url) and e.in_stripe]
-    ids = [e.id for e in ours]
+    ours = [e for e in receivers_list() if e.is_for(base_url) and e.in_stripe and e.uuid]
     deliveries = (
         WebhookDelivery.objects.filter(
-            endpoint__id__in=ids, event__isnull=False, received_at__gte=since
+            endpoint_uuid__in=[e.uuid for e in ours], event__isnull=False, received_at__gte=since
         )
-        .values_list("endpoint__id", "event_id")
+        .values_list("endpoint_uuid", "event_id", "event__snapshot_event")
         .distinct()
     )
-    by_event: dict[str, set[str]] = {}
-    for endpoint_id, event_id in deliveries:
-        by_event.setdefault(event_id, set()).add(endpoint_id)
+    by_change: dict[str, set[str]] = {}
+    for receiver_uuid, event_id, twin in deliveries:
+        by_change.setdefault(twin or event_id, set()).add(str(receiver_uuid))
     result = []
     for endpoint in ours:
-        mine = [eid for eid, where in by_event.items() if endpoint.id in where]
-        only = sum(1 for eid in mine if by_event[eid] == {endpoint.id})
+        mine = [key for key, where in by_change.items() if endpoint.uuid in where]
+        only = sum(1 for key in mine if by_change[key] == {endpoint.uuid})
         result.append(Overlap(endpoint=endpoint, received=len(mine), only_here=only))
     return result
 
@@ -202,7 +204,7 @@ def webhook_endpoint_at_risk(*, endpoint_id: str) -> list[dict[str, Any]]:
     stored it, and no other enabled endpoint of ours already existed and took its type then.
     """
     endpoint = endpoint_get(endpoint_id=endpoint_id)
-    others = [e for e in endpoints_list() if e.usable and e.id != endpoint.id]
+    others = [e for e in receivers_list() if e.usable and e.id != endpoint.id]
     since = max(endpoint.created or timezone.now(), timezone.now() - RETRY_WINDOW)
     subscribed = set(endpoint.enabled_events)
     candidates = [
@@ -213,30 +215,29 @@ def webhook_endpoint_at_risk(*, endpoint_id: str) -> list[dict[str, Any]]:
         )
     ]
     candidates = [e for e in candidates if "*" in subscribed or e["type"] in subscribed]
-    stored = set(
-        InboundEvent.objects.filter(id__in=[e["id"] for e in candidates]).values_list(
-            "id", flat=True
-        )
+    ids = [e["id"] for e in candidates]
+    stored = set(InboundEvent.objects.filter(id__in=ids).values_list("id", flat=True))
+    # ... or its thin twin (a thin event standing for it) is
+    stored |= set(
+        InboundEvent.objects.filter(snapshot_event__in=ids).values_list("snapshot_event", flat=True)
     )
 
     def covered(event: dict[str, Any]) -> bool:
         created = created_at(event["created"])
         return any(
-            o.created is not None
-            and o.created < created
-            and ("*" in o.enabled_events or event["type"] in o.enabled_events)
-            for o in others
+            o.created is not None and o.created < created and o.takes(event["type"]) for o in others
         )
 
     return [e for e in candidates if e["id"] not in stored and not covered(e)]
 
 
 def webhook_endpoint_successors(*, endpoint_id: str) -> list[Endpoint]:
-    """Other enabled, verifiable endpoints for the same site as ``endpoint_id``."""
-    endpoint = endpoint_get(endpoint_id=endpoint_id)
+    """Other enabled, verifiable endpoints or event destinations for the same site as
+    ``endpoint_id`` (an endpoint or a destination)."""
+    endpoint = receiver_get(receiver_id=endpoint_id)
     return [
         e
-        for e in endpoints_list()
+        for e in receivers_list()
         if e.id != endpoint.id and e.usable and e.base_url == endpoint.base_url
     ]
 

@@ -20,7 +20,9 @@ from billing.console import reprocess
 from billing.display import admin_url, when
 from billing.money import format_amount
 from orders import selectors, totals
+from orders.admin import find
 from orders.admin.payments import flag_text, payment_stripe_link, resolve_url
+from orders.admin.refunds import after_sale_context
 from orders.models import Order, OrderItem, OrderPayment
 from orders.services import flags
 
@@ -92,7 +94,7 @@ class OrderPaymentInline(ReadOnlyInline):
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
     list_display = ("number", "public_id", "buyer", "status", "total", "mode", "created")
-    list_filter = ("status", "mode")
+    list_filter = ("status", "disputed", "mode")
     search_fields = ("public_id",)  # the box is shown; ``order_search`` does the finding
     search_help_text = (
         "An order number (3F9A0C21) or id (ord_...), an email (or its beginning and *), a "
@@ -304,10 +306,12 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
             "audits": audits,
             "can_reprocess": request.user.has_perm(permissions.REPROCESS),
             "reprocess_url": admin_url("orders_order", order.public_id, "reprocess"),
+            **after_sale_context(request, order),
         }
 
     def get_urls(self):
         return [
+            path("find/", self.admin_site.admin_view(find.find_view), name="orders_order_find"),
             path(
                 "<path:object_id>/reprocess/",
                 self.admin_site.admin_view(self.reprocess_view),

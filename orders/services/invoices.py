@@ -18,6 +18,7 @@ from orders.models import Order, OrderPayment
 from orders.services import state
 from orders.services.payments import F, P, payment_order, payment_settle
 from orders.services.state import K
+from orders.wording import status_words
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,10 @@ def order_invoice_paid(*, invoice: dict[str, Any], source: str, event_id: str = 
             state.link_if_mirrored(order, "customer", Customer, stripe_id(invoice.get("customer")))
         if payment.applied:
             order.save()
-            return f"order {order.public_id} already {order.status} by {payment.stripe_id}"
+            return (
+                f"order {order.public_id} is already {status_words(order.status)}, paid by "
+                f"{payment.stripe_id}; nothing to change"
+            )
         payment.status = P.SUCCEEDED
         payment.amount = invoice.get("amount_paid") or 0
         payment.currency = invoice.get("currency") or ""

@@ -94,7 +94,9 @@ def _problems(*, order: Order, payment: OrderPayment, own: bool, distrust: str) 
     problems = []
     paid_by = order.payments.filter(applied=True).exclude(pk=payment.pk).first()
     if paid_by is not None or order.status in PAID_STATES:
-        problems.append((F.SECOND_PAYMENT, f"order already paid ({paid_by or 'before payments were recorded'})"))
+        problems.append(
+            (F.SECOND_PAYMENT, f"order already paid ({paid_by or 'before payments were recorded'})")
+        )
     if payment.currency.lower() != order.currency.lower():
         problems.append(
             (

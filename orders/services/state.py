@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orders import receipts
 from orders.models import TRANSITIONS, Order, OrderHistory, OrderPayment
 
 logger = logging.getLogger(__name__)
@@ -291,5 +292,7 @@ def order_paid(*, order: Order, source: str, event_id: str, actor=None, note: st
         source=source,
         actor=actor,
         event_id=event_id,
-        note="digital goods: fulfilled on payment",
+        note="digital goods: complete on payment",
     )
+    # The receipt, with the downloads, mailed by the worker once this commits.
+    receipts.order_paid_mail_queue(order=order)

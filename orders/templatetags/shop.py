@@ -38,6 +38,12 @@ def subscription_label(subscription) -> str:
     return wording.subscription_label(subscription.status, subscription.cancel_at_period_end)
 
 
+@register.filter
+def refund_line(refund) -> str:
+    """A refund (``OrderRefund``) in the customer's words: "$5.00 refunded on 12 Jan 2027"."""
+    return wording.refund_line(refund)
+
+
 @register.simple_tag
 def shop_name() -> str:
     return settings.SHOP_NAME

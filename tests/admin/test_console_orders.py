@@ -91,7 +91,7 @@ def test_the_order_page_tells_the_whole_story(world, staff):
     kinds = {e.kind for e in timeline}
     assert {"order", "event"} <= kinds
     assert any(e.title == "charge.refunded" and e.url for e in timeline)
-    assert any(e.title == "paid → fulfilled" for e in timeline)
+    assert any(e.title == "Paid → Complete" for e in timeline)  # the customer's words
     # the event history of all its objects
     events = response.context["events"]
     assert {e.object_id for e in events} >= {order.payment_intent_id, world.refund_id}

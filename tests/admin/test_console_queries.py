@@ -69,6 +69,8 @@ def pages(world) -> dict[str, str]:
     ):  # fmt: skip
         urls[f"order search by {kind}"] = f"{orders}?q={term}"
     urls["order list by status"] = f"{orders}?status=fulfilled"
+    urls["front page"] = reverse("admin:index")
+    urls["resolve page"] = reverse("admin:orders_orderpayment_resolve") + "?ids=1,2"
     urls["charge list by status"] = reverse("admin:djstripe_charge_changelist") + "?status=failed"
     urls["invoice list by status"] = reverse("admin:djstripe_invoice_changelist") + "?status=paid"
     urls["order page"] = reverse("admin:orders_order_change", args=[quote(paid.public_id)])

@@ -188,7 +188,7 @@ def test_a_payment_intent_made_by_hand_is_found_and_recorded_flagged(
     report, _ = reconcile("--fix")
     (found,) = by_kind(report)["unrecorded_payment"]
     assert (found["stripe_id"], found["order"]) == (by_hand.id, order.public_id)
-    assert "flagged second_payment" in found["fixed"]
+    assert "flagged for support (second payment" in found["fixed"]
     payment = OrderPayment.objects.get(payment_intent_id=by_hand.id)
     assert payment.kind == OrderPayment.Kind.PAYMENT_INTENT and not payment.applied
     assert payment.flag == OrderPayment.Flag.SECOND_PAYMENT

@@ -23,10 +23,19 @@ class Command(BaseCommand):
             metavar="TYPE",
             help="event types (default: those the webhook endpoints subscribe to)",
         )
+        parser.add_argument(
+            "--payload",
+            choices=("snapshot", "thin"),
+            default=None,
+            help="which events list to read: v1 (snapshot) or v2 (thin); default "
+            "STRIPE_EVENT_PAYLOAD",
+        )
 
-    def handle(self, *args, since, types, **options):
+    def handle(self, *args, since, types, payload, **options):
         try:
-            result = replay.events_replay(since=parse_when(since), types=split_types(types))
+            result = replay.events_replay(
+                since=parse_when(since), types=split_types(types), style=payload
+            )
         except replay.ReplayError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(

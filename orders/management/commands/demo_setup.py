@@ -13,6 +13,7 @@ from djstripe.models import WebhookEndpoint
 from billing import stripe_api
 from billing.webhooks.endpoints import WEBHOOK_PATH, webhook_endpoint_create
 from orders.demo import demo_catalog_seed
+from orders.demo_files import demo_downloads_write
 from orders.references import references_fill
 from orders.services import catalog_sync
 from orders.staff import BILLING_ADMIN, SUPPORT
@@ -76,6 +77,8 @@ class Command(BaseCommand):
         )
         created = demo_catalog_seed()
         counts = catalog_sync()
+        # The digital products' files, so a demo customer can download what they buy.
+        files = demo_downloads_write()
         # A demo kept from before the order references existed: its orders tied now (cheap).
         references_fill()
         base = settings.SITE_URL
@@ -84,7 +87,7 @@ class Command(BaseCommand):
             return  # make demo prints its own summary, logins included
         self.stdout.write(
             f"Catalog: {created} new demo products; mirrored {counts['product']} products, "
-            f"{counts['price']} prices."
+            f"{counts['price']} prices; {files} download files written."
         )
         self.stdout.write(
             f"Webhook endpoint {endpoint.id} ({'new' if new else 'existing'}): {endpoint.url}"

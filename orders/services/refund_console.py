@@ -43,6 +43,10 @@ REFUND = "orders.refund"
 REQUEST_REFUND = "orders.request_refund"
 SOURCE = "support console"
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+DISPUTED = (
+    "This payment is charged back (a dispute stands): Stripe refunds no disputed charge. "
+    "Respond to the dispute, or accept it, in Stripe's Dashboard. Nothing was sent to Stripe."
+)
 
 
 class RefundRefused(Exception):
@@ -105,10 +109,7 @@ def refund_plan(
     if target is None:
         raise RefundRefused("Choose a payment of this order that took money.")
     if target.disputed:
-        raise RefundRefused(
-            "This payment is charged back (a dispute stands): Stripe refunds no disputed "
-            "charge. Respond to the dispute, or accept it, in Stripe's Dashboard."
-        )
+        raise RefundRefused(DISPUTED)
     chosen = []
     if lines:
         items = {item.pk: item for item in order.items.all()}
@@ -250,6 +251,8 @@ def refund_approve(*, actor, refund_pk: int, note: str = "") -> OrderRefund:
             target = refund_targets.target_for(
                 order=order, payment_id=row.payment_id, excluding=row.pk
             )
+            if target is not None and target.disputed:
+                raise RefundRefused(DISPUTED)
             if target is None or row.amount > target.remaining:
                 left = format_amount(target.remaining if target else 0, row.currency)
                 raise RefundRefused(

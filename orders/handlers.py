@@ -8,8 +8,10 @@ event's outcome, not treated as errors.
 from __future__ import annotations
 
 from billing.consts import EventType as E
+from billing.display import stripe_id
 from billing.webhooks.registry import EventContext, register
 from orders import services
+from orders.services import disputes, refunds
 
 # One fetch of a completed session brings what fulfilment links: the payment intent with its
 # charge (receipt), and the subscription. Expanding here is what keeps dj-stripe from
@@ -32,7 +34,25 @@ def _source(ctx: EventContext) -> dict[str, str]:
     expand=SESSION_EXPAND,
 )
 def session_changed(ctx: EventContext) -> str | None:
-    return services.order_session_apply(session=ctx.obj, **_source(ctx))
+    outcome = services.order_session_apply(session=ctx.obj, **_source(ctx))
+    return _adopt(ctx, outcome, stripe_id(ctx.obj.get("payment_intent")))
+
+
+def _adopt(ctx: EventContext, outcome: str | None, *intent_ids: str | None) -> str | None:
+    """Once a payment is recorded: the refunds and disputes whose events came before it (a
+    dispute card disputes before Checkout completes) recorded on its order now."""
+    adopted = []
+    for intent_id in filter(None, intent_ids):
+        adopted += disputes.disputes_adopt(payment_intent_id=intent_id, **_source(ctx))
+        adopted += refunds.refunds_adopt(payment_intent_id=intent_id, **_source(ctx))
+    return "; ".join(filter(None, [outcome, *adopted])) or None
+
+
+def _invoice_intents(invoice: dict) -> list[str | None]:
+    paid = [item.get("payment") or {} for item in (invoice.get("payments") or {}).get("data") or []]
+    return [stripe_id(invoice.get("payment_intent"))] + [
+        stripe_id(p.get("payment_intent")) for p in paid
+    ]
 
 
 # Expansions are per object type, so these serve every charge fetch (charge.succeeded too):
@@ -64,14 +84,16 @@ def subscription_changed(ctx: EventContext) -> str | None:
 
 @register(E.INVOICE_PAID)
 def invoice_paid(ctx: EventContext) -> str | None:
-    return services.order_invoice_paid(invoice=ctx.obj, **_source(ctx))
+    outcome = services.order_invoice_paid(invoice=ctx.obj, **_source(ctx))
+    return _adopt(ctx, outcome, *_invoice_intents(ctx.obj))
 
 
 # A payment intent made outside Checkout and invoices that names an order: recorded and
 # flagged for support (the order's own intents are recorded with their session or invoice).
 @register(E.PAYMENT_INTENT_SUCCEEDED)
 def payment_intent_succeeded(ctx: EventContext) -> str | None:
-    return services.order_intent_record(intent=ctx.obj, **_source(ctx))
+    outcome = services.order_intent_record(intent=ctx.obj, **_source(ctx))
+    return _adopt(ctx, outcome, ctx.obj.get("id"))
 
 
 # Refunds, whoever made them (the console, Stripe's Dashboard, the API): each recorded as the

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
-from djstripe.models import Charge
+from djstripe.models import Charge, Dispute
 
 from billing.console import audit
 from billing.consts import DisputeStatus as D
@@ -101,7 +101,10 @@ def _apply(row: OrderDispute, dispute: dict[str, Any], order, charge_id, intent_
     new_state = STATES.get(status, St.NEEDS_RESPONSE)
     details = dispute.get("evidence_details") or {}
     case = ((dispute.get("payment_method_details") or {}).get("card") or {}).get("case_type")
-    before = (row.pk, row.state, row.funds_withdrawn)
+    # A dispute recorded before its order's payment was (its events came first) is new to the
+    # order when the order adopts it: its timeline tells it from the start.
+    adopted = row.pk is not None and row.order_id is None and order is not None
+    before = (None, None, 0) if adopted else (row.pk, row.state, row.funds_withdrawn)
     row.order = order or row.order
     row.charge_id, row.payment_intent_id = charge_id, intent_id
     row.amount = int(dispute.get("amount") or 0)
@@ -137,6 +140,24 @@ def _apply(row: OrderDispute, dispute: dict[str, Any], order, charge_id, intent_
             else f"dispute {row.dispute_id}: {moved} reinstated"
         )
     return steps
+
+
+def disputes_adopt(*, payment_intent_id: str, source: str, event_id: str = "") -> list[str]:
+    """Disputes recorded as no order's because their events came before the order's payment
+    was recorded (Stripe sends events in any order; a dispute card disputes at once): recorded
+    again, from the mirror, now that the payment names its order. Called once a payment is
+    recorded; a few indexed queries when there is nothing to adopt."""
+    if not payment_intent_id:
+        return []
+    orphans = OrderDispute.objects.filter(
+        order__isnull=True, payment_intent_id=payment_intent_id
+    ).values_list("dispute_id", flat=True)
+    outcomes = []
+    for dispute_id in list(orphans):
+        data = Dispute.objects.filter(id=dispute_id).values_list("stripe_data", flat=True).first()
+        if data:
+            outcomes.append(dispute_record(dispute=data, source=source, event_id=event_id))
+    return outcomes
 
 
 def order_dispute_derive(*, order: Order) -> str:

@@ -210,6 +210,24 @@ def order_refund_sync(*, charge: dict[str, Any], source: str, event_id: str = ""
     return "; ".join(outcomes)
 
 
+def refunds_adopt(*, payment_intent_id: str, source: str, event_id: str = "") -> list[str]:
+    """Refunds mirrored before their order's payment was recorded (their events came first, so
+    ``refund_record`` found no order): recorded now that the payment names its order. Called
+    once a payment is recorded; indexed queries when there is nothing to adopt."""
+    if not payment_intent_id:
+        return []
+    outcomes = []
+    for charge in Charge.objects.filter(payment_intent_id=payment_intent_id).order_by("created"):
+        ids = set(Refund.objects.filter(charge_id=charge.id).values_list("id", flat=True))
+        if ids - set(
+            OrderRefund.objects.filter(refund_id__in=ids).values_list("refund_id", flat=True)
+        ):
+            outcomes.append(
+                order_refund_sync(charge=charge.stripe_data, source=source, event_id=event_id)
+            )
+    return outcomes
+
+
 def refunds_resolve(*, actor, refund_ids: list[int], note: str = "") -> int:
     """Support has handled these failed refunds (contacted the customer, refunded another way):
     marked resolved, by whom and when, in each order's history. Needs the ``refund``

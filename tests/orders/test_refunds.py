@@ -175,3 +175,26 @@ def test_a_failed_refund_is_flagged_and_the_order_returns_to_its_state_before(
             "refund_id", flat=True
         )
     ) == {first, second}
+
+
+def test_refund_events_before_the_payment_are_recorded_once_the_payment_is(
+    shop, deliver_event, shopper
+):
+    # given: an order paid and refunded $5 then $3 in Stripe before any of its events arrive
+    order = buy(shopper, price_id("usd"), card="4242424242424242", emulator=shop)
+    order.refresh_from_db()
+    intent = stripe_api.retrieve(
+        object_type="checkout.session", stripe_id=order.checkout_session_id
+    ).payment_intent
+    for amount in (500, 300):
+        stripe_api.create(object_type="refund", params={"payment_intent": intent, "amount": amount})
+    # when: every event arrives newest first (the refunds before the payment)
+    for event in reversed(events_since(None)):
+        assert deliver_event(event).status_code == 200
+    # then: the payment recorded, then its refunds on it
+    status, refunded, rows = records(order)
+    assert (status, refunded) == (S.PARTIALLY_REFUNDED, 800)
+    assert [r[:4] for r in rows] == [
+        (300, "usd", R.SUCCEEDED, False),
+        (500, "usd", R.SUCCEEDED, False),
+    ]

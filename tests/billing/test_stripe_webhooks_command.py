@@ -301,3 +301,63 @@ def test_rotate_secret_refuses_what_is_not_a_signing_secret(webhook_endpoint, mo
     secret = webhook_endpoint.secret
     webhook_endpoint.refresh_from_db()
     assert webhook_endpoint.secret == secret
+
+
+# --- event destinations (thin events) ------------------------------------------------------
+
+
+def test_thin_sync_list_ping_and_retire_an_event_destination(site, stripe_emulator, settings):
+    from billing.models import EventDestination
+    from billing.stripe_api import v2
+
+    # Given a snapshot endpoint already delivering here
+    run("sync", "--base-url", site)
+    endpoint = WebhookEndpoint.objects.get()
+    # when the deployment is set to thin events and sync runs
+    settings.STRIPE_EVENT_PAYLOAD = "thin"
+    output = run("sync", "--base-url", site)
+    # then one thin destination exists, taking exactly the handled types (v1. names)
+    destination = EventDestination.objects.get()
+    assert f"Created {destination.id} (thin event destination)" in output
+    assert f"Also pointing here: {endpoint.id}" in output
+    remote = v2.destination_retrieve(destination_id=destination.id)
+    assert remote["event_payload"] == "thin" and remote["type"] == "webhook_endpoint"
+    wanted = [f"v1.{t}" for t in registry.subscribed_event_types()]
+    assert sorted(remote["enabled_events"]) == wanted
+    assert remote["webhook_endpoint"]["url"] == f"{site}/stripe/webhook/{destination.uuid}/"
+    assert destination.secret.startswith("whsec_") and destination.secret not in output
+    # and again: nothing written to Stripe
+    stripe_emulator.reset_stats()
+    assert f"{destination.id} is up to date" in run("sync", "--base-url", site)
+    assert [r for r in stripe_emulator.stats()["by_route"] if not r.startswith("GET ")] == []
+
+    # list shows both kinds, with their payload style and version
+    make_customers(2)
+    assert stripe_emulator.wait_deliveries(15)
+    wait_for(lambda: InboundEvent.objects.count() == 4)  # each change both ways
+    listed = run("list")
+    assert "payload style (STRIPE_EVENT_PAYLOAD): thin" in listed
+    thin_block = listed.split(destination.id, 1)[1].split("\nwe_", 1)[0]
+    assert "kind:     event destination, thin events" in thin_block
+    assert f"version:  unversioned (objects fetched at {settings.STRIPE_API_VERSION})" in thin_block
+    assert f"types:    {len(wanted)}: {wanted[0]}" in thin_block
+    snapshot_block = listed.split(endpoint.id, 1)[1].split("\ned_", 1)[0]
+    assert "kind:     webhook endpoint, snapshot events" in snapshot_block
+    assert f"version:  {settings.STRIPE_API_VERSION}" in snapshot_block
+
+    # ping: a round trip through the live server, stored as a processed thin event
+    pinged = run("ping", destination.id)
+    assert "Round trip:" in pinged and "status processed" in pinged
+    ping = InboundEvent.objects.get(type="v2.core.event_destination.ping")
+    assert ping.payload_style == "thin" and ping.object_id == destination.id
+    with pytest.raises(CommandError, match="event destinations only"):
+        run("ping", endpoint.id)
+
+    # retiring the snapshot endpoint leaves the destination delivering; then the destination
+    # itself is refused as the last receiver unless told
+    assert stripe_emulator.wait_deliveries(15)
+    retired = run("retire", endpoint.id, "--yes")
+    assert f"Events keep arriving through {destination.id} (thin event destination)" in retired
+    with pytest.raises(CommandError, match="last enabled endpoint"):
+        run("retire", destination.id, "--yes")
+    assert v2.destination_retrieve(destination_id=destination.id)["status"] == "enabled"

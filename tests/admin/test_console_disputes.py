@@ -14,7 +14,9 @@ import pytest
 from django.urls import reverse
 
 from billing import stripe_api
+from billing.display import admin_url
 from orders.models import Order, OrderDispute
+from orders.references import references_record
 from tests.admin.conftest import buy, deliver_all_events, price_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,3 +127,26 @@ def test_a_lost_dispute_closes_it(world, staff, stripe_emulator, deliver_event):
     row.refresh_from_db()
     order.refresh_from_db()
     assert (row.state, order.disputed, order.history.count()) == (St.LOST, "lost", history)
+
+
+def test_the_search_finds_a_disputed_order_by_its_dispute_id(
+    world, staff, stripe_emulator, deliver_event
+):
+    order, dispute = disputed_order(world, stripe_emulator, deliver_event)
+    client = staff.client("support")
+    # the orders list's search box finds the order by the du_ id a customer's bank quoted
+    listed = client.get(reverse("admin:orders_order_changelist"), {"q": dispute["id"]})
+    assert [o.public_id for o in listed.context["cl"].result_list] == [order.public_id]
+    # the front page's one box opens the dispute (the mirror has it); the Disputes list finds it
+    found = client.get(reverse("admin:orders_order_find"), {"q": dispute["id"]})
+    assert found.status_code == 302
+    assert found["Location"] == admin_url("djstripe_dispute", dispute["id"])
+    disputes = client.get(reverse("admin:orders_orderdispute_changelist"), {"q": dispute["id"]})
+    assert [r.dispute_id for r in disputes.context["cl"].result_list] == [dispute["id"]]
+    # an older dispute's dp_ id, as the mirror would write it, ties to the order through its charge
+    older = {**dispute, "id": "dp_1OlderDispute0000000000"}
+    references_record([older])
+    listed = client.get(reverse("admin:orders_order_changelist"), {"q": older["id"]})
+    assert [o.public_id for o in listed.context["cl"].result_list] == [order.public_id]
+    found = client.get(reverse("admin:orders_order_find"), {"q": older["id"]})
+    assert found["Location"] == admin_url("orders_order", order.public_id)

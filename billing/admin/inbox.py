@@ -80,6 +80,7 @@ class InboundEventAdmin(ReadOnlyAdmin):
         "status",
         choices_filter("type", "type", lambda: [(t, t) for t in registry.subscribed_event_types()]),
         "livemode",
+        "payload_style",
     )
     search_fields = ("id",)  # the box is shown; ``get_search_results`` does the finding
     search_help_text = "An event id (evt_...), the id of its object, or a request id (req_...)."
@@ -102,7 +103,10 @@ class InboundEventAdmin(ReadOnlyAdmin):
         "processed_at",
         "request_id",
         "idempotency_key",
+        "payload_style",
+        "snapshot_event",
         "payload_json",
+        "fetched_event_json",
     )
     fieldsets = [
         (None, {"fields": ("id", "type", "object", "status", "outcome", "attempts", "error")}),
@@ -121,9 +125,14 @@ class InboundEventAdmin(ReadOnlyAdmin):
             },
         ),
         ("Request", {"fields": ("api_version", "livemode", "request_id", "idempotency_key")}),
+        ("Payload", {"fields": ("payload_style", "snapshot_event")}),
         (
             "Payload as delivered (secrets masked)",
             {"fields": ("payload_json",), "classes": ("collapse",)},
+        ),
+        (
+            "Thin event: its full event, as fetched from Stripe",
+            {"fields": ("fetched_event_json",), "classes": ("collapse",)},
         ),
     ]
     inlines = [DeliveryInline]
@@ -131,7 +140,9 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         # The payload and traceback can be large; only the event's own page shows them.
-        return _list_defers(request, super().get_queryset(request), "payload", "last_error")
+        return _list_defers(
+            request, super().get_queryset(request), "payload", "last_error", "fetched_event"
+        )
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -161,6 +172,12 @@ class InboundEventAdmin(ReadOnlyAdmin):
     @admin.display(description="payload")
     def payload_json(self, obj):
         return json_block(obj.payload)
+
+    @admin.display(description="fetched event")
+    def fetched_event_json(self, obj):
+        if obj.fetched_event is None:
+            return "-" if obj.payload_style == "snapshot" else "not fetched (its object was)"
+        return json_block(obj.fetched_event)
 
     @admin.action(description="Reprocess the selected events", permissions=["reprocess"])
     def reprocess(self, request, queryset):

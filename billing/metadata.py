@@ -266,7 +266,7 @@ def object_owners(*, data: Mapping[str, Any]) -> list[str]:
 def _user_resolver() -> LinkResolver:
     from django.contrib.auth import get_user_model
 
-    from billing.display import admin_url as change_url
+    from billing.display import page_url
 
     user_model = get_user_model()
 
@@ -280,7 +280,7 @@ def _user_resolver() -> LinkResolver:
 
     def admin_url(user: Any) -> str:
         meta = user_model._meta
-        return change_url(f"{meta.app_label}_{meta.model_name}", user.pk)
+        return page_url(f"{meta.app_label}_{meta.model_name}", user.pk)
 
     return LinkResolver(noun="user", find=find, label=label, admin_url=admin_url)
 

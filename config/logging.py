@@ -33,6 +33,16 @@ class RedactSecretsFilter(logging.Filter):
         return True
 
 
+class ForbiddenOneLineFilter(logging.Filter):
+    """A 403 is an answer, not a fault: Django logs it with the PermissionDenied traceback
+    (forty lines per refused page); keep its one line ("Forbidden (Permission denied): /…")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", None) == 403:
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))

@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): whether this session passed two-factor (django-otp).
     "django_otp.middleware.OTPMiddleware",
+    # Who a page is drawn for: links are drawn only to pages its reader may open.
+    "billing.display.viewer_middleware",
     "config.requests.private_pages_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "orders.middleware.time_zone_middleware",
@@ -401,7 +403,10 @@ LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact_secrets": {"()": "config.logging.RedactSecretsFilter"},
+        "forbidden_one_line": {"()": "config.logging.ForbiddenOneLineFilter"},
+    },
     "formatters": {
         "plain": {
             "()": "config.logging.RedactingFormatter",
@@ -413,7 +418,7 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "stream": "ext://sys.stdout",
             "formatter": "plain",
-            "filters": ["redact_secrets"],
+            "filters": ["forbidden_one_line", "redact_secrets"],
         },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},

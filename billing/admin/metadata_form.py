@@ -307,7 +307,7 @@ class MetadataEditView(ConsoleView):
             messages.info(
                 request, "Stripe already has these values (saved once); nothing more was sent."
             )
-            return self.back("#console-log")
+            return self.back()
         keys = ", ".join(sorted(result.sent))
         messages.success(request, f"Saved in Stripe: {keys} on {self.obj.id}.")
-        return self.back("#console-log")
+        return self.back()

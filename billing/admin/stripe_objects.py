@@ -53,6 +53,12 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _target_link(target: metadata.LinkTarget) -> str:
+    if not target.admin_url:  # a page its reader may not open
+        return format_html("{}", target.label)
+    return format_html('<a href="{}">{}</a>', target.admin_url, target.label)
+
+
 class StripeObjectList(ChangeList):
     """A page of Stripe objects, each without ``order_id`` in its metadata told the orders it
     is tied to (a subscription's charges, through their invoice), as its own page tells them:
@@ -201,9 +207,7 @@ class StripeObjectAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
                 return "-"
             return format_html(
                 '{} <span class="help">(no {} in its metadata; tied through related objects)</span>',
-                format_html_join(
-                    ", ", '<a href="{}">{}</a>', ((t.admin_url, t.label) for t in tied)
-                ),
+                format_html_join(", ", "{}", ((_target_link(t),) for t in tied)),
                 key,
             )
         targets = self._targets(obj)
@@ -212,7 +216,7 @@ class StripeObjectAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
             return format_html(
                 '<span class="console-warning">{}={} names no existing row</span>', key, value
             )
-        return format_html('<a href="{}">{}</a>', target.admin_url, target.label)
+        return _target_link(target)
 
     def _targets(self, obj) -> dict[str, metadata.LinkTarget | None]:
         # Resolved once per page (two queries at most), reused by both fields and the context.

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from billing import display, permissions, selectors
+from billing.admin import account
 from billing.admin.base import admin_link, register
 from billing.admin.stripe_objects import StatusFilter, StripeObjectAdmin
 from billing.money import format_amount
@@ -52,14 +53,45 @@ class CustomerAdmin(StripeObjectAdmin):
     def subscriber_link(self, obj) -> str:
         if not obj.subscriber_id:
             return "-"
-        url = display.admin_url("auth_user", obj.subscriber_id)
-        return format_html('<a href="{}">user {}</a>', url, obj.subscriber_id)
+        return display.page_link("auth_user", obj.subscriber_id, f"user {obj.subscriber_id}")
+
+    # The person and their account (``billing.admin.account``): no amount, no link to itself,
+    # no "related objects" (its objects are listed whole below).
+    summary_fields = (
+        "stripe_id",
+        "status_words",
+        "email",
+        "subscriber_link",
+        "linked_user",
+        "created_in_stripe",
+        "last_synced",
+        "mode",
+        "dashboard",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": self.summary_fields}),
+            ("Details", {"fields": ("facts",)}),
+            ("Raw data from Stripe", {"fields": ("raw",), "classes": ("collapse",)}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.summary_fields, "facts", "raw"]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        response = super().render_change_form(request, context, add, change, form_url, obj)
+        if obj is not None:
+            sections = account.account_sections(obj)
+            ids = [obj.id, *(i for section in sections for i in section.stripe_ids)]
+            response.context_data.update(
+                account_sections=sections, events=selectors.event_history(stripe_ids=ids)
+            )
+        return response
 
     def type_facts(self, data, obj):
         return [
-            ("email", data.get("email")),
             ("name", data.get("name")),
-            ("user (subscriber)", self.subscriber_link(obj)),
             (
                 "balance",
                 format_amount(data.get("balance"), data.get("currency"))

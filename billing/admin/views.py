@@ -147,15 +147,16 @@ class ConsoleView(View):
             },
         )
 
-    def back(self, anchor: str = "") -> HttpResponseRedirect:
-        return HttpResponseRedirect(self.urls["change"] + anchor)
+    def back(self, query: str = "") -> HttpResponseRedirect:
+        # No #anchor: the page opens at its top, where the action's result message is.
+        return HttpResponseRedirect(self.urls["change"] + query)
 
-    def over_limit(self, anchor: str = "") -> HttpResponseRedirect | None:
+    def over_limit(self) -> HttpResponseRedirect | None:
         """Back to the object's page saying when to try again, if this person has made their
         minute's share of Stripe calls (``billing.console.limits``)."""
         if wait := limits.stripe_calls_wait(self.request.user):
             messages.error(self.request, limits.wait_text(wait))
-            return self.back(anchor)
+            return self.back()
         return None
 
 
@@ -164,7 +165,7 @@ class ConsoleView(View):
 
 def resync_message(result: resync.Resynced) -> str:
     if result.deleted:
-        return f"{result.stripe_id} no longer exists in Stripe; the mirror marks it deleted."
+        return f"The object {result.stripe_id} no longer exists in Stripe; the mirror marks it deleted."
     if not result.changes:
         return f"Resynced {result.stripe_id} from Stripe: the mirror was already up to date."
     return (
@@ -193,7 +194,7 @@ class ResyncView(ConsoleView):
             messages.error(request, f"Resync of {self.obj.id} failed. {stripe_error_text(exc)}")
             return self.back()
         messages.success(request, resync_message(result))
-        return self.back(f"?audit={result.entry.pk}#console-log")
+        return self.back(f"?audit={result.entry.pk}")
 
 
 def resync_many(model_admin, request: HttpRequest, stripe_ids: list[str]):
@@ -254,17 +255,17 @@ class ReprocessView(ConsoleView):
     required = [permissions.REPROCESS]
 
     def get(self, request, object_id):
-        return self.back("#event-history")
+        return self.back()
 
     def post(self, request, object_id):
         event_ids = request.POST.getlist("event")
         if not event_ids:
             messages.warning(request, "Choose the events to reprocess first.")
-            return self.back("#event-history")
+            return self.back()
         report_reprocess(
             request, reprocess.events_reprocess_selected(actor=request.user, event_ids=event_ids)
         )
-        return self.back("#event-history")
+        return self.back()
 
 
 class FetchEventsView(ConsoleView):
@@ -274,10 +275,10 @@ class FetchEventsView(ConsoleView):
     required = [permissions.RESYNC]
 
     def get(self, request, object_id):
-        return self.back("#event-history")
+        return self.back()
 
     def post(self, request, object_id):
-        if refused := self.over_limit("#event-history"):
+        if refused := self.over_limit():
             return refused
         try:
             result = replay.object_events_fetch(
@@ -289,7 +290,7 @@ class FetchEventsView(ConsoleView):
             messages.error(request, f"Fetching events failed. {stripe_error_text(exc)}")
         else:
             messages.success(request, fetch_events_message(result))
-        return self.back("#event-history")
+        return self.back()
 
 
 def fetch_events_message(result: replay.ReplayResult) -> str:
@@ -306,4 +307,4 @@ def fetch_events_message(result: replay.ReplayResult) -> str:
 def report_reprocess(request: HttpRequest, outcomes: list[reprocess.Reprocessed]) -> None:
     for outcome in outcomes:
         level = messages.SUCCESS if outcome.requeued else messages.WARNING
-        messages.add_message(request, level, f"{outcome.event_id}: {outcome.reason}")
+        messages.add_message(request, level, f"Event {outcome.event_id}: {outcome.reason}")

@@ -17,7 +17,7 @@ from billing import selectors as billing_selectors
 from billing.admin import views as console_views
 from billing.admin.base import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from billing.console import reprocess
-from billing.display import admin_url, when
+from billing.display import admin_url, page_link, when
 from billing.money import format_amount
 from orders import selectors, totals
 from orders.admin import find
@@ -191,9 +191,8 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
 
     @admin.display(description="user")
     def user_link(self, order: Order) -> str:
-        url = admin_url("auth_user", order.user_id)
-        return format_html(
-            '<a href="{}">{} ({})</a>', url, order.user.get_username(), order.user_id
+        return page_link(
+            "auth_user", order.user_id, f"{order.user.get_username()} ({order.user_id})"
         )
 
     @admin.display(description="order total", ordering="amount_total")
@@ -326,7 +325,7 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
             raise Http404("No such order.")
         if not self.has_view_permission(request, order):
             raise PermissionDenied
-        back = admin_url("orders_order", order.public_id) + "#event-history"
+        back = admin_url("orders_order", order.public_id)  # its top: the result message
         if request.method != "POST":
             return HttpResponseRedirect(back)
         if not request.user.has_perm(permissions.REPROCESS):

@@ -13,7 +13,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from billing import selectors as billing_selectors
-from billing.admin import front
 from billing.admin.base import ReadOnlyAdmin, admin_link
 from billing.display import admin_url
 from billing.money import format_amount
@@ -56,18 +55,6 @@ PAYMENT_ID_FIELDS = {
     "invoice": "invoice_id",
     "subscription": "subscription_id",
 }
-
-
-front.work_register(
-    front.Work(
-        key="flagged_payments",
-        label="flagged payments open",
-        rows=lambda: OrderPayment.objects.exclude(flag="").filter(resolved_at=None),
-        url=lambda: f"{reverse('admin:orders_orderpayment_changelist')}?flagged=yes",
-        permission="orders.view_orderpayment",
-        urgent=True,
-    )
-)
 
 
 class FlaggedFilter(admin.SimpleListFilter):

@@ -58,6 +58,14 @@ class BuyForm(forms.Form):
 class TimeZoneForm(forms.Form):
     time_zone = forms.ChoiceField(
         label="Time zone",
-        choices=[(name, name.replace("_", " ")) for name in timezones.names()],
+        choices=timezones.grouped_choices,
         help_text="Order times are shown in this time zone.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A zone saved or reported under an old alias stays choosable as it is.
+        current = self.initial.get("time_zone") or self.data.get("time_zone")
+        if current and current not in timezones.canonical() and timezones.zone(current):
+            field = self.fields["time_zone"]
+            field.choices = [("", [(current, current.replace("_", " "))]), *field.choices]

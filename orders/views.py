@@ -190,12 +190,29 @@ def checkout_return(request: HttpRequest, public_id: str) -> HttpResponse:
             exc.message,
             exc.kind,
         )
+    paid = order.status in PAID_STATES
+    receipt_url = selectors.order_receipt_url(order=order)
+    waiting = (not paid and order.is_payable) or (paid and not receipt_url and order.paid_at)
     context = {
         "order": order,
-        "paid": order.status in PAID_STATES,
-        "receipt_url": selectors.order_receipt_url(order=order),
+        "paid": paid,
+        "receipt_url": receipt_url,
+        # The page reloads itself while the payment or its receipt is on its way (a meta
+        # refresh: no script, within the CSP), every RETURN_REFRESH_SECONDS, for a while.
+        "refresh": waiting and _return_tries(request) < RETURN_REFRESH_TRIES,
+        "refresh_seconds": RETURN_REFRESH_SECONDS,
+        "next_try": _return_tries(request) + 1,
     }
     return render(request, "orders/return.html", context)
+
+
+RETURN_REFRESH_SECONDS = 3
+RETURN_REFRESH_TRIES = 40  # two minutes: then the page says to look at the order later
+
+
+def _return_tries(request: HttpRequest) -> int:
+    tries = request.GET.get("try", "0")
+    return int(tries) if tries.isdigit() and len(tries) < 4 else 0
 
 
 @login_required

@@ -171,6 +171,36 @@ def test_return_page_fulfils_when_no_webhook_came(client, customer, catalog, str
     assert stripe_api.call_counts().get("checkout.session.retrieve", 0) == calls
 
 
+def test_return_page_updates_itself_until_the_receipt_is_there(
+    client, customer, catalog, stripe_emulator
+):
+    client.force_login(customer)
+    order = bought(client, catalog["usd"])
+    stripe_emulator.complete_checkout(order.checkout_session_id)
+    url = f"/orders/{order.public_id}/return/?session_id={order.checkout_session_id}"
+    client.get(url)  # confirmed on return, before any webhook mirrored the charge
+    from djstripe.models import Charge
+
+    order.refresh_from_db()
+    Charge.objects.filter(payment_intent_id=order.payment_intent_id).delete()
+    page = client.get(url).content.decode()
+    assert 'id="receipt-pending"' in page and "updates by itself" in page
+    assert 'http-equiv="refresh"' in page and "try=1" in page
+    # it stops after a while and says where the receipt will be
+    page = client.get(url + "&try=40").content.decode()
+    assert 'http-equiv="refresh"' not in page and "your order's page" in page
+    # once the charge is mirrored, the receipt is linked and the page stays still
+    from billing import mirror
+
+    mirror.object_sync(object_type="payment_intent", stripe_id=order.payment_intent_id)
+    charge_id = stripe_api.retrieve(
+        object_type="payment_intent", stripe_id=order.payment_intent_id
+    ).latest_charge
+    mirror.object_sync(object_type="charge", stripe_id=charge_id)
+    page = client.get(url).content.decode()
+    assert 'id="receipt"' in page and 'http-equiv="refresh"' not in page
+
+
 def test_return_page_ignores_a_session_id_that_is_not_the_orders(
     client, customer, catalog, stripe_emulator
 ):

@@ -294,6 +294,21 @@ def test_times_follow_the_browser_then_the_customers_choice(client, customer, ca
     assert client.post("/account/", {"time_zone": "Mars/Olympus"}).status_code == 200
 
 
+def test_the_time_zone_list_is_the_current_zones_grouped_by_region(client, customer):
+    client.force_login(customer)
+    page = client.get("/account/").content.decode()
+    select = page[page.index('name="time_zone"') : page.index("</select>")]
+    options = re.findall(r'<option value="([^"]+)"', select)
+    assert "Europe/Paris" in options and "America/New_York" in options and options[0] == "UTC"
+    # no deprecated aliases or legacy names, each zone once
+    assert not {"US/Eastern", "Asia/Calcutta", "EST5EDT", "Etc/GMT+5"} & set(options)
+    assert len(options) == len(set(options)) < 450
+    assert '<optgroup label="Europe">' in select
+    # an old alias a browser reports still works for showing times
+    client.cookies["tz"] = "Asia/Calcutta"
+    assert client.get("/account/").status_code == 200
+
+
 # --- Error pages, favicon ------------------------------------------------------------------
 
 

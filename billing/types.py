@@ -61,7 +61,8 @@ TYPES: tuple[StripeType, ...] = (
                list_expand=("data.balance_transaction", "data.refunds.data.balance_transaction")),
     StripeType("refund", "refunds", ("re_", "pyr_"), "Refund", "refunds",
                event_prefixes=("refund.", "charge.refund."), support_reads=True, backfill=True,
-               list_expand=("data.balance_transaction",)),
+               # a failed refund's failure transaction too: dj-stripe fetches it otherwise
+               list_expand=("data.balance_transaction", "data.failure_balance_transaction")),
     # Stripe's ids: du_ (dp_ for older disputes); its balance transactions come whole.
     StripeType("dispute", "disputes", ("du_", "dp_"), "Dispute", "disputes",
                event_prefixes=("charge.dispute.",), support_reads=True, backfill=True),

@@ -5,7 +5,8 @@ compares them with the orders they link to through their metadata keys. Four kin
 finding:
 
 - ``order_mismatch``: an order whose Stripe objects are missing or disagree with it (amount,
-  currency, status, refunded amount);
+  currency, status, refunded amount; a refund or a dispute of its payment that its records
+  lack or hold in another state);
 - ``dangling_link``: a Stripe object whose link keys point at no order or user (or at an order
   of another user);
 - ``unfulfilled_payment``: a paid session or invoice whose order is not paid or fulfilled;
@@ -20,7 +21,8 @@ finding:
 With ``fix``, what the product's own services can repair is repaired, each from the object
 as Stripe has it now: a paid order is fulfilled (``order_session_apply`` / ``order_invoice_paid``
 from the re-fetched session or invoice), refunds are brought in line (``order_refund_sync``
-from the re-fetched charge), and missing link keys are copied through the API, the mirror then
+from the re-fetched charge; a refund's or a dispute's record from the re-fetched refund or
+dispute), and missing link keys are copied through the API, the mirror then
 written from Stripe's answer, and an unrecorded payment intent is recorded (flagged for
 support, never applied: ``order_intent_record``). The rest needs a person and is reported.
 No transaction is held across a Stripe call: pages are read, then fixes run one by one.
@@ -40,11 +42,12 @@ from billing import metadata, stripe_api
 from billing.consts import IntentStatus, InvoiceStatus, SessionPaymentStatus, SessionStatus
 from billing.models import ReconcileReport
 from orders import links, reconcile_fixes
-from orders.models import PAID_STATES, Order
+from orders.models import PAID_STATES, Order, OrderDispute, OrderPayment, OrderRefund
 from orders.services import (
     intent_unrecorded,
 )
 from orders.services.plans import subscriptions_duplicated
+from orders.services.refunds import charge_and_intent
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +149,8 @@ class Reconciler:
         )
         self._walk("payment_intent", {}, self._check_intent)
         self._walk("charge", {"expand": ["data.payment_intent"]}, self._check_charge)
+        self._walk("refund", {}, self._check_refund)
+        self._walk("dispute", {}, self._check_dispute)
         self._check_orders_not_seen()
         self._check_plans()
         return self.findings
@@ -161,6 +166,69 @@ class Reconciler:
                     detail=duplicate.detail,
                 )
             )
+
+    @staticmethod
+    def _payment_order(intent_id: str) -> str | None:
+        """The public id of the order whose own payment ``intent_id`` is (none: no order's)."""
+        if not intent_id:
+            return None
+        return (
+            OrderPayment.objects.filter(payment_intent_id=intent_id)
+            .exclude(flag=OrderPayment.Flag.UNEXPECTED)
+            .values_list("order__public_id", flat=True)
+            .first()
+        )
+
+    def _check_refund(self, refund: dict[str, Any]):
+        """A refund of an order's payment whose record is missing or in another state (its
+        events never arrived: a refund made in the Dashboard, or one that failed later)."""
+        _, intent_id = charge_and_intent(refund)
+        order = self._payment_order(intent_id)
+        if order is None:
+            return []
+        row = OrderRefund.objects.filter(refund_id=refund["id"]).only("status", "amount").first()
+        status, amount = refund.get("status"), refund.get("amount")
+        if row is not None and (row.status, row.amount) == (status, amount):
+            return []
+        here = f"{row.status} of {row.amount}" if row is not None else "not recorded"
+        return [
+            self._found(
+                Finding(
+                    kind="order_mismatch",
+                    object_type="refund",
+                    stripe_id=refund["id"],
+                    order=order,
+                    detail=f"refund {here} here, {status} of {amount} in Stripe",
+                    fix="record the refund as Stripe has it",
+                ),
+                lambda rid=refund["id"]: reconcile_fixes.refund_record(rid),
+            )
+        ]
+
+    def _check_dispute(self, dispute: dict[str, Any]):
+        """A dispute of an order's payment whose record is missing or in another state."""
+        _, intent_id = charge_and_intent(dispute)
+        order = self._payment_order(intent_id)
+        if order is None:
+            return []
+        row = OrderDispute.objects.filter(dispute_id=dispute["id"]).only("stripe_status").first()
+        status = dispute.get("status")
+        if row is not None and row.stripe_status == status:
+            return []
+        here = row.stripe_status if row is not None else "not recorded"
+        return [
+            self._found(
+                Finding(
+                    kind="order_mismatch",
+                    object_type="dispute",
+                    stripe_id=dispute["id"],
+                    order=order,
+                    detail=f"dispute {here} here, {status} in Stripe",
+                    fix="record the dispute as Stripe has it",
+                ),
+                lambda did=dispute["id"]: reconcile_fixes.dispute_record(did),
+            )
+        ]
 
     def _check_plain(self, obj: dict[str, Any]):
         self._resolve(obj)

@@ -5,12 +5,14 @@ handler would, so a repair is the same effect an event would have had."""
 from __future__ import annotations
 
 from billing import mirror, stripe_api
+from orders.services import dispute_record as _dispute_record
 from orders.services import (
     order_intent_record,
     order_invoice_paid,
     order_refund_sync,
     order_session_apply,
 )
+from orders.services import refund_record as _refund_record
 
 SOURCE = "reconcile"
 
@@ -37,6 +39,16 @@ def refunds_sync(charge_id: str) -> str:
 
     charge = mirror.object_sync(object_type="charge", stripe_id=charge_id).obj
     return order_refund_sync(charge=charge, source=SOURCE)
+
+
+def refund_record(refund_id: str) -> str:
+    refund = mirror.object_sync(object_type="refund", stripe_id=refund_id).obj
+    return _refund_record(refund=refund, source=SOURCE)
+
+
+def dispute_record(dispute_id: str) -> str:
+    dispute = mirror.object_sync(object_type="dispute", stripe_id=dispute_id).obj
+    return _dispute_record(dispute=dispute, source=SOURCE)
 
 
 def keys_copy(object_type: str, stripe_id: str, keys: dict[str, str]) -> str:

@@ -40,8 +40,9 @@ REQUEST_KEY = "refund_request"
 _STRIPE_STATUSES = frozenset({R.PENDING, R.REQUIRES_ACTION, R.SUCCEEDED, R.FAILED, R.CANCELED})
 
 
-def _ids_of(refund: dict[str, Any]) -> tuple[str, str]:
-    """The refund's charge and payment intent (older API versions name only the charge)."""
+def charge_and_intent(refund: dict[str, Any]) -> tuple[str, str]:
+    """A refund's (or a dispute's) charge and payment intent (older API versions name only the
+    charge)."""
     charge_id = stripe_id(refund.get("charge")) or ""
     intent_id = stripe_id(refund.get("payment_intent")) or ""
     charge = refund.get("charge")
@@ -90,7 +91,7 @@ def refund_record(
     returns to the state its other refunds leave it in. Returns what happened, in words."""
     if refund.get("object") != "refund" or refund.get("deleted"):
         return f"{refund.get('id')} is not a refund"
-    charge_id, intent_id = _ids_of(refund)
+    charge_id, intent_id = charge_and_intent(refund)
     with transaction.atomic():
         order, row = _row_for(refund, intent_id, row_pk)
         if order is None:

@@ -81,8 +81,9 @@ def test_backfill_mirrors_every_object_with_list_calls_only(stripe_emulator):
     assert routes["GET /v1/products/{prod_id}/features"] == seeded["product"]
     pages = sum(-(-seeded[t] // 100) for t in SEEDED)  # ceil: one list call per page
     assert routes["GET /v1/charges"] == -(-seeded["charge"] // 100)
-    # + the two empty lists (refunds, sessions), the features call, three account lookups
-    assert stats["total"] == pages + 2 + 1 + 3
+    # + the three empty lists (refunds, disputes, sessions), the features call, three account
+    # lookups
+    assert stats["total"] == pages + 3 + 1 + 3
     # Each call is counted once, in the type it was made for (all but the run's own account
     # lookup), though the next page, or the next type's first, is fetched meanwhile.
     assert sum(c["api_calls"] for c in counts.values()) == stats["total"] - 1

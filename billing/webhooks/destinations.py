@@ -183,6 +183,9 @@ def event_destination_remove(*, destination_id: str) -> None:
 # --- ping -----------------------------------------------------------------------------------
 
 
+PROCESSING_WAIT = 2.0  # seconds a ping that arrived is given to be processed too
+
+
 @dataclass(frozen=True)
 class Ping:
     """A ping sent to a destination and, once intake stored it, its arrival."""
@@ -222,10 +225,14 @@ def ping_arrived(ping: Ping) -> Ping:
 
 
 def ping_wait(ping: Ping, *, timeout: float = 10.0, interval: float = 0.05) -> Ping:
-    """Wait up to ``timeout`` seconds for the ping to arrive; the ping as it stands then."""
+    """Wait up to ``timeout`` seconds for the ping to arrive and a worker to record it; the
+    ping as it stands then (arrived but still pending when no worker took it within
+    ``PROCESSING_WAIT`` seconds of its arrival)."""
     deadline = time.monotonic() + timeout
     while True:
         arrived = ping_arrived(ping)
-        if arrived.received_at is not None or time.monotonic() >= deadline:
+        if arrived.status in InboundEvent.FINAL or time.monotonic() >= deadline:
             return arrived
+        if arrived.received_at is not None:
+            deadline = min(deadline, time.monotonic() + PROCESSING_WAIT)
         time.sleep(interval)

@@ -18,6 +18,13 @@
    and a 500 to a share of the rest (``--storm-error-rate``, 30%) while S events for S customers arrive: the time from the
    first send until every event is processed, with the production retry settings, and what
    the product met (429s, 500s, attempts per event).
+5. Thin events, in the same run: the product's intake of thin notifications
+   (``v1.customer.updated``, ``"object": "v2.core.event"``, no data) to its event destination
+   (phase 1's load, beside the snapshot figures); then, with the deployment on its thin
+   destination only (its snapshot endpoints disabled), phases 2 and 3 again with thin
+   notifications: events/s end to end and Stripe API calls per event (the worker fetches each
+   related object; the burst's 10 real thin events of one customer are coalesced as snapshots'
+   are).
 
     .venv/bin/python bench/webhooks.py [--seconds 15] [--warmup 2] [--connections 16]
                                        [--events 300] [--storm-events 200] [--redis-db 13]
@@ -45,6 +52,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -75,6 +83,9 @@ CELERY_WORKERS = 2
 PHASE1_CUSTOMERS = 200
 BURST = 10
 RETRIEVE_ROUTE = "GET /v1/customers/{id}"
+V2_EVENT_ROUTE = "GET /v2/core/events/{evt_id}"
+# What a thin notification carries (the v2 event without changes, data or snapshot_event).
+THIN_KEYS = ("id", "object", "context", "created", "livemode", "reason", "related_object", "type")
 
 
 class BenchError(Exception):
@@ -99,6 +110,28 @@ def customer_updated(event_id: str, customer_json: str) -> bytes:
         f'"previous_attributes": {{"name": null}}}}, "livemode": false, '
         f'"pending_webhooks": 1, "request": {{"id": null, "idempotency_key": null}}, '
         f'"type": "customer.updated"}}'
+    ).encode()
+
+
+def thin_customer_updated(event_id: str, customer_id: str) -> bytes:
+    """The thin notification of a ``customer.updated`` (no data: the receiver fetches)."""
+    created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps(
+        {
+            "id": event_id,
+            "object": "v2.core.event",
+            "context": None,
+            "created": created,
+            "livemode": False,
+            "reason": None,
+            "related_object": {
+                "id": customer_id,
+                "type": "customer",
+                "url": f"/v1/customers/{customer_id}",
+            },
+            "type": "v1.customer.updated",
+        },
+        indent=2,
     ).encode()
 
 
@@ -231,6 +264,18 @@ class Bench:
         self.fake: FakeStripe | None = None
         self.lines: list[str] = []
 
+    @property
+    def thin_first(self) -> int:
+        """The first customer of the thin end-to-end run (after the snapshot runs' ones)."""
+        return PHASE1_CUSTOMERS + self.args.events + 1 + self.args.storm_events
+
+    def snapshot_endpoints_disable(self) -> None:
+        """The deployment on its thin destination only: its snapshot endpoints (the product's
+        and dj-stripe's rows) disabled, as after a move to thin events is finished. No twin
+        can then exist, so no thin event costs a fetch of its full event."""
+        with pg_connect(self.dbname) as conn:
+            conn.execute("UPDATE djstripe_webhookendpoint SET status = 'disabled'")
+
     # -- environment
 
     def env(self, settings_module: str = "config.settings", **extra: str) -> dict[str, str]:
@@ -310,8 +355,9 @@ class Bench:
             timeout=240,
         )
 
-        # Customers: 200 for the intake runs, M for the end-to-end run, 1 for the burst.
-        wanted = PHASE1_CUSTOMERS + self.args.events + 1 + self.args.storm_events
+        # Customers: 200 for the intake runs, M for the end-to-end run, 1 for the burst, S for
+        # the storm, then M for the thin end-to-end run and 1 for the thin burst.
+        wanted = PHASE1_CUSTOMERS + 2 * self.args.events + 2 + self.args.storm_events
         self.fake.call("POST", "/_fake/bulk/customers", {"count": wanted})
         customers = self.fake.customers()
         if len(customers) != wanted:
@@ -324,6 +370,8 @@ class Bench:
         out = self.log_dir / "setup-out.json"
         probes = [customer_updated(f"evt_bench_probe_{n}", self.customer_json[n]).decode()
                   for n in range(4)]  # fmt: skip
+        probes += [thin_customer_updated(f"evt_bench_thin_probe_{n}", self.customers[n]["id"])
+                   .decode() for n in range(2)]  # fmt: skip
         # dj-stripe's mirror starts with the intake customers in it, as a live shop's would:
         # customer.updated is about a customer the shop has (first sight costs dj-stripe an
         # extra retrieve, which would make its figures depend on the run's length).
@@ -387,26 +435,32 @@ class Bench:
 
     # -- phase 1: intake
 
-    def intake(self, label: str, settings_module: str, path: str, secret: str) -> dict:
+    def intake(
+        self, label: str, settings_module: str, path: str, secret: str, thin: bool = False
+    ) -> dict:
         name = f"gunicorn-{label}"
+
+        def body(event_id: str, n: int) -> bytes:
+            if thin:
+                return thin_customer_updated(event_id, self.customers[n]["id"])
+            return customer_updated(event_id, self.customer_json[n])
+
         port = self.gunicorn_start(name, settings_module)
         try:
             # One delivery first: every worker must be up and answering 2xx before the clock.
             smoke = run_load(
                 "127.0.0.1",
                 port,
-                [delivery(path, customer_updated(f"evt_bench_smoke_{label}", self.customer_json[0]), secret)],
+                [delivery(path, body(f"evt_bench_smoke_{label}", 0), secret)],
                 threads=1,
             )  # fmt: skip
             if smoke.errors:
                 raise BenchError(f"{label}: smoke delivery failed {smoke.samples}")
             next_n = counter()
-            customers = self.customer_json[:PHASE1_CUSTOMERS]
 
             def make():
                 n = next_n()
-                body = customer_updated(f"evt_bench_{label}_{n}", customers[n % len(customers)])
-                return delivery(path, body, secret)
+                return delivery(path, body(f"evt_bench_{label}_{n}", n % PHASE1_CUSTOMERS), secret)
 
             self.fake.stats_reset()
             result = run_load(
@@ -431,14 +485,20 @@ class Bench:
 
     # -- phase 2: end to end
 
-    def end_to_end(self, port: int, workers: list[str]) -> dict:
-        secret, endpoint = self.endpoints["product"]["secret"], self.endpoints["product"]["uuid"]
-        path = f"/stripe/webhook/{endpoint}/"
-        pool = self.customer_json[PHASE1_CUSTOMERS : PHASE1_CUSTOMERS + self.args.events]
+    def end_to_end(self, port: int, workers: list[str], thin: bool = False) -> dict:
+        receiver = self.endpoints["thin" if thin else "product"]
+        secret, path = receiver["secret"], f"/stripe/webhook/{receiver['uuid']}/"
+        first = self.thin_first if thin else PHASE1_CUSTOMERS
+        pool = list(range(first, first + self.args.events))
+        prefix = "evt_thin_e2e_" if thin else "evt_e2e_"
 
         def requests():
-            for n, customer in enumerate(pool):
-                yield delivery(path, customer_updated(f"evt_e2e_{n}", customer), secret)
+            for n, index in enumerate(pool):
+                if thin:
+                    body = thin_customer_updated(f"{prefix}{n}", self.customers[index]["id"])
+                else:
+                    body = customer_updated(f"{prefix}{n}", self.customer_json[index])
+                yield delivery(path, body, secret)
 
         self.fake.stats_reset()
         start = time.perf_counter()
@@ -447,13 +507,14 @@ class Bench:
         if sent.errors:
             raise BenchError(f"end to end: {sent.errors} deliveries refused: {sent.samples}")
         done, counts = wait_processed(
-            self.dbname, "evt_e2e_", len(pool), 180, self.procs, ["gunicorn-e2e", *workers]
+            self.dbname, prefix, len(pool), 180, self.procs, ["gunicorn-e2e", *workers]
         )
         stats = self.fake.stats()
         with pg_connect(self.dbname) as conn:
             span = conn.execute(
                 "SELECT extract(epoch FROM max(processed_at) - min(processed_at)) "
-                "FROM billing_inboundevent WHERE id LIKE 'evt_e2e_%%'"
+                "FROM billing_inboundevent WHERE id LIKE %s",
+                [prefix + "%"],
             ).fetchone()[0]
         return {
             "events": len(pool),
@@ -462,21 +523,34 @@ class Bench:
             "done_s": done - start,
             "counts": counts,
             "retrieves": stats["by_route"].get(RETRIEVE_ROUTE, 0),
+            "v2_events": stats["by_route"].get(V2_EVENT_ROUTE, 0),
             "api_calls": stats["total"],
         }
 
     # -- phase 3: burst on one object
 
-    def burst(self, port: int, workers: list[str]) -> dict:
-        secret, endpoint = self.endpoints["product"]["secret"], self.endpoints["product"]["uuid"]
-        path = f"/stripe/webhook/{endpoint}/"
-        customer_id = self.customers[-1]["id"]
+    def burst(self, port: int, workers: list[str], thin: bool = False) -> dict:
+        receiver = self.endpoints["thin" if thin else "product"]
+        secret, path = receiver["secret"], f"/stripe/webhook/{receiver['uuid']}/"
+        customer_id = self.customers[-1 if thin else PHASE1_CUSTOMERS + self.args.events]["id"]
         for n in range(BURST):
             self.fake.call("POST", f"/v1/customers/{customer_id}", {"name": f"Burst {n + 1}"})
-        listed = self.fake.call("GET", "/v1/events", {"type": "customer.updated", "limit": 100})[
-            "data"
-        ]
-        events = [e for e in listed if e["data"]["object"]["id"] == customer_id]
+        if thin:
+            # The thin events Stripe made for the updates (the bench's destination takes
+            # v1.customer.updated), as notifications: the v2 event without changes or data.
+            listed = self.fake.call(
+                "GET", "/v2/core/events", {"object_id": customer_id, "limit": 100}
+            )["data"]
+            events = [
+                {k: e.get(k) for k in THIN_KEYS}
+                for e in listed
+                if e["type"] == "v1.customer.updated"
+            ]
+        else:
+            listed = self.fake.call(
+                "GET", "/v1/events", {"type": "customer.updated", "limit": 100}
+            )["data"]
+            events = [e for e in listed if e["data"]["object"]["id"] == customer_id]
         if len(events) != BURST:
             raise BenchError(f"fakestripe emitted {len(events)} customer.updated, not {BURST}")
         # Webhook bodies are pretty-printed, as Stripe (and fakestripe) send them.
@@ -504,6 +578,7 @@ class Bench:
         stats = self.fake.stats()
         return {
             "retrieves": stats["by_route"].get(RETRIEVE_ROUTE, 0),
+            "v2_events": stats["by_route"].get(V2_EVENT_ROUTE, 0),
             "api_calls": stats["total"],
             "coalesced": sum(1 for _, outcome in rows if "coalesced" in outcome),
         }
@@ -515,6 +590,7 @@ class Bench:
         path = f"/stripe/webhook/{endpoint}/"
         first = PHASE1_CUSTOMERS + self.args.events + 1
         pool = self.customer_json[first : first + self.args.storm_events]
+        assert first + self.args.storm_events == self.thin_first
         self.fake.stats_reset()
         self.fake.call(
             "POST",
@@ -569,6 +645,14 @@ class Bench:
                 f"/stripe/webhook/{product['uuid']}/",
                 product["secret"],
             ),
+            # thin right after snapshot: the two intakes side by side in time
+            "thin": self.intake(
+                "thin",
+                "config.settings",
+                f"/stripe/webhook/{self.endpoints['thin']['uuid']}/",
+                self.endpoints["thin"]["secret"],
+                thin=True,
+            ),
             "djstripe": self.intake(
                 "djstripe",
                 "bench.djstripe_settings",
@@ -582,7 +666,11 @@ class Bench:
         e2e = self.end_to_end(port, workers)
         burst = self.burst(port, workers)
         storm = self.storm(port, workers) if self.args.storm_events else None
+        self.snapshot_endpoints_disable()
+        thin_e2e = self.end_to_end(port, workers, thin=True)
+        thin_burst = self.burst(port, workers, thin=True)
         self.report(intake, e2e, burst, storm, time.perf_counter() - started)
+        self.report_thin(intake, e2e, burst, thin_e2e, thin_burst)
 
     def report(self, intake: dict, e2e: dict, burst: dict, storm: dict | None, wall: float):
         a = self.args
@@ -696,6 +784,45 @@ class Bench:
         )
         print(f"(wall time {wall:.0f} s)")
 
+    def report_thin(self, intake: dict, e2e: dict, burst: dict, thin_e2e: dict, thin_burst):
+        """Thin beside snapshot, from the same run."""
+        print()
+        print(
+            "Thin events beside snapshots (same run, same servers; thin end to end and burst "
+            "with the deployment on its thin destination only):"
+        )
+        header = (
+            f"{'payload':<10}{'acks/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'SQL/dlv':>9}"
+            f"{'e2e ev/s':>10}{'calls/ev':>10}{'v2 ev':>7}{'burst calls/ev':>16}"
+        )
+        print(header)
+        print("-" * len(header))
+        for label, key, run, bursted in (
+            ("snapshot", "product", e2e, burst),
+            ("thin", "thin", thin_e2e, thin_burst),
+        ):
+            result = intake[key]["result"]
+            print(
+                f"{label:<10}{result.rate:>9.1f}{result.ms(50):>9.1f}{result.ms(99):>9.1f}"
+                f"{self.endpoints[key]['queries'][-1]:>9}"
+                f"{run['events'] / run['done_s']:>10.1f}{run['api_calls'] / run['events']:>10.2f}"
+                f"{run['v2_events']:>7}{bursted['api_calls'] / BURST:>16.2f}"
+            )
+        print(
+            f"  calls/ev: Stripe API calls per processed event end to end ({RETRIEVE_ROUTE} "
+            f"{e2e['retrieves']} snapshot, {thin_e2e['retrieves']} thin); v2 ev: full v2 events "
+            f"fetched ({V2_EVENT_ROUTE}); burst: {BURST} events of one customer, "
+            f"{burst['coalesced']} snapshot and {thin_burst['coalesced']} thin coalesced"
+        )
+        thin_cost = thin_e2e["api_calls"] / thin_e2e["events"]
+        snap_cost = e2e["api_calls"] / e2e["events"]
+        print(
+            f"target: thin costs no more calls per processed change than snapshots: "
+            f"{'met' if thin_cost <= snap_cost and thin_burst['api_calls'] <= burst['api_calls'] else 'NOT met'}"
+            f" (end to end {thin_cost:.2f} vs {snap_cost:.2f}; burst {thin_burst['api_calls']} "
+            f"vs {burst['api_calls']})"
+        )
+
     def cleanup(self) -> None:
         self.procs.stop_all()
         try:
@@ -724,7 +851,7 @@ def child_setup(spec_path: str, out_path: str) -> None:
     from djstripe.models import Customer, WebhookEndpoint
 
     from billing import stripe_api
-    from billing.webhooks import endpoints
+    from billing.webhooks import destinations, endpoints
 
     spec = json.loads(Path(spec_path).read_text())
     # Nothing listens on port 9: fakestripe's own delivery attempts fail at once; the bench
@@ -757,11 +884,18 @@ def child_setup(spec_path: str, out_path: str) -> None:
             stripe_api.as_stripe_object(customer), api_key=settings.STRIPE_SECRET_KEY
         )
 
+    # The product's thin event destination (it takes v1.customer.updated among the handled
+    # types): deliveries to it fail at once, as the endpoint's do.
+    thin = destinations.event_destination_create(
+        base_url="http://127.0.0.1:9", description="bench: product thin intake"
+    )
+
     out: dict = {}
     probes = iter(spec["probes"])
     for key, endpoint, urlconf, path in (
         ("product", product, "config.urls", f"/stripe/webhook/{product.djstripe_uuid}/"),
         ("djstripe", djs, "bench.djstripe_urls", f"/djstripe/webhook/{djs.djstripe_uuid}/"),
+        ("thin", thin, "config.urls", f"/stripe/webhook/{thin.uuid}/"),
     ):
         queries, sql = [], []
         with override_settings(ROOT_URLCONF=urlconf):
@@ -780,7 +914,7 @@ def child_setup(spec_path: str, out_path: str) -> None:
                 queries.append(len(captured))
                 sql = [q["sql"][:300] for q in captured.captured_queries]
         out[key] = {
-            "uuid": str(endpoint.djstripe_uuid),
+            "uuid": str(getattr(endpoint, "djstripe_uuid", None) or endpoint.uuid),
             "secret": endpoint.secret,
             "queries": queries,
             "sql": sql,

@@ -84,6 +84,8 @@ PHASE1_CUSTOMERS = 200
 BURST = 10
 RETRIEVE_ROUTE = "GET /v1/customers/{id}"
 V2_EVENT_ROUTE = "GET /v2/core/events/{evt_id}"
+# How billing.webhooks.processing says an event was served by an earlier fetch.
+COALESCED = "fetched from Stripe moments ago for another event"
 # What a thin notification carries (the v2 event without changes, data or snapshot_event).
 THIN_KEYS = ("id", "object", "context", "created", "livemode", "reason", "related_object", "type")
 
@@ -580,7 +582,7 @@ class Bench:
             "retrieves": stats["by_route"].get(RETRIEVE_ROUTE, 0),
             "v2_events": stats["by_route"].get(V2_EVENT_ROUTE, 0),
             "api_calls": stats["total"],
-            "coalesced": sum(1 for _, outcome in rows if "coalesced" in outcome),
+            "coalesced": sum(1 for _, outcome in rows if COALESCED in outcome),
         }
 
     # -- phase 4: a 429/500 storm

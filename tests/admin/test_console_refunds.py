@@ -17,7 +17,7 @@ from django.urls import reverse
 from billing import stripe_api
 from billing.models import AuditEntry
 from orders.models import Order, OrderDispute, OrderRefund
-from tests.admin.conftest import deliver_all_events
+from tests.admin.conftest import buy, deliver_all_events, price_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
 R = OrderRefund.Status
@@ -266,3 +266,59 @@ def test_approve_reject_and_resolve_do_what_they_say(area, world, staff, deliver
     failed.refresh_from_db()
     assert failed.resolved_by == staff.billing
     assert order.history.filter(note__contains="paid back by transfer").exists()
+
+
+def test_a_zero_decimal_currency_is_refunded_in_its_own_units(
+    world, staff, stripe_emulator, deliver_event
+):
+    # given: a ¥1,500 order, paid
+    order = buy(world.customer, price_id("jpy"), card="4242424242424242", emulator=stripe_emulator)
+    deliver_all_events(deliver_event)
+    order.refresh_from_db()
+    assert (order.status in (Order.Status.PAID, Order.Status.FULFILLED), order.amount_total) == (
+        True,
+        1500,
+    )
+    client = staff.client("billing")
+    token, payment = form_token(client, order)
+    # a fraction of a yen is refused; ¥500 is reviewed as ¥500 (JPY), not ¥5.00
+    fraction = client.post(refund_page(order), {"payment": payment, "how": "amount",
+                                                 "amount": "12.50", "token": token})  # fmt: skip
+    assert "JPY amounts have 0 decimal places" in fraction.content.decode()
+    review = client.post(refund_page(order), {"payment": payment, "how": "amount",
+                                               "amount": "500", "token": token})  # fmt: skip
+    text = review.content.decode()
+    assert (
+        'id="refund-money">¥500<' in text and "(JPY)" in text and 'id="refund-left">¥1,000<' in text
+    )
+    # when: confirmed, Stripe is asked for 500 (yen are its minor unit)
+    assert confirm(client, order, "500", token=token, payment=payment).status_code == 302
+    [made] = stripe_refunds(order)
+    assert (made["amount"], made["currency"]) == (500, "jpy")
+    order.refresh_from_db()
+    assert (order.status, order.amount_refunded) == (Order.Status.PARTIALLY_REFUNDED, 500)
+
+
+def test_a_refund_by_line_and_in_full(world, staff, deliver_event):
+    order = world.paid  # one line of $19.00, $5.00 refunded already
+    client = staff.client("billing")
+    token, payment = form_token(client, order)
+    item = order.items.get()
+    # by line: the whole line is more than the $14.00 left, refused before Stripe
+    by_line = client.post(refund_page(order), {"payment": payment, "how": "lines",
+                                                f"line_{item.pk}": "1", "token": token})  # fmt: skip
+    assert "more than this payment has left to refund ($14.00 of $19.00" in by_line.content.decode()
+    # in full: what is left
+    full = client.post(refund_page(order), {"payment": payment, "how": "full", "token": token,
+                                             "reason": "requested_by_customer"})  # fmt: skip
+    assert 'id="refund-money">$14.00<' in full.content.decode()
+    done = client.post(refund_page(order), {"payment": payment, "how": "full", "token": token,
+                                             "reason": "requested_by_customer", "confirm": "1",
+                                             "intent": "refund"})  # fmt: skip
+    assert done.status_code == 302
+    order.refresh_from_db()
+    assert (order.status, order.amount_refunded) == (Order.Status.REFUNDED, 1900)
+    deliver_all_events(deliver_event)
+    order.refresh_from_db()
+    assert (order.status, order.amount_refunded) == (Order.Status.REFUNDED, 1900)
+    assert order.refunds.filter(status=R.SUCCEEDED).count() == 2

@@ -9,10 +9,14 @@ HTTP, and the events they cause are delivered, signed, through the real intake.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from billing import stripe_api
 from billing.models import AuditEntry
@@ -322,3 +326,40 @@ def test_a_refund_by_line_and_in_full(world, staff, deliver_event):
     order.refresh_from_db()
     assert (order.status, order.amount_refunded) == (Order.Status.REFUNDED, 1900)
     assert order.refunds.filter(status=R.SUCCEEDED).count() == 2
+
+
+def test_refund_and_dispute_lists_make_as_many_queries_however_many_rows(
+    area, world, staff, django_user_model
+):
+    names = ("refund list", "refunds awaiting approval", "refunds needing attention",
+             "dispute list", "disputes due soon", "the order page")  # fmt: skip
+    client = staff.client("billing")
+
+    def counts() -> dict[str, int]:
+        found = {}
+        for name in names:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(area[name][1]).status_code == 200, name
+            found[name] = len(queries)
+        return found
+
+    before = counts()
+    # given: 25 more refunds (each asked and approved by someone else) and disputes
+    order, payment = world.paid, world.paid.payments.get()
+    soon = timezone.now() + dt.timedelta(days=1)
+    for n in range(25):
+        asker = django_user_model.objects.create_user(f"asker{n}", is_staff=True)
+        approver = django_user_model.objects.create_user(f"approver{n}", is_staff=True)
+        OrderRefund.objects.create(
+            order=order, payment=payment, refund_id=f"re_grow{n}", amount=1, currency="usd",
+            status=R.REQUESTED if n % 2 else R.FAILED, flagged=not n % 2,
+            origin=OrderRefund.Origin.CONSOLE, requested_by=asker, approved_by=approver,
+            source="test",
+        )  # fmt: skip
+        OrderDispute.objects.create(
+            dispute_id=f"du_grow{n}", order=order, amount=1, currency="usd",
+            state=OrderDispute.State.NEEDS_RESPONSE, stripe_status="needs_response",
+            due_by=soon, respond_by=soon,
+        )  # fmt: skip
+    after = counts()
+    assert {k: v for k, v in after.items() if v > before[k] or v > 30} == {}, (before, after)

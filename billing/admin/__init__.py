@@ -4,8 +4,14 @@
 - ``stripe_objects``: the shared page of a mirrored Stripe object; ``stripe_types``: each type's;
 - ``inbox``: events, deliveries, refusals, sync states, the audit log, resync jobs;
 - ``operators``: backfill runs and reconcile reports; ``versions``: the API versions page;
+- ``destinations``: event destinations (thin events), with a ping;
 - ``views``: the console's actions on an object (resync, reprocess, fetch missed events);
   ``metadata_form``: editing its Stripe metadata.
 """
 
-from billing.admin import inbox, operators, stripe_types  # noqa: F401 - each registers its admins
+from billing.admin import (  # noqa: F401 - each registers its admins
+    destinations,
+    inbox,
+    operators,
+    stripe_types,
+)

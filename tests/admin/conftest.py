@@ -22,6 +22,7 @@ from billing import stripe_api
 from billing.console import metadata_edit, resync
 from billing.models import InboundEvent
 from billing.operators import backfill
+from billing.webhooks.destinations import event_destination_create
 from config.celery import app as celery_app
 from orders import reconcile
 from orders.demo import demo_catalog_seed
@@ -128,6 +129,9 @@ def _seed(stripe_emulator, webhook_endpoint, deliver_event) -> World:
     # and the operators' commands, once each: a backfill run and a reconcile report
     backfill.backfill_run(run=backfill.backfill_start(types=["customer"], since=None, max_rps=100))
     reconcile.reconcile_run()
+    # and an event destination (thin events) beside the endpoint, as after `stripe_webhooks
+    # upgrade --payload thin`; its URL is never reached (the seed posts deliveries itself)
+    event_destination_create(base_url="http://127.0.0.1:9")
     # and a forged delivery: refused, counted and sampled
     assert deliver_event({"id": "evt_forged"}, secret="whsec_forged").status_code == 400
     return World(

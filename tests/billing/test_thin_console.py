@@ -94,3 +94,28 @@ def test_reprocess_works_for_a_thin_event_and_a_snapshot_event(admin_client, twi
         InboundEvent.objects.filter(pk__in=[snapshot.pk, thin.pk]).values_list("status", flat=True)
     )
     assert statuses == ["duplicate", "processed"]
+
+
+def test_a_destination_is_pinged_from_the_console_with_its_round_trip(
+    admin_client, stripe_emulator, settings, live_server
+):
+    from billing.models import EventDestination
+
+    settings.SITE_URL = live_server.url
+    destination = event_destination_create(base_url=live_server.url)
+    changelist = reverse("admin:billing_eventdestination_changelist")
+    assert destination.id in admin_client.get(changelist).content.decode()
+    page = admin_client.get(
+        reverse("admin:billing_eventdestination_change", args=[quote(destination.id)])
+    )
+    assert page.status_code == 200 and destination.secret not in page.content.decode()
+
+    answer = admin_client.post(
+        changelist, {"action": "ping", "_selected_action": [destination.pk]}, follow=True
+    )
+
+    said = [str(m) for m in answer.context["messages"]]
+    assert any(f"{destination.id}: round trip" in m and "processed" in m for m in said), said
+    ping = InboundEvent.objects.get(type="v2.core.event_destination.ping")
+    assert ping.object_id == destination.id and ping.status == "processed"
+    assert EventDestination.objects.get().status == "enabled"

@@ -31,8 +31,7 @@ browsers:
 demo: install
 	@FAKESTRIPE_PORT=$(FAKESTRIPE_PORT) DEMO_PORT=$(DEMO_PORT) $(PY) scripts/demo.py --check-ports
 	@mkdir -p $(DEMO_DIR)
-	@# Local development runs with DEBUG on, so ./manage.py works too (.env is read by settings).
-	@test -f .env || printf 'DJANGO_DEBUG=true\n' > .env
+	@# scripts/demo.py writes .env (read by settings) so ./manage.py talks to the demo, not Stripe.
 	@# exec: make's child is the demo itself, which stops its own children on Ctrl-C/SIGTERM.
 	@DEMO_DIR=$(DEMO_DIR) FAKESTRIPE_PORT=$(FAKESTRIPE_PORT) DEMO_PORT=$(DEMO_PORT) \
 	  exec $(PY) scripts/demo.py

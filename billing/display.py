@@ -7,7 +7,6 @@ calls. Used by the support console's pages and the order page.
 from __future__ import annotations
 
 import json
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,6 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
 
 from billing import types
 from billing.money import format_amount
@@ -332,47 +330,6 @@ def admin_url(model: str, key: Any, view: str = "change") -> str:
     """``admin_url("orders_order", "ord_1")``: an admin page by key, quoted as the admin
     unquotes it (an id like ``ord_23..`` would otherwise lose ``_23`` to ``#``)."""
     return reverse(f"admin:{model}_{view}", args=[quote(str(key))])
-
-
-# --- Links only to pages the reader may open ----------------------------------------------------
-
-# The signed-in person a page is drawn for, set per request by ``viewer_middleware``: admin
-# columns and fields get no request, and a link to a page answering 403 is a dead end.
-_viewer: ContextVar[Any] = ContextVar("console_viewer", default=None)
-
-
-def viewer_middleware(get_response):
-    def middleware(request):
-        token = _viewer.set(getattr(request, "user", None))
-        try:
-            return get_response(request)
-        finally:
-            _viewer.reset(token)
-
-    return middleware
-
-
-def may_open(model: str) -> bool:
-    """Whether the page's reader may open ``model``'s pages (``"auth_user"``); outside a
-    request (a command, a task) there is no reader to hide anything from."""
-    user = _viewer.get()
-    if user is None:
-        return True
-    app_label, model_name = model.split("_", 1)
-    return user.has_perm(f"{app_label}.view_{model_name}") or user.has_perm(
-        f"{app_label}.change_{model_name}"
-    )
-
-
-def page_url(model: str, key: Any) -> str:
-    """``admin_url`` for a link on a page: empty when its reader may not open it."""
-    return admin_url(model, key) if may_open(model) else ""
-
-
-def page_link(model: str, key: Any, text: str) -> str:
-    """A link to an admin page, or the text alone for a reader who may not open it."""
-    url = page_url(model, key)
-    return format_html('<a href="{}">{}</a>', url, text) if url else format_html("{}", text)
 
 
 # --- Links between objects, as the data carries them ------------------------------------------

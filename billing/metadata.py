@@ -266,7 +266,7 @@ def object_owners(*, data: Mapping[str, Any]) -> list[str]:
 def _user_resolver() -> LinkResolver:
     from django.contrib.auth import get_user_model
 
-    from billing.display import page_url
+    from billing.viewer import page_url
 
     user_model = get_user_model()
 

@@ -15,9 +15,14 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 # The index in the order support works: the order first, then the Stripe objects behind it,
-# then the webhook pipeline. Models not listed follow, grouped by app as Django does.
+# then the webhook pipeline. A model not listed joins its app's section (each section once),
+# or, for an app with none, follows grouped by app as Django does.
 SECTIONS: list[tuple[str, str, list[str]]] = [
-    ("Orders", "orders", ["orders.order"]),
+    (
+        "Orders",
+        "orders",
+        ["orders.order", "orders.orderpayment", "orders.orderrefund", "orders.orderdispute"],
+    ),
     (
         "Customers and payments",
         "djstripe",
@@ -27,6 +32,7 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
             "djstripe.paymentintent",
             "djstripe.charge",
             "djstripe.refund",
+            "djstripe.dispute",
             "djstripe.subscription",
             "djstripe.invoice",
             "djstripe.product",
@@ -42,9 +48,11 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
             "billing.webhookrejectcount",
             "billing.webhookrejectsample",
             "djstripe.webhookendpoint",
+            "billing.eventdestination",
             "billing.objectsync",
             "billing.auditentry",
             "billing.resyncjob",
+            "billing.reconcilereport",
         ],
     ),
 ]
@@ -55,6 +63,9 @@ def section_of(opts) -> tuple[str, str]:
     the section the index shows it in. A model in no section is under its app's name."""
     for name, main_app, labels in SECTIONS:
         if opts.label_lower in labels:
+            return name, main_app
+    for name, main_app, _ in SECTIONS:
+        if main_app == opts.app_label:
             return name, main_app
     return str(opts.app_config.verbose_name), opts.app_label
 
@@ -119,9 +130,13 @@ class ShopAdminSite(admin.AdminSite):
                     "models": [model for _, model in entries],
                 }
             )
+        by_app = {section["app_label"]: section for section in sections}
         rest: dict[str, dict] = {}
         for app, model in models.values():
-            rest.setdefault(app["app_label"], {**app, "models": []})["models"].append(model)
+            if app["app_label"] in by_app:
+                by_app[app["app_label"]]["models"].append(model)
+            else:
+                rest.setdefault(app["app_label"], {**app, "models": []})["models"].append(model)
         return sections + list(rest.values())
 
 

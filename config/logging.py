@@ -46,3 +46,35 @@ class ForbiddenOneLineFilter(logging.Filter):
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+def logging_config(*, level: str, stripe_level: str) -> dict:
+    """settings.LOGGING: one format, to stdout, through both layers and the 403 filter."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "redact_secrets": {"()": "config.logging.RedactSecretsFilter"},
+            "forbidden_one_line": {"()": "config.logging.ForbiddenOneLineFilter"},
+        },
+        "formatters": {
+            "plain": {
+                "()": "config.logging.RedactingFormatter",
+                "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            },
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": "plain",
+                "filters": ["forbidden_one_line", "redact_secrets"],
+            },
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            "django": {"handlers": ["stdout"], "level": level, "propagate": False},
+            # stripe-python logs request lines at INFO; keep them at WARNING unless asked.
+            "stripe": {"level": stripe_level},
+        },
+    }

@@ -12,11 +12,15 @@ import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config.demo_broker import filesystem_options
+from config.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A local .env is a convenience for development; the real environment always wins.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# (DJANGO_ENV_FILE names another file: a test reads the .env a demo in a temporary folder wrote.)
+environ.Env.read_env(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -68,7 +72,7 @@ MIDDLEWARE = [
     # request.user.is_verified(): whether this session passed two-factor (django-otp).
     "django_otp.middleware.OTPMiddleware",
     # Who a page is drawn for: links are drawn only to pages its reader may open.
-    "billing.display.viewer_middleware",
+    "billing.viewer.viewer_middleware",
     "config.requests.private_pages_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "orders.middleware.time_zone_middleware",
@@ -310,19 +314,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- The embedded broker (make demo): a real worker with no server to install ---
-# CELERY_BROKER_URL=filesystem:// keeps the queue as files in CELERY_BROKER_FOLDER (kombu's
-# filesystem transport), so the demo runs the same worker, retries and beat schedule as
-# production. One machine only; production uses Redis.
+# CELERY_BROKER_URL=filesystem:// keeps the queue as files (config/demo_broker.py).
 DEMO_DIR = Path(env.str("DEMO_DIR", default=str(BASE_DIR / ".demo")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_folder = Path(env.str("CELERY_BROKER_FOLDER", default=str(DEMO_DIR / "broker")))
     CELERY_BROKER_TRANSPORT_OPTIONS.update(
-        {
-            "data_folder_in": str(_broker_folder / "queue"),
-            "data_folder_out": str(_broker_folder / "queue"),
-            "control_folder": str(_broker_folder / "control"),
-            "polling_interval": 0.5,
-        }
+        filesystem_options(Path(env.str("CELERY_BROKER_FOLDER", default=str(DEMO_DIR / "broker"))))
     )
 
 # --- Stripe ---
@@ -384,13 +380,13 @@ CONSOLE_ENDPOINTS_CACHE_SECONDS = env.int("CONSOLE_ENDPOINTS_CACHE_SECONDS", def
 # approves the request (``orders.services.refund_console``).
 REFUND_APPROVAL_THRESHOLDS = {
     currency.strip().lower(): int(amount)
-    for currency, amount in (
-        pair.split(":", 1)
+    for currency, _, amount in (
+        pair.partition(":")
         for pair in env.list(
             "REFUND_APPROVAL_THRESHOLDS", default=["usd:5000", "eur:5000", "gbp:4000", "jpy:7000"]
         )
-        if pair.strip()
     )
+    if currency.strip()
 }
 
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
@@ -398,33 +394,6 @@ DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_SUBSCRIBER_MODEL = "auth.User"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
-# --- Logging: one format, to stdout ---
+# --- Logging: one format, to stdout, secrets redacted, a 403 in one line (config/logging.py) ---
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {
-        "redact_secrets": {"()": "config.logging.RedactSecretsFilter"},
-        "forbidden_one_line": {"()": "config.logging.ForbiddenOneLineFilter"},
-    },
-    "formatters": {
-        "plain": {
-            "()": "config.logging.RedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-        },
-    },
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
-            "formatter": "plain",
-            "filters": ["forbidden_one_line", "redact_secrets"],
-        },
-    },
-    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
-    "loggers": {
-        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        # stripe-python logs request lines at INFO; keep them at WARNING unless asked.
-        "stripe": {"level": env.str("STRIPE_LOG_LEVEL", default="WARNING")},
-    },
-}
+LOGGING = logging_config(level=LOG_LEVEL, stripe_level=env.str("STRIPE_LOG_LEVEL", default="WARN"))

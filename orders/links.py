@@ -16,12 +16,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from djstripe.models import Customer
 
-from billing.display import admin_url
 from billing.metadata import LinkResolver, link_keeper_register, link_keys, link_register
 from billing.money import format_amount
+from billing.viewer import page_url
 from orders.models import Order
 from orders.references import orders_tied, public_ids_tied, stripe_ids_tied
 from orders.services import state
+from orders.wording import status_words
 
 
 def _find(values: list[str]) -> dict[str, Any]:
@@ -30,11 +31,12 @@ def _find(values: list[str]) -> dict[str, Any]:
 
 def _label(order: Order) -> str:
     total = format_amount(order.amount_total, order.currency)
-    return f"order {order.public_id} ({order.get_status_display()}, {total}, {order.email or 'no email'})"
+    status = status_words(order.status)
+    return f"order {order.public_id} ({status}, {total}, {order.email or 'no email'})"
 
 
 def _admin_url(order: Order) -> str:
-    return admin_url("orders_order", order.public_id)
+    return page_url("orders_order", order.public_id)
 
 
 def _tied_to(stripe_id: str) -> list[Order]:

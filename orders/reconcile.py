@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -42,12 +42,11 @@ from billing import metadata, stripe_api
 from billing.consts import IntentStatus, InvoiceStatus, SessionPaymentStatus, SessionStatus
 from billing.models import ReconcileReport
 from orders import links, reconcile_fixes
-from orders.models import PAID_STATES, Order, OrderDispute, OrderPayment, OrderRefund
+from orders.models import PAID_STATES, Order
+from orders.reconcile_money import Finding, MoneyChecks
 from orders.services import (
     intent_unrecorded,
 )
-from orders.services.plans import subscriptions_duplicated
-from orders.services.refunds import charge_and_intent
 
 logger = logging.getLogger(__name__)
 
@@ -59,20 +58,6 @@ KINDS = (
     "unrecorded_payment",
     "duplicate_subscription",
 )
-
-
-@dataclass
-class Finding:
-    kind: str
-    object_type: str
-    stripe_id: str
-    detail: str
-    order: str = ""  # the order's public id, when one is involved
-    fix: str = ""  # what --fix would do ("" when it needs a person)
-    fixed: str = ""  # what --fix did (or why it could not)
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -87,7 +72,7 @@ def _missing(keys: dict[str, str], obj: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in keys.items() if have.get(k) != v}
 
 
-class Reconciler:
+class Reconciler(MoneyChecks):
     """One reconcile run: the walks, the findings, the repairs."""
 
     def __init__(self, *, fix: bool, since: datetime | None):
@@ -154,81 +139,6 @@ class Reconciler:
         self._check_orders_not_seen()
         self._check_plans()
         return self.findings
-
-    def _check_plans(self) -> None:
-        for duplicate in subscriptions_duplicated(since=self.since):
-            self._found(
-                Finding(
-                    kind="duplicate_subscription",
-                    object_type="customer",
-                    stripe_id=duplicate.customer_id,
-                    order=duplicate.orders[0] if duplicate.orders else "",
-                    detail=duplicate.detail,
-                )
-            )
-
-    @staticmethod
-    def _payment_order(intent_id: str) -> str | None:
-        """The public id of the order whose own payment ``intent_id`` is (none: no order's)."""
-        if not intent_id:
-            return None
-        return (
-            OrderPayment.objects.filter(payment_intent_id=intent_id)
-            .exclude(flag=OrderPayment.Flag.UNEXPECTED)
-            .values_list("order__public_id", flat=True)
-            .first()
-        )
-
-    def _check_refund(self, refund: dict[str, Any]):
-        """A refund of an order's payment whose record is missing or in another state (its
-        events never arrived: a refund made in the Dashboard, or one that failed later)."""
-        _, intent_id = charge_and_intent(refund)
-        order = self._payment_order(intent_id)
-        if order is None:
-            return []
-        row = OrderRefund.objects.filter(refund_id=refund["id"]).only("status", "amount").first()
-        status, amount = refund.get("status"), refund.get("amount")
-        if row is not None and (row.status, row.amount) == (status, amount):
-            return []
-        here = f"{row.status} of {row.amount}" if row is not None else "not recorded"
-        return [
-            self._found(
-                Finding(
-                    kind="order_mismatch",
-                    object_type="refund",
-                    stripe_id=refund["id"],
-                    order=order,
-                    detail=f"refund {here} here, {status} of {amount} in Stripe",
-                    fix="record the refund as Stripe has it",
-                ),
-                lambda rid=refund["id"]: reconcile_fixes.refund_record(rid),
-            )
-        ]
-
-    def _check_dispute(self, dispute: dict[str, Any]):
-        """A dispute of an order's payment whose record is missing or in another state."""
-        _, intent_id = charge_and_intent(dispute)
-        order = self._payment_order(intent_id)
-        if order is None:
-            return []
-        row = OrderDispute.objects.filter(dispute_id=dispute["id"]).only("stripe_status").first()
-        status = dispute.get("status")
-        if row is not None and row.stripe_status == status:
-            return []
-        here = row.stripe_status if row is not None else "not recorded"
-        return [
-            self._found(
-                Finding(
-                    kind="order_mismatch",
-                    object_type="dispute",
-                    stripe_id=dispute["id"],
-                    order=order,
-                    detail=f"dispute {here} here, {status} in Stripe",
-                    fix="record the dispute as Stripe has it",
-                ),
-                lambda did=dispute["id"]: reconcile_fixes.dispute_record(did),
-            )
-        ]
 
     def _check_plain(self, obj: dict[str, Any]):
         self._resolve(obj)

@@ -33,8 +33,14 @@ PY = sys.executable
 SLOW_STEP = 5.0  # seconds before a silent step says what it is waiting on
 
 
+_OUTPUT = threading.Lock()
+
+
 def say(message: str) -> None:
-    print(message, flush=True)
+    """One whole line at a time: the children's output (read by threads) never glues to ours."""
+    with _OUTPUT:
+        sys.stdout.write(f"{message}\n")
+        sys.stdout.flush()
 
 
 class DemoError(Exception):
@@ -82,7 +88,7 @@ class Child:
             self.lines = [*self.lines[-50:], line]
             if self.ready_pattern and self.ready_pattern.search(line):
                 self.ready.set()
-            print(f"  [{self.name}] {line}", flush=True)
+            say(f"  [{self.name}] {line}")
 
     def wait_ready(self, seconds: float, what: str) -> None:
         deadline = time.monotonic() + seconds
@@ -180,10 +186,47 @@ def production_like(demo_dir: Path) -> dict[str, str]:
         # Staff sign in with the password alone, to try the console; production asks them for
         # an authenticator app's code too (STAFF_TWO_FACTOR, on without DEBUG).
         "STAFF_TWO_FACTOR": "false",
-        # One web process (runserver's threads): rate-limit counters in its memory are shared
+        # One web process (gunicorn's threads): rate-limit counters in its memory are shared
         # by every request it serves. Production keeps them in Redis (CACHE_URL).
         "DJANGO_SILENCED_SYSTEM_CHECKS": "django_ratelimit.E003",
     }
+
+
+ENV_FILE_MARK = "# Written by make demo"
+# What ./manage.py needs to reach the demo's database, emulator and worker (DEBUG on, as local
+# development runs; the demo's own processes get the production-like set above).
+ENV_FILE_KEYS = (
+    "DATABASE_URL",
+    "STRIPE_API_BASE",
+    "STRIPE_SECRET_KEY",
+    "SITE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_BROKER_FOLDER",
+)
+
+
+def env_file_write(path: Path, env: dict[str, str]) -> str:
+    """The .env that settings read, so every ./manage.py command in this folder talks to the
+    demo (its emulator, database and worker), never to api.stripe.com. A .env someone wrote
+    themselves is left alone, and the line returned says what it lacks."""
+    lines = [
+        f"{ENV_FILE_MARK}: ./manage.py talks to the demo's database, Stripe emulator and worker.",
+        "# Remove this first line to keep your own edits (make demo then leaves the file alone).",
+        "DJANGO_DEBUG=true",
+        *(f"{key}={env[key]}" for key in ENV_FILE_KEYS if env.get(key)),
+    ]
+    current = path.read_text() if path.exists() else ""
+    if current and not current.startswith(ENV_FILE_MARK) and current.strip() != "DJANGO_DEBUG=true":
+        if f"STRIPE_API_BASE={env['STRIPE_API_BASE']}" in current:
+            return f"Your {path.name} points ./manage.py at this demo's emulator."
+        return (
+            f"Your own {path.name} is left as it is; for ./manage.py to talk to this demo, add: "
+            f"STRIPE_API_BASE={env['STRIPE_API_BASE']}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return (
+        f"Wrote {path.name}: ./manage.py commands (stripe_reconcile, ...) use this demo's emulator."
+    )
 
 
 def logins(demo_dir: Path) -> dict[str, str]:
@@ -265,12 +308,17 @@ def run() -> int:
         say("  worker ready")
 
         say(f"Starting the web server on {site} ...")
+        # gunicorn, as production serves (gunicorn.conf.py), in one process with threads.
         web = Child(
-            "web", [PY, "manage.py", "runserver", "--noreload", f"127.0.0.1:{demo_port}"], env
-        )
+            "web",
+            [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{demo_port}",
+             "--workers", "1", "--threads", "4"],
+            {**env, "GUNICORN_ACCESS_LOG": "0"},
+        )  # fmt: skip
         children.append(web)
         wait_for_http(f"{site}/healthz", 60, web)
 
+        say(env_file_write(Path(os.environ.get("DEMO_ENV_FILE", ROOT / ".env")), env))
         passwords = logins(demo_dir)
         say("")
         say(f"The shop is serving at {site}/")

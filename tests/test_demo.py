@@ -71,12 +71,14 @@ class Demo:
         self.site = f"http://127.0.0.1:{self.port}"
         self.stripe = f"http://127.0.0.1:{self.stripe_port}"
         self.db = tmp_path / "demo.sqlite3"
+        self.env_file = tmp_path / ".env"
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "scripts/demo.py"], cwd=ROOT,
             env=make_env(
                 DEMO_PORT=str(self.port), FAKESTRIPE_PORT=str(self.stripe_port),
                 DEMO_DIR=str(tmp_path / "demo"), DATABASE_URL=f"sqlite:///{self.db}",
+                DEMO_ENV_FILE=str(tmp_path / ".env"),
             ),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
@@ -206,6 +208,21 @@ def test_demo_fulfils_an_order_paid_during_a_stripe_outage(demo):
     assert source == "webhook checkout.session.completed"
     orders = browser.get(f"{demo.site}/orders/", timeout=10).text
     assert "Complete" in orders
+
+    # And an operator's ./manage.py in the same folder, with only the .env the demo wrote,
+    # talks to the demo's emulator and database, not to api.stripe.com
+    assert any(re.search(r"^Wrote \.env: \./manage\.py", line) for line in demo.lines)
+    assert f"STRIPE_API_BASE={demo.stripe}" in demo.env_file.read_text()
+    calls = requests.get(f"{demo.stripe}/_fake/stats", timeout=5).json()["total"]
+    reconcile = subprocess.run(
+        [sys.executable, "manage.py", "stripe_reconcile"], cwd=ROOT, capture_output=True,
+        text=True, timeout=120, env=make_env(DJANGO_ENV_FILE=str(demo.env_file)),
+    )  # fmt: skip
+    assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
+    assert requests.get(f"{demo.stripe}/_fake/stats", timeout=5).json()["total"] > calls
+    # its step lines stand on their own: none glued to a child's line
+    assert not any(re.search(r"\S\s*\[(worker|web|stripe)\]", line) for line in demo.lines)
+    assert any(line.startswith("  [web]") and "gunicorn" in line.lower() for line in demo.lines)
 
     # And SIGTERM stops everything cleanly
     assert demo.stop() == 0

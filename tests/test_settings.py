@@ -25,7 +25,8 @@ def run_django(args: list[str], env: dict[str, str]) -> subprocess.CompletedProc
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
-        env={**clean, **env},
+        # Not the developer's .env either (make demo writes one naming its emulator).
+        env={**clean, "DJANGO_ENV_FILE": os.devnull, **env},
         capture_output=True,
         text=True,
         timeout=120,

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from billing import display, types
+from billing import display, types, viewer
 from billing.admin.base import admin_link
 
 ACCOUNT_ROWS = 10
@@ -74,7 +74,7 @@ _STRIPE_LISTS = (
 def _stripe_section(spec: _StripeList, customer) -> Section | None:
     model = types.model_for(spec.object_type)
     label = f"{model._meta.app_label}_{model._meta.model_name}"
-    if not display.may_open(label):
+    if not viewer.may_open(label):
         return None
     found = list(
         model.objects.filter(**{spec.by_customer: customer.id})

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from billing import display, permissions, selectors
+from billing import display, permissions, selectors, viewer
 from billing.admin import account
 from billing.admin.base import admin_link, register
 from billing.admin.stripe_objects import StatusFilter, StripeObjectAdmin
@@ -53,7 +53,7 @@ class CustomerAdmin(StripeObjectAdmin):
     def subscriber_link(self, obj) -> str:
         if not obj.subscriber_id:
             return "-"
-        return display.page_link("auth_user", obj.subscriber_id, f"user {obj.subscriber_id}")
+        return viewer.page_link("auth_user", obj.subscriber_id, f"user {obj.subscriber_id}")
 
     # The person and their account (``billing.admin.account``): no amount, no link to itself,
     # no "related objects" (its objects are listed whole below).
@@ -61,7 +61,6 @@ class CustomerAdmin(StripeObjectAdmin):
         "stripe_id",
         "status_words",
         "email",
-        "subscriber_link",
         "linked_user",
         "created_in_stripe",
         "last_synced",
@@ -70,9 +69,10 @@ class CustomerAdmin(StripeObjectAdmin):
     )
 
     def get_fieldsets(self, request, obj=None):
+        details = obj is not None and any(v for _, v in self.type_facts(self.data(obj), obj))
         return [
             (None, {"fields": self.summary_fields}),
-            ("Details", {"fields": ("facts",)}),
+            *([("Details", {"fields": ("facts",)})] if details else []),
             ("Raw data from Stripe", {"fields": ("raw",), "classes": ("collapse",)}),
         ]
 

@@ -75,10 +75,12 @@ def traffic_count(*, now: datetime | None = None) -> int:
         return len(rows)
 
 
-def events_delivered(*, since: datetime, by: str) -> Counter:
+def events_delivered(*, since: datetime, by: str, count: bool = True) -> Counter:
     """Distinct events delivered from the hour of ``since`` on, by ``"endpoint_uuid"`` or
-    ``"api_version"``: the counted hours, and the deliveries since the last of them."""
-    traffic_count()
+    ``"api_version"``: the counted hours, and the deliveries since the last of them.
+    ``count=False``: the caller ran ``traffic_count`` for this page already."""
+    if count:
+        traffic_count()
     start = _hour(since)
     counts: Counter = Counter()
     for key, events in DeliveryCount.objects.filter(hour__gte=start).values_list(by, "events"):

@@ -17,8 +17,9 @@ from billing import selectors as billing_selectors
 from billing.admin import views as console_views
 from billing.admin.base import ReadOnlyAdmin, ReadOnlyInline, admin_link
 from billing.console import reprocess
-from billing.display import admin_url, page_link, when
+from billing.display import admin_url, when
 from billing.money import format_amount
+from billing.viewer import page_link
 from orders import selectors, totals
 from orders.admin import find
 from orders.admin.payments import flag_text, payment_stripe_link, resolve_url

@@ -9,8 +9,9 @@ from django.urls import reverse
 
 from billing.admin import account, front
 from billing.admin.base import order_link
-from billing.display import may_open, when
+from billing.display import when
 from billing.money import format_amount
+from billing.viewer import may_open
 from orders import wording
 from orders.models import Order, OrderDispute, OrderPayment, OrderRefund
 

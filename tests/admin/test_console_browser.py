@@ -165,6 +165,9 @@ def test_console_pages_answer_and_fit_the_screen(
             f"/admin/djstripe/paymentintent/{order.payment_intent_id}/",
             f"/admin/djstripe/customer/{order.customer_id}/",
             "/admin/billing/inboundevent/",
+            "/admin/djstripe/charge/",
+            "/admin/orders/orderrefund/",
+            "/admin/orders/orderdispute/",
         ]
         if username == "billing":
             pages.append("/admin/billing/api-versions/")
@@ -172,8 +175,55 @@ def test_console_pages_answer_and_fit_the_screen(
             response = page.goto(path)
             assert response.status == 200, f"{path} answered {response.status}"
             width = page.evaluate("() => document.documentElement.scrollWidth")
-            assert width <= screen, f"{path} is {width} px wide on a {screen} px screen"
+            if path == "/admin/":
+                shot(page, f"00-front-page-{username}-{screen}")
+            if width > screen:
+                wide = page.evaluate(
+                    """(screen) => [...document.querySelectorAll('body *')]
+                        .filter(e => e.getBoundingClientRect().right > screen + 1)
+                        .slice(-5).map(e => e.tagName + '#' + e.id + '.' + e.className)""",
+                    screen,
+                )
+                raise AssertionError(f"{path} is {width} px wide on a {screen} px screen: {wide}")
+            if screen >= 1280:
+                # and on a desktop every table fits its box: no column clipped or scrolled off
+                clipped = page.evaluate(
+                    """() => [...document.querySelectorAll('#content table')]
+                        .filter(t => t.offsetParent && t.scrollWidth > t.parentElement.clientWidth + 1)
+                        .map(t => (t.id || t.className || 'table') + ' ' + t.scrollWidth + '>'
+                                  + t.parentElement.clientWidth)"""
+                )
+                assert clipped == [], f"{path}: tables wider than their box: {clipped}"
             if "/customer/" in path:
                 shot(page, f"10-customer-event-history-{username}-{screen}")
     finally:
         context.close()
+
+
+def test_support_works_from_the_front_page(page, world, staff):
+    """The front page as support: the work counts link to their lists, and the one search box
+    takes a customer id to the customer's whole account."""
+    log_in(page, "support")
+    work = page.locator("#work-flagged_payments")
+    assert work.locator(".front-count").inner_text() == "1"
+    shot(page, "11-front-page-support")
+    work.locator("a").click()
+    page.wait_for_url(re.compile(r"/admin/orders/orderpayment/\?flagged=yes"))
+    assert page.locator("#result_list tbody tr").count() == 1
+
+    page.goto("/admin/")
+    page.fill("#front-q", world.paid.customer_id)
+    page.press("#front-q", "Enter")
+    page.wait_for_url(re.compile(r"/admin/djstripe/customer/cus_"))
+    for section in ("orders", "payments", "refunds", "subscriptions", "invoices"):
+        assert page.locator(f"#account-{section}").is_visible()
+    assert world.paid.public_id in page.locator("#account-orders").inner_text()
+    assert page.locator("#event-history tbody tr").count() > 3
+    shot(page, "12-customer-account-support")
+
+    # an email finds the customer's orders
+    page.goto("/admin/")
+    page.fill("#front-q", "shopper@example.com")
+    page.press("#front-q", "Enter")
+    page.wait_for_url(re.compile(r"/admin/orders/order/"))
+    assert world.paid.public_id in page.locator("#content").inner_text()

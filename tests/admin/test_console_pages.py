@@ -17,7 +17,7 @@ from billing.display import mask
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MIRRORED = {"customer", "product", "price", "session", "paymentintent", "charge", "refund",
+MIRRORED = {"customer", "product", "price", "session", "paymentintent", "charge", "refund", "dispute",
             "subscription", "invoice", "webhookendpoint"}  # fmt: skip
 
 
@@ -121,7 +121,7 @@ def test_an_object_page_shows_what_support_needs(world, staff):
     # amount per currency, status in words, customer, the linked order and user
     assert "$19.00" in text and "succeeded" in text
     assert world.paid.customer_id in text
-    assert f"order {world.paid.public_id} (partially refunded, $19.00, shopper@example.com)" in text
+    assert f"order {world.paid.public_id} (partly refunded, $19.00, shopper@example.com)" in text
     assert f"user {world.customer.pk} (shopper, shopper@example.com)" in text
     # metadata as a table, created and last synced times
     assert re.search(r"<code>order_id</code>", response.content.decode())
@@ -184,5 +184,5 @@ def test_an_object_without_the_order_link_still_shows_its_order(world, staff):
         reverse("admin:djstripe_paymentintent_change", args=[quote(intent_id)])
     )
     text = text_of(response)
-    assert f"order {world.subscription.public_id} (fulfilled, $9.00" in text
+    assert f"order {world.subscription.public_id} (complete, $9.00" in text
     assert "no order_id in its metadata; tied through related objects" in text

@@ -308,7 +308,7 @@ def test_async_payment_failed_and_stale_session_events(
     order.refresh_from_db()
     assert order.status == S.AWAITING_PAYMENT
     assert not order.history.filter(to_status=S.PAYMENT_FAILED).exists()
-    assert "pending" in InboundEvent.objects.get(id="evt_async_failed_1").outcome
+    assert "awaiting payment" in InboundEvent.objects.get(id="evt_async_failed_1").outcome
     # the session expires; paying again replaces it; a late event about the old one changes
     # nothing
     stripe_api.action(object_type="checkout.session", name="expire", stripe_id=session_id)

@@ -227,3 +227,24 @@ def test_support_works_from_the_front_page(page, world, staff):
     page.press("#front-q", "Enter")
     page.wait_for_url(re.compile(r"/admin/orders/order/"))
     assert world.paid.public_id in page.locator("#content").inner_text()
+
+
+def test_a_flagged_payment_is_resolved_with_a_note_in_the_browser(page, world, staff):
+    """Billing admin resolves the flagged payment (a session naming the unpaid order, for
+    another amount) from the order's page: a confirmation that asks how it was handled, then
+    the note in the order's timeline."""
+    order = world.declined
+    log_in(page, "billing")
+    page.goto(f"/admin/orders/order/{order.pk}/change/")
+    assert "flag" in page.locator("#open-flagged").inner_text().lower()
+    page.click("#resolve-flagged")
+    page.wait_for_selector("#resolve-note")
+    shot(page, "13-resolve-flagged")
+    note = "customer paid twice by mistake; refunded the extra in the Dashboard"
+    page.fill("#resolve-note", note)
+    page.click("#confirm-resolve")
+    page.wait_for_url(re.compile(r"/admin/orders/order/[^/]+/change/$"))
+    assert "resolved" in page.locator(".messagelist").inner_text().lower()
+    assert page.locator("#open-flagged").count() == 0
+    assert note in page.locator("#timeline").inner_text()
+    shot(page, "14-resolved-in-history")

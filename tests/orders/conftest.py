@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from djstripe.models import Price
 
 from orders.demo import demo_catalog_seed
+from orders.demo_files import demo_downloads_write
 from orders.services import catalog_sync
 
 _usernames = itertools.count(1)
@@ -57,3 +58,18 @@ def site_url(settings, live_server):
     """Checkout's success and cancel URLs point at the live server."""
     settings.SITE_URL = live_server.url
     return live_server.url
+
+
+@pytest.fixture
+def download_files(settings, tmp_path):
+    """The demo's files in a downloads storage of the test's own."""
+    root = tmp_path / "downloads"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "downloads": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
+    assert demo_downloads_write() == 3
+    return root

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from orders.demo_files import demo_file
 from orders.models import Order, OrderHistory
 from tests.orders.helpers import stripe_obj
 
@@ -377,3 +378,51 @@ def test_every_customer_page_fits_a_phone(browser, catalog, site_url, stripe_emu
         assert OrderHistory.objects.filter(order=replaced, kind="replaced").exists()
     finally:
         context.close()
+
+
+def test_buy_an_ebook_download_it_and_another_customer_is_refused(
+    customer, catalog, webhooks, download_files, browser, site_url
+):
+    page = customer.page
+    customer.log_in("dora")
+    customer.buy(catalog["usd"])
+    customer.pay()
+    order = customer.expect_confirmed()
+    page.goto(f"/orders/{order.public_id}/")
+    link = page.locator("#downloads a.download-link")
+    assert link.inner_text() == "Download"
+    customer.see("order-with-download")
+    with page.expect_download() as started:
+        link.click()
+    saved = started.value.path()
+    assert Path(saved).read_bytes() == demo_file("field-guide-to-stripe-webhooks.pdf")
+    assert started.value.suggested_filename == "field-guide-to-stripe-webhooks.pdf"
+    page.reload()
+    assert page.locator("#downloads .download-count").inner_text() == "1"
+    href = page.locator("#downloads a.download-link").get_attribute("href")
+
+    # another customer, signed in in their own browser, opening the same link is refused
+    other = Customer(browser.new_context(base_url=site_url).new_page(), f"{customer.name}-other")
+    try:
+        other.log_in("eve")
+        response = other.page.goto(href)
+        assert response.status == 403
+        assert "Content-Disposition" not in response.headers
+        other.shot("download-refused")
+    finally:
+        other.page.context.close()
+
+
+def test_a_member_is_offered_manage_instead_of_a_second_subscribe(customer, catalog, webhooks):
+    page = customer.page
+    customer.log_in("mona")
+    customer.buy(catalog["monthly"])
+    customer.pay()
+    order = customer.expect_confirmed()
+    page.goto("/")
+    plan = page.locator(f'[data-price="{catalog["monthly"]}"]')
+    assert plan.locator(".your-plan").inner_text() == "Your plan"
+    assert plan.locator("button[name=buy]").count() == 0
+    plan.locator("a.manage-plan").click()
+    page.wait_for_url(re.compile(rf"/orders/{order.public_id}/$"))
+    customer.see("member-manage")

@@ -16,7 +16,7 @@ from django.test import Client
 from billing import stripe_api
 from orders import downloads
 from orders.delivery import ItemDownload
-from orders.demo_files import demo_downloads_write, demo_file
+from orders.demo_files import demo_file
 from orders.models import Order
 from tests.admin.conftest import deliver_all_events
 from tests.orders.helpers import bought
@@ -24,21 +24,6 @@ from tests.orders.helpers import bought
 S = Order.Status
 pytestmark = pytest.mark.django_db(transaction=True)
 EBOOK = "field-guide-to-stripe-webhooks.pdf"
-
-
-@pytest.fixture
-def download_files(settings, tmp_path):
-    """The demo's files in a downloads storage of the test's own."""
-    root = tmp_path / "downloads"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "downloads": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    assert demo_downloads_write() == 3
-    return root
 
 
 def paid(client, price: str, emulator) -> Order:

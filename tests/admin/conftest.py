@@ -114,6 +114,12 @@ def _seed(stripe_emulator, webhook_endpoint, deliver_event) -> World:
     refund = stripe_api.create(
         object_type="refund", params={"payment_intent": paid.payment_intent_id, "amount": 500}
     )
+    # and a chargeback on a payment of no order (made by hand with Stripe's dispute test card):
+    # the dispute pages have a row, and no order of the seed is disputed
+    stripe_api.create(object_type="payment_intent", params={
+        "amount": 2500, "currency": "usd", "confirm": True,
+        "payment_method": "pm_card_createDispute",
+    })  # fmt: skip
     deliver_all_events(deliver_event)
     # and the console used once: a resync, a metadata edit, a (small) background resync job
     operator = get_user_model().objects.create_superuser("operator", "op@example.com", PASSWORD)

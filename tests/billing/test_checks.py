@@ -69,11 +69,11 @@ def test_endpoint_at_another_version(stripe_emulator):
 def test_endpoint_missing_types_or_with_extra_ones(stripe_emulator):
     webhook_endpoint_create(
         base_url="https://shop.example.com",
-        enabled_events=["customer.created", "charge.dispute.created"],
+        enabled_events=["customer.created", "balance.available"],
     )
     found = messages()
     assert "checkout.session.completed" in found["billing.E006"].msg
-    assert "charge.dispute.created" in found["billing.W005"].msg
+    assert "balance.available" in found["billing.W005"].msg
     assert "stripe_webhooks sync --base-url" in found["billing.E006"].hint
 
 

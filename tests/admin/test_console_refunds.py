@@ -17,8 +17,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from djstripe.models import Charge
 
 from billing import stripe_api
+from billing.display import admin_url
 from billing.models import AuditEntry
 from orders.models import Order, OrderDispute, OrderRefund
 from tests.admin.conftest import buy, deliver_all_events, price_id
@@ -363,3 +365,39 @@ def test_refund_and_dispute_lists_make_as_many_queries_however_many_rows(
         )  # fmt: skip
     after = counts()
     assert {k: v for k, v in after.items() if v > before[k] or v > 30} == {}, (before, after)
+
+
+def test_refund_is_offered_on_the_charge_page_to_those_who_may(world, staff):
+    order = world.paid
+    charge = Charge.objects.get(payment_intent_id=order.payment_intent_id, status="succeeded")
+    payment = order.payments.get()
+    for who in ("billing", "support", "superuser"):
+        page = staff.client(who).get(admin_url("djstripe_charge", charge.id)).content.decode()
+        assert 'id="refund"' in page and f"{refund_page(order)}?payment={payment.pk}" in page
+    intent_page = staff.client("support").get(
+        admin_url("djstripe_paymentintent", order.payment_intent_id)
+    )
+    assert f"{refund_page(order)}?payment={payment.pk}" in intent_page.content.decode()
+    # a charge of no order's payment (the seed's disputed one) offers no Refund
+    other = Charge.objects.exclude(payment_intent_id__in=order.payments.values("payment_intent_id"))
+    stray = other.filter(stripe_data__disputed=True).first()
+    assert stray is not None
+    page = staff.client("billing").get(admin_url("djstripe_charge", stray.id)).content.decode()
+    assert 'id="refund"' not in page
+
+
+def test_a_dispute_note_is_kept_audited_and_in_the_order_timeline(area, world, staff):
+    row = OrderDispute.objects.get(order=world.paid)
+    note_url = reverse("admin:orders_orderdispute_note", args=[row.pk])
+    assert (
+        staff.client("support").post(note_url, {"note": "receipt and tracking sent"}).status_code
+        == 302
+    )
+    row.refresh_from_db()
+    assert (row.note, row.noted_by) == ("receipt and tracking sent", staff.support)
+    entry = AuditEntry.objects.get(action="dispute_note", stripe_id=row.dispute_id)
+    assert entry.actor == staff.support and entry.after == {"note": "receipt and tracking sent"}
+    assert world.paid.history.filter(note__contains="receipt and tracking sent").exists()
+    page = staff.client("billing").get(reverse("admin:orders_orderdispute_change", args=[row.pk]))
+    text = page.content.decode()
+    assert "receipt and tracking sent" in text and "Stripe" in text and "Dashboard" in text

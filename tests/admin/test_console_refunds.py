@@ -401,3 +401,30 @@ def test_a_dispute_note_is_kept_audited_and_in_the_order_timeline(area, world, s
     page = staff.client("billing").get(reverse("admin:orders_orderdispute_change", args=[row.pk]))
     text = page.content.decode()
     assert "receipt and tracking sent" in text and "Stripe" in text and "Dashboard" in text
+
+
+def test_a_refund_stripe_did_not_answer_is_sent_again_once(world, staff, stripe_emulator):
+    order = world.paid
+    client = staff.client("billing")
+    token, payment = form_token(client, order)
+    before = len(stripe_refunds(order))
+    # given: Stripe answers every request with an error (an outage)
+    stripe_emulator.set_faults(error_rate=1.0)
+    try:
+        failed = confirm(client, order, "3.00", token=token, payment=payment)
+    finally:
+        stripe_emulator.clear_faults()
+    # then: the person is told it may not be made yet and to submit again; the row waits
+    assert failed.status_code == 200
+    assert "Submit again: the same request never refunds twice" in failed.content.decode()
+    row = order.refunds.get(request_token=token)
+    assert row.status == R.SENDING and not row.refund_id
+    assert len(stripe_refunds(order)) == before
+    # when: submitted again, and again
+    assert confirm(client, order, "3.00", token=token, payment=payment).status_code == 302
+    assert confirm(client, order, "3.00", token=token, payment=payment).status_code == 302
+    # then: one refund, recorded on the same row
+    row.refresh_from_db()
+    made = [r for r in stripe_refunds(order) if r["amount"] == 300]
+    assert len(stripe_refunds(order)) == before + 1 and [r["id"] for r in made] == [row.refund_id]
+    assert row.status == R.SUCCEEDED and order.refunds.count() == 2

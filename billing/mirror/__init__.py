@@ -7,6 +7,7 @@
 - ``compare``: when two copies of an object say the same, and what changed between them.
 """
 
+from billing.mirror.djstripe import owner_account_keep, owner_account_known
 from billing.mirror.write import (
     EXPANSIONS,
     Fetched,
@@ -32,5 +33,7 @@ __all__ = [
     "object_sync",
     "object_write",
     "objects_write",
+    "owner_account_keep",
+    "owner_account_known",
     "written_register",
 ]

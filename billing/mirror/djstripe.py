@@ -8,7 +8,11 @@ answers in the batch's identity map:
 - ``Account.get_or_retrieve_for_api_key``: looked up once per batch, not once per object;
 - ``StripeModel._get_or_create_from_stripe_object``: a row the batch loaded up front is found
   without a query; a row the batch found absent is inserted without dj-stripe's two further
-  lookups and savepoint, and on PostgreSQL sent with the batch's other new rows in one COPY.
+  lookups and savepoint, and on PostgreSQL sent with the batch's other new rows in one COPY;
+- ``Product._sync_product_features`` (a request per product): skipped in a batch that asks.
+
+``owner_account_keep`` gives dj-stripe the key's owner account from an answer in hand, where it
+would retrieve the account itself (twice: syncing the account looks its owner up again).
 ``tests/billing/test_djstripe_adapter.py`` fails when dj-stripe changes what these rely on
 (its version, the signatures and the private helpers called here).
 """
@@ -22,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import JSONField, UUIDField
 from django.db.models.signals import post_save, pre_save
 from djstripe import models as djstripe_models
@@ -48,6 +52,7 @@ _batch = threading.local()
 _account_lookup = djstripe_models.Account.get_or_retrieve_for_api_key.__func__
 _row_lookup = djstripe_models.StripeModel._get_or_create_from_stripe_object.__func__
 _row_create = djstripe_models.StripeModel._create_from_stripe_object.__func__
+_features_sync = djstripe_models.Product._sync_product_features
 
 
 def _account_for_key(cls, api_key: str):
@@ -213,12 +218,45 @@ def _flush() -> None:
     waiting.clear()
 
 
+def _product_features(self, *args, **kwargs):
+    # dj-stripe lists a product's features (entitlements) with a request of its own each time
+    # it syncs the product; a batch from a list (a backfill's page) leaves them as they are.
+    if getattr(_batch, "product_features", None) is not False:
+        _features_sync(self, *args, **kwargs)
+
+
+def owner_account_known(*, api_key: str) -> bool:
+    """Whether dj-stripe finds the owner account of ``api_key`` without a request."""
+    return djstripe_models.APIKey.objects.filter(
+        secret=api_key, djstripe_owner_account__isnull=False
+    ).exists()
+
+
+def owner_account_keep(*, account: Any, api_key: str) -> None:
+    """Make ``account`` (Stripe's answer to retrieving the key's own account) the owner account
+    dj-stripe finds for ``api_key``, as its ``APIKey.refresh_account`` would, without the
+    requests it makes for it: a row created here is synced from ``account``, after the key
+    points at it, so the sync finds its owner too. A key that has an owner keeps it."""
+    key, _ = djstripe_models.APIKey.objects.get_or_create_by_api_key(api_key)
+    if key.djstripe_owner_account_id is not None:
+        return
+    with transaction.atomic():
+        row, created = djstripe_models.Account.objects.get_or_create(id=account["id"])
+        key.djstripe_owner_account = row
+        key.save()
+        if created:
+            djstripe_models.Account.sync_from_stripe_data(account, api_key=api_key)
+
+
 djstripe_models.Account.get_or_retrieve_for_api_key = classmethod(_account_for_key)
+djstripe_models.Product._sync_product_features = _product_features
 djstripe_models.StripeModel._get_or_create_from_stripe_object = classmethod(_row_for_field)
 
 
 @contextmanager
-def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.StripeModel]]:
+def batch(
+    objects: list[dict[str, Any]], *, product_features: bool = True
+) -> Iterator[dict[str, djstripe_models.StripeModel]]:
     """Within the block, this thread's dj-stripe syncs find the owner account, the rows of
     ``objects`` and the rows their foreign keys point at without a query each (loaded here,
     up front: ``_rows_load``), and insert the objects that have no row without looking again.
@@ -228,7 +266,8 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
     and what they carry (expanded objects, the items of nested lists and what those expand,
     such as a subscription item's price). Two batches carrying the same object (two pages of
     a backfill written side by side) write it one after the other, the second finding the
-    first's row."""
+    first's row. ``product_features=False``: products' features are not synced (no request
+    per product)."""
     wanted: dict[type, set[str]] = {}  # the batch's objects
     pointed: dict[type, set[str]] = {}  # what they point at or carry
     carried: set[tuple[type, str]] = set()  # objects the batch holds whole
@@ -243,8 +282,9 @@ def batch(objects: list[dict[str, Any]]) -> Iterator[dict[str, djstripe_models.S
                 carried.add((related, stripe_id))
     locks.take({stripe_id for _, stripe_id in carried})
     rows = _rows_load(wanted, pointed)
-    names = ("accounts", "rows", "absent", "inserted", "keys", "waiting")
+    names = ("accounts", "rows", "absent", "inserted", "keys", "waiting", "product_features")
     outer = {name: getattr(_batch, name, None) for name in names}
+    _batch.product_features = product_features and outer["product_features"] is not False
     absent = carried - rows.keys()
     if outer["rows"] is None:
         _batch.accounts, _batch.rows, _batch.absent = {}, rows, absent
@@ -280,6 +320,8 @@ def _rows_load(
         for model in wanted.keys() | pointed.keys()
     }
     rows = {}
+    if not ids:
+        return rows
     if connection.vendor != "postgresql":
         for model, stripe_ids in ids.items():
             found = model.stripe_objects.filter(id__in=stripe_ids)

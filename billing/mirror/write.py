@@ -165,7 +165,11 @@ def object_write(
 
 
 def objects_write(
-    *, objects: Iterable[dict[str, Any] | Any], started_at: datetime, expand: Iterable[str] = ()
+    *,
+    objects: Iterable[dict[str, Any] | Any],
+    started_at: datetime,
+    expand: Iterable[str] = (),
+    product_features: bool = True,
 ) -> list[Synced]:
     """Write objects from one Stripe answer (e.g. a list page) in one short transaction.
 
@@ -176,12 +180,17 @@ def objects_write(
 
     ``objects`` are stripe-python's objects, or plain dicts of JSON as Stripe sent it
     (``stripe_api.as_dict``, ``list_page_data``), which are written as they are.
+
+    ``product_features=False`` leaves products' features (entitlements) as they are, where
+    dj-stripe would list them with a request per product: a backfill makes list calls only.
     """
     objects = [o if type(o) is dict else stripe_api.as_dict(o) for o in objects]
+    if not objects:  # an empty page: nothing to lock, read or write
+        return []
     every = [d for o in objects for d in _with_children(o)]
     ids = [d["id"] for d in every]
     # The batch takes the locks: of ``every`` object and of what they carry.
-    with transaction.atomic(), djstripe.batch(every) as rows:
+    with transaction.atomic(), djstripe.batch(every, product_features=product_features) as rows:
         batch = _Batch(
             started_at=started_at,
             states={s.stripe_id: s for s in ObjectSync.objects.filter(stripe_id__in=ids)},

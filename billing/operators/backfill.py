@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -128,8 +129,13 @@ def backfill_run(
             stripe_api.throttle(max_rps=run.max_rps, retries=BACKFILL_RETRIES),
             page_writers(writers_default() if writers is None else writers) as write,
         ):
-            if floor is None:
-                floor = int(stripe_api.account().created)
+            key = settings.STRIPE_SECRET_KEY
+            if floor is None or not mirror.owner_account_known(api_key=key):
+                # One request for the run: dj-stripe, writing the first page, would retrieve
+                # the key's account itself (twice), and it bounds how far back types go.
+                account = stripe_api.account()
+                mirror.owner_account_keep(account=account, api_key=key)
+                floor = int(account.created) if floor is None else floor
             todo = list(run.progress.filter(done=False).order_by("position"))
             with _Listing(run, todo, ahead=write.ahead + 1) as listing:
                 for progress in todo:

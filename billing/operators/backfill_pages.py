@@ -200,7 +200,9 @@ def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[
     name the bad ones. Returns (written [(obj, Synced)], failed [(obj, error)])."""
     # Each write is a transaction of its own (a savepoint here), undone whole if it fails.
     try:
-        synced = mirror.objects_write(objects=data, started_at=started, expand=expand)
+        synced = mirror.objects_write(
+            objects=data, started_at=started, expand=expand, product_features=False
+        )
         return list(zip(data, synced, strict=True)), []
     except Exception as exc:  # narrowed below, one object at a time
         logger.warning(
@@ -212,7 +214,10 @@ def _objects_write(data: list[dict[str, Any]], started: datetime, expand: tuple[
     written, failed = [], []
     for obj in data:
         try:
-            written.append((obj, mirror.object_write(data=obj, started_at=started, expand=expand)))
+            (synced,) = mirror.objects_write(
+                objects=[obj], started_at=started, expand=expand, product_features=False
+            )
+            written.append((obj, synced))
         except Exception as exc:  # recorded, reported, and the run goes on
             logger.exception("backfill could not write %s", obj.get("id"))
             failed.append((obj, f"{type(exc).__name__}: {exc}"))

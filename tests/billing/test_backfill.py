@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -71,27 +72,77 @@ def test_backfill_mirrors_every_object_with_list_calls_only(stripe_emulator):
     assert djstripe_models.PaymentMethod.objects.count() == seeded["payment_method"]
     assert djstripe_models.BalanceTransaction.objects.count() == seeded["balance_transaction"]
     routes = stats["by_route"]
-    per_object = {
-        route: n
-        for route, n in routes.items()
-        if route.count("{") and route != "GET /v1/products/{prod_id}/features"
-    }
-    # The only per-object request left is dj-stripe's product features sync (not expandable).
+    # List calls only: nothing per object (dj-stripe's product features sync included),
+    # and the account looked up once for the whole run.
+    per_object = {route: n for route, n in routes.items() if "{" in route}
     assert per_object == {}, per_object
-    assert routes["GET /v1/products/{prod_id}/features"] == seeded["product"]
+    assert routes.get("GET /v1/account", 0) <= 1, routes
     pages = sum(-(-seeded[t] // 100) for t in SEEDED)  # ceil: one list call per page
     assert routes["GET /v1/charges"] == -(-seeded["charge"] // 100)
-    # + the three empty lists (refunds, disputes, sessions), the features call, three account
-    # lookups
-    assert stats["total"] == pages + 3 + 1 + 3
+    # + the three empty lists (refunds, disputes, sessions) and the account lookup
+    assert stats["total"] == pages + 3 + routes.get("GET /v1/account", 0), routes
+    assert stats["total"] <= sum(seeded[t] for t in SEEDED) / 100 + len(backfill.TYPES) + 1
     # Each call is counted once, in the type it was made for (all but the run's own account
     # lookup), though the next page, or the next type's first, is fetched meanwhile.
-    assert sum(c["api_calls"] for c in counts.values()) == stats["total"] - 1
+    assert sum(c["api_calls"] for c in counts.values()) == pages + 3
     for object_type in SEEDED:
         list_route = f"GET /v1/{backfill.BY_TYPE[object_type].name}s"
         if list_route in routes:
             assert counts[object_type]["api_calls"] >= routes[list_route], object_type
     assert "Backfill #" in output and "completed" in output
+
+
+def test_an_empty_type_is_written_without_an_error_or_a_call_it_does_not_need(
+    stripe_emulator, caplog, django_assert_num_queries
+):
+    # Given an account with no refunds and no disputes, whose key dj-stripe does not know yet
+    stripe_emulator.reset_stats()
+
+    # When they are backfilled, their pages written here (where the log is read)
+    with caplog.at_level(logging.WARNING):
+        run_backfill("--types", "refund,dispute", "--writers", "1")
+
+    # Then each empty page is written as it is, without a failed write to retry
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    run = BackfillRun.objects.get()
+    assert run.status == BackfillRun.Status.COMPLETED
+    counts = backfill.run_counts(run)
+    assert {t: (c["created"], c["errors"], c["api_calls"]) for t, c in counts.items()} == {
+        "refund": (0, 0, 1),
+        "dispute": (0, 0, 1),
+    }
+    assert BackfillPage.objects.filter(last=True, last_id="").count() == 2
+    # One list call per type, and the account once for the run, which dj-stripe now knows.
+    assert stripe_emulator.stats()["by_route"] == {
+        "GET /v1/account": 1,
+        "GET /v1/refunds": 1,
+        "GET /v1/disputes": 1,
+    }
+    assert mirror.owner_account_known(api_key=TEST_STRIPE_KEY)
+    # And the one write path writes nothing for nothing, on either database.
+    started = mirror.fetch_started()
+    with django_assert_num_queries(0):
+        assert mirror.objects_write(objects=[], started_at=started) == []
+
+
+def test_a_run_with_since_asks_for_the_account_only_while_dj_stripe_lacks_it(stripe_emulator):
+    seeded = stripe_emulator.seed(5)["created"]
+    since = "2000-01-01T00:00:00Z"
+    stripe_emulator.reset_stats()
+
+    run_backfill("--types", "product,customer", "--since", since)
+    first = stripe_emulator.stats()["by_route"]
+    stripe_emulator.reset_stats()
+    run_backfill("--types", "product,customer", "--since", since)
+    second = stripe_emulator.stats()["by_route"]
+
+    # The first run's one account call stands for dj-stripe's own (and its features lists).
+    assert first == {"GET /v1/account": 1, "GET /v1/products": 1, "GET /v1/customers": 1}
+    assert second == {"GET /v1/products": 1, "GET /v1/customers": 1}
+    assert djstripe_models.Product.objects.count() == seeded["product"]
+    assert djstripe_models.Customer.objects.count() == seeded["customer"]
+    owners = {row.djstripe_owner_account_id for row in djstripe_models.Customer.objects.all()}
+    assert owners == {djstripe_models.APIKey.objects.get().djstripe_owner_account_id} != {None}
 
 
 # Every table a backfill of the seed writes, parents first.

@@ -170,9 +170,7 @@ class RefundView(FormView):
             if done is not None and done.status != OrderRefund.Status.SENDING:
                 # Submitted twice: the first submit made it.
                 messages.info(self.request, _done_text(done))
-                return HttpResponseRedirect(
-                    admin_url("orders_order", self.order.public_id) + "#refunds"
-                )
+                return HttpResponseRedirect(admin_url("orders_order", self.order.public_id))
             if done is not None:
                 # Stripe's answer never came: the same request again (the same key).
                 return self._refund(form, asked, plan=None)
@@ -196,7 +194,7 @@ class RefundView(FormView):
     def _refund(self, form, asked, plan):
         request = self.request
         ask = request.POST.get("intent") == "request"
-        back = HttpResponseRedirect(admin_url("orders_order", self.order.public_id) + "#refunds")
+        back = HttpResponseRedirect(admin_url("orders_order", self.order.public_id))
         if not ask and (wait := limits.stripe_calls_wait(request.user)):
             messages.error(request, limits.wait_text(wait))
             return self._confirmation(form, plan) if plan else back

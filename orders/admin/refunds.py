@@ -264,7 +264,7 @@ class OrderRefundAdmin(ReadOnlyAdmin):
             )
         else:
             messages.info(request, f"Refund of {money}: {row.get_status_display()}.")
-        return HttpResponseRedirect(admin_url("orders_order", row.order.public_id) + "#refunds")
+        return HttpResponseRedirect(admin_url("orders_order", row.order.public_id))
 
     def reject_view(self, request, object_id):
         row = self._row(request, object_id)
@@ -275,7 +275,7 @@ class OrderRefundAdmin(ReadOnlyAdmin):
             return self._decision_page(request, row, "reject", note=note)
         row = refund_console.refund_reject(actor=request.user, refund_pk=row.pk, note=note)
         messages.success(request, f"Refund request {row.get_status_display()}.")
-        return HttpResponseRedirect(admin_url("orders_order", row.order.public_id) + "#refunds")
+        return HttpResponseRedirect(admin_url("orders_order", row.order.public_id))
 
     def resolve_view(self, request, object_id):
         row = self._row(request, object_id)

@@ -90,3 +90,29 @@ def test_one_search_box_takes_any_id(world, staff, term, lands_on):
     }[lands_on]
     assert response["Location"].split("?")[0] == target
     assert client.get(response["Location"]).status_code == 200
+
+
+def test_the_open_flags_count_reads_an_index_not_the_payments_table(world):
+    """The front page's count of open flags at a size where a table scan would show: many
+    payments, few of them flagged; the planner takes the partial index of open flags."""
+    from django.db import connection
+
+    template = OrderPayment.objects.filter(flag="").first()
+    OrderPayment.objects.bulk_create(
+        OrderPayment(
+            order_id=template.order_id, kind=template.kind, status=template.status,
+            amount=template.amount, currency=template.currency, source="bench",
+        )
+        for _ in range(20_000)
+    )  # fmt: skip
+    rows = OrderPayment.objects.exclude(flag="").filter(resolved_at=None)
+    sql, params = rows.order_by().values("pk")[:1001].query.sql_with_params()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE orders_orderpayment")
+            cursor.execute(f"EXPLAIN {sql}", params)
+        else:
+            cursor.execute("ANALYZE")
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = " ".join(str(row) for row in cursor.fetchall())
+    assert "orderpayment_open_flags" in plan, plan

@@ -234,17 +234,23 @@ def _row_create(*, actor, plan: Plan, token: str, ask: bool) -> OrderRefund:
     return row
 
 
+def _request_locked(refund_pk: int) -> tuple[Order, OrderRefund]:
+    """A refund request read under its order's row lock (inside the caller's transaction):
+    decisions on one order's refunds are taken one at a time."""
+    row = OrderRefund.objects.filter(pk=refund_pk).only("order_id").first()
+    if row is None:
+        raise RefundRefused("No such refund request.")
+    order = Order.objects.select_for_update().get(pk=row.order_id)
+    return order, OrderRefund.objects.get(pk=refund_pk)
+
+
 def refund_approve(*, actor, refund_pk: int, note: str = "") -> OrderRefund:
     """A Billing admin approves a request (not their own): it is checked again against what
     the payment has left now, then sent to Stripe. Approving twice sends it once."""
     if not actor.has_perm(REFUND):
         raise PermissionDenied("Approving refunds needs the refund permission.")
     with transaction.atomic():
-        row = OrderRefund.objects.filter(pk=refund_pk).only("order_id").first()
-        if row is None:
-            raise RefundRefused("No such refund request.")
-        order = Order.objects.select_for_update().get(pk=row.order_id)
-        row = OrderRefund.objects.get(pk=refund_pk)
+        order, row = _request_locked(refund_pk)
         if row.status == R.REQUESTED:
             if row.requested_by_id == actor.pk:
                 raise RefundRefused("Someone else must approve a refund you asked for.")
@@ -279,11 +285,7 @@ def refund_reject(*, actor, refund_pk: int, note: str) -> OrderRefund:
     if not actor.has_perm(REFUND):
         raise PermissionDenied("Rejecting refund requests needs the refund permission.")
     with transaction.atomic():
-        row = OrderRefund.objects.filter(pk=refund_pk).only("order_id").first()
-        if row is None:
-            raise RefundRefused("No such refund request.")
-        order = Order.objects.select_for_update().get(pk=row.order_id)
-        row = OrderRefund.objects.get(pk=refund_pk)
+        order, row = _request_locked(refund_pk)
         if row.status != R.REQUESTED:
             return row
         row.status, row.rejected_by, row.decided_at = R.REJECTED, actor, timezone.now()

@@ -6,6 +6,8 @@ DEBUG, so a production process without them refuses to start.
 """
 
 import hashlib
+import os
+import sys
 from pathlib import Path
 
 import environ
@@ -14,13 +16,16 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.demo_broker import filesystem_options
 from config.logging import logging_config
+from config.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# A local .env is a convenience for development; the real environment always wins.
-# (DJANGO_ENV_FILE names another file: a test reads the .env a demo in a temporary folder wrote.)
-environ.Env.read_env(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
+# A local .env is a convenience for development; the real environment always wins. The test
+# suite reads none (the demo's names its emulator and broker), unless DJANGO_ENV_FILE says so.
+_IN_PYTEST = "pytest" in sys.modules
+_ENV_FILE = env.str("DJANGO_ENV_FILE", default=os.devnull if _IN_PYTEST else str(BASE_DIR / ".env"))
+environ.Env.read_env(_ENV_FILE, overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -295,23 +300,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 # Periodic tasks, run by `celery worker --beat` (make demo) or a separate `celery beat`.
-CELERY_BEAT_SCHEDULE = {
-    "billing.requeue_events": {
-        "task": "billing.requeue_events",
-        "schedule": env.float("BILLING_REQUEUE_INTERVAL_SECONDS", default=30.0),
-        "options": {"expires": 60},
-    },
-    "billing.traffic_count": {
-        "task": "billing.traffic_count",
-        "schedule": 300.0,
-        "options": {"expires": 300},
-    },
-    "billing.prune": {
-        "task": "billing.prune",
-        "schedule": 24 * 3600.0,
-        "options": {"expires": 3600},
-    },
-}
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    requeue_seconds=env.float("BILLING_REQUEUE_INTERVAL_SECONDS", default=30.0)
+)
 
 # --- The embedded broker (make demo): a real worker with no server to install ---
 # CELERY_BROKER_URL=filesystem:// keeps the queue as files (config/demo_broker.py).

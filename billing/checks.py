@@ -6,10 +6,13 @@ database is not what ``check`` is about. Production-only checks run with ``--dep
 
 ids: E001-E002 key, E003 live key with DEBUG, E004 version format, W002-W003 version against
 the libraries, E005-E006 and W004-W006 webhook endpoints, E007-E009 production services, E010
-the payload style.
+the payload style, E011 dj-stripe's migrations.
 """
 
 from __future__ import annotations
+
+import pkgutil
+from importlib import import_module
 
 from django.conf import settings
 from django.core import checks
@@ -218,3 +221,30 @@ def check_production(app_configs=None, **kwargs):
             )
         )
     return messages
+
+
+def _migration_names(package: str) -> set[str]:
+    return {m.name for m in pkgutil.iter_modules(import_module(package).__path__)}
+
+
+@checks.register("stripe")
+def check_djstripe_migrations(app_configs=None, **kwargs):
+    """Every migration dj-stripe ships is one the ``djstripe`` app's migration module lists:
+    ``billing.djstripe_migrations`` holds them (``MIGRATION_MODULES``), so an upgraded dj-stripe
+    whose new migration it lacks would otherwise never be applied."""
+    # pytest-django's --no-migrations stand-in has no get(): it maps every app to None
+    modules = settings.MIGRATION_MODULES
+    module = modules["djstripe"] if "djstripe" in modules else None  # noqa: SIM401
+    if not module:
+        return []
+    missing = sorted(_migration_names("djstripe.migrations") - _migration_names(module))
+    if not missing:
+        return []
+    return [
+        checks.Error(
+            f"dj-stripe ships migrations that {module} does not list: {', '.join(missing)}.",
+            hint=f"Add each as a module of {module} that imports dj-stripe's own Migration "
+            f"(as its 0002_2_10.py does).",
+            id="billing.E011",
+        )
+    ]

@@ -23,7 +23,9 @@ def modules(root: Path, packages: Iterable[str], *, migrations: bool = True) -> 
     found = {}
     for package in packages:
         for path in sorted((root / package).rglob("*.py")):
-            if migrations or "migrations" not in path.relative_to(root).parts:
+            # a migrations package: an app's own, or one MIGRATION_MODULES names (*_migrations)
+            parts = path.relative_to(root).parts
+            if migrations or not any(part.endswith("migrations") for part in parts):
                 found[module_name(path, root)] = path
     return found
 

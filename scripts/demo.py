@@ -274,7 +274,7 @@ def run() -> int:
         wait_for_http(f"http://127.0.0.1:{stripe_port}/_fake/health", 30, fakestripe)
 
         first = not (demo_dir / "customer.password").exists()
-        say("Migrating the database" + (" (a minute or two the first time)..." if first else "..."))
+        say("Migrating the database" + (" (some seconds the first time)..." if first else "..."))
         migrate(env)
 
         say("Collecting static files (the stylesheet, the admin's)...")

@@ -16,6 +16,7 @@ import pytest
 from celery._state import _set_task_join_will_block
 from django.conf import settings
 from django.db import connection
+from django.test.utils import override_settings
 
 from config.celery import app as celery_app
 
@@ -40,6 +41,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
                        "billing.migrations.0009_console_at_scale",
                        "orders.migrations.0009_refunds_disputes"):  # fmt: skip
             indexes_create(connection, importlib.import_module(module).INDEXES)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hasher():
+    """The suite makes users and signs them in thousands of times: PBKDF2's million rounds, a
+    third of a second each, are not what it tests (Django's advice for test settings). The
+    product keeps Django's default hashers."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture

@@ -43,12 +43,6 @@ def long_s(text: str) -> str:
 SPELLINGS = [fullwidth("customer"), bold("customer"), long_s("customer"), "CUSTOMER@example.COM"]
 
 
-@pytest.fixture(autouse=True)
-def _fast_hasher(settings):
-    """Hundreds of password checks here; what the hasher costs is not what these test."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def limit(group: str, kind: str) -> int:
     return int(settings.RATE_LIMITS[group][kind].split("/")[0])
 

@@ -37,9 +37,15 @@ demo: install
 	  exec $(PY) scripts/demo.py
 
 # The suite runs as a developer does (DEBUG on unless set); production settings are tested
-# in subprocesses by tests/test_settings.py.
+# in subprocesses by tests/test_settings.py. Two parts: the tests that need no real Celery
+# worker side by side in TEST_WORKERS processes (pytest-xdist, a test database each), then the
+# worker tests one at a time (they share one broker: a worker takes any task on it). A part
+# that PYTEST_ARGS leaves empty (exit 5: nothing collected) is not a failure.
+TEST_WORKERS ?= auto
+TEST_ENV = DJANGO_DEBUG=$${DJANGO_DEBUG:-true}
 test: install browsers
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) -m "not worker" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(TEST_ENV) $(PY) -m pytest -m worker $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: install
 	$(PY) -m ruff check .

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
@@ -155,7 +156,25 @@ class ReadOnlyInline(ReadOnly, admin.TabularInline):
     can_delete = False
 
 
-class ReadOnlyAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
+class FoundByTypedId:
+    """A page found by the id in its URL, as linked or as typed. The admin unquotes that id (its
+    links escape characters as ``_XX``, ``_`` itself as ``_5F``), so an id pasted or typed by
+    hand whose ``_`` is followed by what reads as an escape (``ord_23…`` becomes ``ord#…``,
+    ``cus_3A…`` becomes ``cus:…``) arrives altered: quoted back it is the id as typed, looked
+    up once more. Admins find their rows in ``object_find``."""
+
+    def get_object(self, request, object_id, from_field=None):
+        found = self.object_find(request, object_id, from_field)
+        typed = quote(object_id) if object_id else object_id
+        if found is None and typed != object_id:
+            found = self.object_find(request, typed, from_field)
+        return found
+
+    def object_find(self, request, object_id, from_field=None):
+        return super().get_object(request, object_id, from_field)
+
+
+class ReadOnlyAdmin(FoundByTypedId, ReadOnly, ConsoleList, admin.ModelAdmin):
     """Logs and mirrored state are never edited by hand."""
 
     def get_actions(self, request):

@@ -24,6 +24,7 @@ from billing.admin import metadata_form, views
 from billing.admin.base import (
     STRIPE_ID,
     ConsoleList,
+    FoundByTypedId,
     ReadOnly,
     admin_link,
     facts_table,
@@ -74,7 +75,7 @@ class StripeObjectList(ChangeList):
             obj._console_tied_orders = tied.get(obj.id, [])
 
 
-class StripeObjectAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
+class StripeObjectAdmin(FoundByTypedId, ReadOnly, ConsoleList, admin.ModelAdmin):
     """The shared page of a mirrored Stripe object. Subclasses set the type and its facts."""
 
     object_type = ""
@@ -123,10 +124,10 @@ class StripeObjectAdmin(ReadOnly, ConsoleList, admin.ModelAdmin):
 
     # --- Finding rows: by Stripe id in the URL, so links need no lookup ---
 
-    def get_object(self, request, object_id, from_field=None):
+    def object_find(self, request, object_id, from_field=None):
         if object_id and not object_id.isdigit():
             return self.get_queryset(request).filter(id=object_id).first()
-        return super().get_object(request, object_id, from_field)
+        return super().object_find(request, object_id, from_field)
 
     def get_search_results(self, request, queryset, search_term):
         """Exact, indexed matches only: an order's objects through its references, an id, the

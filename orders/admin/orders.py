@@ -159,11 +159,11 @@ class OrderAdmin(ReadOnlyAdmin):  # view permission alone gives the detail page
         "flagged_payments",
     )
 
-    def get_object(self, request, object_id, from_field=None):
+    def object_find(self, request, object_id, from_field=None):
         # Links use the public order id (ord_...), which support quotes anyway.
         if object_id and object_id.startswith("ord_"):
             return self.get_queryset(request).filter(public_id=object_id).first()
-        return super().get_object(request, object_id, from_field)
+        return super().object_find(request, object_id, from_field)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")

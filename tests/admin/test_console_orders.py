@@ -8,7 +8,7 @@ import html
 import pytest
 from django.contrib.admin.utils import quote
 from django.urls import reverse
-from djstripe.models import Charge, Invoice, Refund, Session
+from djstripe.models import Charge, Invoice, Product, Refund, Session
 
 from billing.models import AuditEntry, InboundEvent
 from orders.models import Order, OrderPayment
@@ -178,3 +178,21 @@ def test_order_links_survive_ids_that_look_like_quoted_characters(world, staff):
     assert link in charges.content.decode()
     page = client.get(link)
     assert page.status_code == 200 and page.context["original"].public_id == odd
+
+
+def test_pages_open_at_ids_typed_by_hand_that_look_like_quoted_characters(world, staff):
+    # Typed into the address bar unquoted: the admin reads "_23" as "#" and "_3A" as ":"
+    odd = "ord_23c6b9634a9c4cb9fe51"
+    Order.objects.filter(pk=world.paid.pk).update(public_id=odd)
+    client = staff.client("support")
+    page = client.get(f"/admin/orders/order/{odd}/change/")
+    assert page.status_code == 200 and page.context["original"].public_id == odd
+    typed = "prod_3Atypedbyhand"
+    product = Product.objects.first()  # a copy of a mirrored product, under such an id
+    product.pk, product.id = None, typed
+    product.save()
+    page = client.get(f"/admin/djstripe/product/{typed}/change/")
+    assert page.status_code == 200 and page.context["original"].id == typed
+    # and an id that is no row's still says so
+    missing = client.get("/admin/orders/order/ord_23ffffffffffffffffff/change/")
+    assert missing.status_code == 302

@@ -18,6 +18,10 @@ from billing.models import (
 
 ADMIN = f"/{settings.ADMIN_URL}"
 
+# One minute for the whole module: "now" read at each call crossed a minute boundary between two
+# calls once, and two counts fell on the same (endpoint, reason, minute)
+MINUTE = timezone.now().replace(second=0, microsecond=0)
+
 
 def make_event(n: int, status=InboundEvent.Status.FAILED, **extra) -> InboundEvent:
     event = InboundEvent.objects.create(
@@ -43,7 +47,7 @@ def make_event(n: int, status=InboundEvent.Status.FAILED, **extra) -> InboundEve
         endpoint_uuid="00000000-0000-0000-0000-000000000002",
         reason="bad_signature",
         status_code=400,
-        minute=timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=n),
+        minute=MINUTE - timedelta(minutes=n),
         count=n + 1,
     )
     WebhookRejectSample.objects.create(
